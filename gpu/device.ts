@@ -1,0 +1,165 @@
+/**
+ * WebGPU adapter and device set-up: the one place that asks for an adapter, the limits we need
+ * and the optional features we can use.
+ *
+ * @module
+ */
+
+/** What we learned about the adapter and what we asked of it; recorded in bundle provenance. */
+export interface GpuInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  isFallbackAdapter: boolean;
+  /** Backend as far as we can tell ("vulkan", "gl", ... or "unknown"). */
+  backend: string;
+  features: string[];
+  /** Adapter limits (what the hardware offers). */
+  adapterLimits: Record<string, number>;
+  /** Limits requested on the device (what we use). */
+  requestedLimits: Record<string, number>;
+  /** Whether `shader-f16` was enabled on the device. */
+  f16: boolean;
+}
+
+/** A device plus what we know about it. All engine code takes this object. */
+export interface Gpu {
+  adapter: GPUAdapter;
+  device: GPUDevice;
+  info: GpuInfo;
+  /** Set when the device is lost; every later submit throws with this reason. */
+  lost: string | null;
+}
+
+/** Raised when no adapter or device can be had; the message says what to install. */
+export class GpuUnavailableError extends Error {
+  override name = "GpuUnavailableError";
+}
+
+/** Options for {@link createGpu}. */
+export interface GpuOptions {
+  /** Prefer a high-performance adapter (default true). */
+  highPerformance?: boolean;
+  /** Enable `shader-f16` when the adapter has it (default true). */
+  f16?: boolean;
+}
+
+const LIMIT_NAMES = [
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+  "maxStorageBuffersPerShaderStage",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupSizeY",
+  "maxComputeWorkgroupSizeZ",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeWorkgroupsPerDimension",
+  "maxUniformBufferBindingSize",
+  "maxBindGroups",
+  "minStorageBufferOffsetAlignment",
+  "minUniformBufferOffsetAlignment",
+] as const;
+
+/** Largest binding we ever use: kept under 2 GiB (DESIGN.md, GPU engine rules). */
+export const MAX_BINDING_BYTES = 2 ** 31 - 4;
+
+const INSTALL_HINT =
+  "Install a WebGPU driver: on Debian/Ubuntu `apt-get install -y mesa-vulkan-drivers` " +
+  "(lavapipe, a CPU Vulkan driver) or your GPU vendor's Vulkan driver; " +
+  "DENO_WEBGPU_BACKEND=vulkan|gl selects a backend.";
+
+function limitsOf(l: GPUSupportedLimits): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of LIMIT_NAMES) out[k] = Number(l[k]);
+  return out;
+}
+
+function guessBackend(description: string): string {
+  const env = Deno.env.get("DENO_WEBGPU_BACKEND");
+  if (env) return env;
+  const d = description.toLowerCase();
+  if (d.includes("opengl") || d.includes(" gl ")) return "gl";
+  if (d.includes("llvmpipe") || d.includes("lavapipe")) return "vulkan-or-gl (mesa cpu)";
+  return "unknown";
+}
+
+let cached: Promise<Gpu> | null = null;
+
+/**
+ * Returns the process-wide GPU (one device per process keeps pipelines and buffers shared).
+ * Throws {@link GpuUnavailableError} with an install hint when WebGPU is missing.
+ */
+export function getGpu(opts: GpuOptions = {}): Promise<Gpu> {
+  if (!cached) {
+    cached = createGpu(opts);
+    cached.catch(() => cached = null);
+  }
+  return cached;
+}
+
+/** Requests an adapter and a device with the limits the engine needs. */
+export async function createGpu(opts: GpuOptions = {}): Promise<Gpu> {
+  if (!("gpu" in navigator) || !navigator.gpu) {
+    throw new GpuUnavailableError(`WebGPU is not available in this Deno. ${INSTALL_HINT}`);
+  }
+  let adapter: GPUAdapter | null = null;
+  try {
+    adapter = await navigator.gpu.requestAdapter({
+      powerPreference: opts.highPerformance === false ? "low-power" : "high-performance",
+    });
+  } catch (e) {
+    throw new GpuUnavailableError(
+      `requesting a WebGPU adapter failed (${(e as Error).message}). ${INSTALL_HINT}`,
+    );
+  }
+  if (!adapter) throw new GpuUnavailableError(`no WebGPU adapter found. ${INSTALL_HINT}`);
+  const al = adapter.limits;
+  const requiredLimits: Record<string, number> = {
+    maxStorageBufferBindingSize: Math.min(al.maxStorageBufferBindingSize, MAX_BINDING_BYTES),
+    maxBufferSize: Math.min(al.maxBufferSize, MAX_BINDING_BYTES),
+    maxStorageBuffersPerShaderStage: Math.min(al.maxStorageBuffersPerShaderStage, 8),
+    maxComputeWorkgroupStorageSize: al.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: al.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupSizeX: al.maxComputeWorkgroupSizeX,
+    maxComputeWorkgroupSizeY: al.maxComputeWorkgroupSizeY,
+    maxComputeWorkgroupsPerDimension: al.maxComputeWorkgroupsPerDimension,
+  };
+  const wantF16 = opts.f16 !== false && adapter.features.has("shader-f16");
+  const requiredFeatures: GPUFeatureName[] = wantF16 ? ["shader-f16"] : [];
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  } catch (e) {
+    throw new GpuUnavailableError(
+      `the WebGPU adapter refused a device with limits ${JSON.stringify(requiredLimits)}: ${
+        (e as Error).message
+      }. ${INSTALL_HINT}`,
+    );
+  }
+  const ai = adapter.info;
+  const gpu: Gpu = {
+    adapter,
+    device,
+    lost: null,
+    info: {
+      vendor: ai.vendor,
+      architecture: ai.architecture,
+      device: ai.device,
+      description: ai.description,
+      isFallbackAdapter: Boolean((ai as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+      backend: guessBackend(ai.description),
+      features: [...adapter.features].sort(),
+      adapterLimits: limitsOf(adapter.limits),
+      requestedLimits: limitsOf(device.limits),
+      f16: wantF16,
+    },
+  };
+  device.lost.then((l) => {
+    gpu.lost = `${l.reason}: ${l.message}`;
+  });
+  device.addEventListener("uncapturederror", (ev) => {
+    console.error(`WebGPU error: ${(ev as GPUUncapturedErrorEvent).error.message}`);
+  });
+  return gpu;
+}
