@@ -1,0 +1,178 @@
+/**
+ * Matrix multiplication forward and backward for linear layers with HF `[out, in]` weights.
+ *
+ * One tiled kernel serves all three products. It computes C[R, C] = A · B over an inner
+ * dimension I, with each operand stored either k-contiguous or not, so that
+ * `x · wᵀ` (forward), `dy · w` (input gradient) and `dyᵀ · x` (weight gradient) need no
+ * transposes in memory. A workgroup of 256 threads owns a 64x64 output tile, each thread a 4x4
+ * block, and stages 16-deep slices of both operands in workgroup memory.
+ *
+ * Determinism and row invariance: every output element is one accumulator that adds the
+ * products in ascending inner index (k = 0, 1, ..., I-1, then zero padding up to a multiple of
+ * 16), so its bits depend only on its own row of A and column of B, never on how many rows there
+ * are. There is no split-K and no atomics. For that reason there is no separate GEMV path for
+ * M = 1: the same kernel serves decode and training, so their outputs agree bit for bit.
+ *
+ * @module
+ */
+import { cdiv, kernel, type Recorder } from "./recorder.ts";
+
+const TILE = 64; // output rows and columns per workgroup
+const DEPTH = 16; // inner-dimension slice staged per iteration
+
+/**
+ * WGSL for C[R, C] (+)= Σ_k A(r, k) · B(k, c).
+ * `aKContiguous`: A is stored [R, I] (else [I, R]). `bKContiguous`: B is stored [C, I] (else [I, C]).
+ */
+function tiledWgsl(aKContiguous: boolean, bKContiguous: boolean): string {
+  // Each operand tile is DEPTH x 64 values, staged as vec4s of 4 consecutive rows (or columns) at
+  // one k, so the inner loop reads one vec4 of A and one of B per k. Threads are mapped so that
+  // neighbouring threads read neighbouring addresses in global memory.
+  const load = (
+    name: string,
+    src: string,
+    kContig: boolean,
+    rowIndexOf: string,
+    extent: string,
+  ) => {
+    const idx = (r: string, k: string) =>
+      kContig ? `${r} * p.inner + ${k}` : `${k} * ${extent} + ${r}`;
+    const map = kContig
+      ? `let kk = t % ${DEPTH}u; let q = t / ${DEPTH}u;`
+      : `let q = t % ${TILE / 4}u; let kk = t / ${TILE / 4}u;`;
+    return /* wgsl */ `
+fn load${name}(k0: u32, base: u32, t: u32) {
+  ${map}
+  let k = k0 + kk;
+  var v = vec4f(0.0);
+  if (k < p.inner) {
+    for (var c = 0u; c < 4u; c++) {
+      let ${rowIndexOf} = base + q * 4u + c;
+      if (${rowIndexOf} < ${extent}) { v[c] = ${src}[${idx(rowIndexOf, "k")}]; }
+    }
+  }
+  tile${name}[kk * ${TILE / 4}u + q] = v;
+}`;
+  };
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+struct P { rows: u32, inner: u32, cols: u32, accumulate: u32 }
+@group(0) @binding(3) var<uniform> p: P;
+
+var<workgroup> tileA: array<vec4f, ${DEPTH * TILE / 4}>;
+var<workgroup> tileB: array<vec4f, ${DEPTH * TILE / 4}>;
+${load("A", "a", aKContiguous, "r", "p.rows")}
+${load("B", "b", bKContiguous, "n", "p.cols")}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let row0 = wid.y * ${TILE}u;
+  let col0 = wid.x * ${TILE}u;
+  let tx = t % ${TILE / 4}u;
+  let ty = t / ${TILE / 4}u;
+  var acc: array<vec4f, 4>;
+  for (var k0 = 0u; k0 < p.inner; k0 += ${DEPTH}u) {
+    loadA(k0, row0, t);
+    loadB(k0, col0, t);
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${DEPTH}u; kk++) {
+      let av = tileA[kk * ${TILE / 4}u + ty];
+      let bv = tileB[kk * ${TILE / 4}u + tx];
+      acc[0] += av.x * bv;
+      acc[1] += av.y * bv;
+      acc[2] += av.z * bv;
+      acc[3] += av.w * bv;
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let r = row0 + ty * 4u + i;
+    if (r >= p.rows) { break; }
+    for (var c = 0u; c < 4u; c++) {
+      let n = col0 + tx * 4u + c;
+      if (n < p.cols) {
+        let o = r * p.cols + n;
+        var v = acc[i][c];
+        if (p.accumulate != 0u) { v = y[o] + v; }
+        y[o] = v;
+      }
+    }
+  }
+}`;
+}
+
+function dispatchTiled(
+  rec: Recorder,
+  name: string,
+  aKContiguous: boolean,
+  bKContiguous: boolean,
+  a: GPUBuffer,
+  b: GPUBuffer,
+  y: GPUBuffer,
+  rows: number,
+  inner: number,
+  cols: number,
+  accumulate: boolean,
+): void {
+  for (const [what, v] of [["rows", rows], ["inner", inner], ["cols", cols]] as const) {
+    if (!Number.isInteger(v) || v < 0) {
+      throw new Error(`${name}: ${what} must be a whole number, got ${v}`);
+    }
+  }
+  const k = kernel(rec.gpu, name, tiledWgsl(aKContiguous, bKContiguous));
+  rec.dispatch(k, [a, b, y], [rows, inner, cols, accumulate ? 1 : 0], [
+    cdiv(cols, TILE),
+    cdiv(rows, TILE),
+    1,
+  ]);
+}
+
+/**
+ * Linear layer forward: y[M,N] (+)= x[M,K] · w[N,K]ᵀ (w in HF `[out, in]` layout).
+ * `y` must not alias `x` or `w`. Records only.
+ */
+export function matmul(
+  rec: Recorder,
+  x: GPUBuffer,
+  w: GPUBuffer,
+  y: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+  accumulate = false,
+): void {
+  dispatchTiled(rec, "matmul", true, true, x, w, y, M, K, N, accumulate);
+}
+
+/** Input gradient: dx[M,K] (+)= dy[M,N] · w[N,K]. Records only. */
+export function matmulGradInput(
+  rec: Recorder,
+  dy: GPUBuffer,
+  w: GPUBuffer,
+  dx: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+  accumulate = false,
+): void {
+  dispatchTiled(rec, "matmulGradInput", true, false, dy, w, dx, M, N, K, accumulate);
+}
+
+/**
+ * Weight gradient: dw[N,K] (+)= dy[M,N]ᵀ · x[M,K], summed over rows m in ascending order.
+ * Records only.
+ */
+export function matmulGradWeight(
+  rec: Recorder,
+  dy: GPUBuffer,
+  x: GPUBuffer,
+  dw: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+  accumulate = false,
+): void {
+  dispatchTiled(rec, "matmulGradWeight", false, false, dy, x, dw, N, M, K, accumulate);
+}
