@@ -1,0 +1,136 @@
+/**
+ * RMSNorm forward and backward (HF Llama: y = w * (x * rstd), rstd = 1/sqrt(mean(x²) + eps),
+ * the weight multiplies the normalized value, no +1).
+ *
+ * The forward and the input gradient use one workgroup per row with a fixed tree reduction, so a
+ * row's bits do not depend on the batch. The weight gradient is a separate kernel with one
+ * thread per feature that sums the rows in ascending order (no atomics).
+ *
+ * @module
+ */
+import { cdiv, f32, grid, kernel, type Recorder } from "./recorder.ts";
+
+const WG = 256;
+const WG_DW = 64; // small groups: the weight gradient has only D threads, spread them wide
+
+const REDUCE_SUM_WGSL = /* wgsl */ `
+var<workgroup> red: array<f32, ${WG}>;
+fn reduceSum(t: u32, v: f32) -> f32 {
+  red[t] = v;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (t < s) { red[t] = red[t] + red[t + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}`;
+
+const FORWARD_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> rstd: array<f32>;
+struct P { M: u32, D: u32, eps: f32 }
+@group(0) @binding(4) var<uniform> p: P;
+${REDUCE_SUM_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) t: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.M) { return; }
+  let base = row * p.D;
+  var ss = 0.0;
+  for (var d = t; d < p.D; d += ${WG}u) { let v = x[base + d]; ss += v * v; }
+  ss = reduceSum(t, ss);
+  let r = 1.0 / sqrt(ss / f32(p.D) + p.eps);
+  for (var d = t; d < p.D; d += ${WG}u) { y[base + d] = w[d] * (x[base + d] * r); }
+  if (t == 0u) { rstd[row] = r; }
+}`;
+
+/**
+ * y[m,:] = w * (x[m,:] * rstd[m]) with rstd[m] = 1/sqrt(mean(x[m,:]²) + eps) saved for the
+ * backward. x, y: [M, D]; w: [D]; rstd: [M]. `y` may not alias `x`. Records only.
+ */
+export function rmsnorm(
+  rec: Recorder,
+  x: GPUBuffer,
+  w: GPUBuffer,
+  y: GPUBuffer,
+  rstd: GPUBuffer,
+  M: number,
+  D: number,
+  eps: number,
+): void {
+  const k = kernel(rec.gpu, "rmsnorm", FORWARD_WGSL);
+  rec.dispatch(k, [x, w, y, rstd], [M, D, f32(eps)], grid(rec.gpu, M));
+}
+
+const BACKWARD_DX_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> rstd: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+struct P { M: u32, D: u32, accumulate: u32 }
+@group(0) @binding(5) var<uniform> p: P;
+${REDUCE_SUM_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) t: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.M) { return; }
+  let base = row * p.D;
+  // dx = r * (g - x * r² * mean(g * x)), g = dy * w.
+  var s = 0.0;
+  for (var d = t; d < p.D; d += ${WG}u) { s += dy[base + d] * w[d] * x[base + d]; }
+  s = reduceSum(t, s);
+  let r = rstd[row];
+  let c = r * r * (s / f32(p.D));
+  for (var d = t; d < p.D; d += ${WG}u) {
+    var v = r * (dy[base + d] * w[d] - x[base + d] * c);
+    if (p.accumulate != 0u) { v = dx[base + d] + v; }
+    dx[base + d] = v;
+  }
+}`;
+
+const BACKWARD_DW_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> rstd: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
+struct P { M: u32, D: u32 }
+@group(0) @binding(4) var<uniform> p: P;
+@compute @workgroup_size(${WG_DW})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) t: u32) {
+  let d = (wid.x + wid.y * nwg.x) * ${WG_DW}u + t;
+  if (d >= p.D) { return; }
+  var s = 0.0;
+  for (var m = 0u; m < p.M; m++) { s += dy[m * p.D + d] * (x[m * p.D + d] * rstd[m]); }
+  dw[d] = dw[d] + s;
+}`;
+
+/**
+ * RMSNorm backward. dx[M,D] (+)= ∂L/∂x (overwrites unless `accumulateDx`); dw[D] += Σ_m
+ * dy[m,:] * x[m,:] * rstd[m], summed over rows in ascending order (always accumulates: the
+ * caller zeroes). `rstd` is the one {@link rmsnorm} saved. Records only.
+ */
+export function rmsnormBackward(
+  rec: Recorder,
+  dy: GPUBuffer,
+  x: GPUBuffer,
+  w: GPUBuffer,
+  rstd: GPUBuffer,
+  dx: GPUBuffer,
+  dw: GPUBuffer,
+  M: number,
+  D: number,
+  accumulateDx = false,
+): void {
+  const kdx = kernel(rec.gpu, "rmsnormBackwardDx", BACKWARD_DX_WGSL);
+  rec.dispatch(kdx, [dy, x, w, rstd, dx], [M, D, accumulateDx ? 1 : 0], grid(rec.gpu, M));
+  const kdw = kernel(rec.gpu, "rmsnormBackwardDw", BACKWARD_DW_WGSL);
+  rec.dispatch(kdw, [dy, x, rstd, dw], [M, D], grid(rec.gpu, cdiv(D, WG_DW)));
+}
