@@ -1,0 +1,161 @@
+/**
+ * Chat datasets for supervised fine-tuning: a JSONL file of `{"messages": [{role, content}...]}`
+ * lines (validated; errors name the file and line) or a registered generator, both seen through
+ * one small {@link DatasetProvider} interface with deterministic, index-addressed examples, so a
+ * run's data position is a single integer and resuming replays exactly.
+ *
+ * @module
+ */
+
+/** A chat role. */
+export type ChatRole = "system" | "user" | "assistant";
+
+/** One chat message. */
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+}
+
+/** One training example: a conversation whose assistant turns are the targets. */
+export interface ChatExample {
+  messages: ChatMessage[];
+}
+
+/**
+ * A deterministic source of chat examples. `example(i)` must return the same conversation for
+ * the same `i` every time (generators derive it from their seed and `i`).
+ */
+export interface DatasetProvider {
+  /** What the data is, for logs and provenance (file path or generator name and params). */
+  readonly description: string;
+  /** Number of examples, or null for an unbounded generator. */
+  readonly size: number | null;
+  example(index: number): ChatExample;
+}
+
+/** Makes a provider from manifest parameters and a seed. */
+export type DatasetFactory = (params: Record<string, unknown>, seed: number) => DatasetProvider;
+
+const generators = new Map<string, DatasetFactory>();
+
+/** Registers a named dataset generator (e.g. the tiny world's); a name may be taken once. */
+export function registerDataset(name: string, factory: DatasetFactory): void {
+  if (generators.has(name)) throw new Error(`dataset generator ${name} is already registered`);
+  generators.set(name, factory);
+}
+
+/** Instantiates a registered generator; unknown names list the known ones. */
+export function generatedDataset(
+  name: string,
+  params: Record<string, unknown>,
+  seed: number,
+): DatasetProvider {
+  const f = generators.get(name);
+  if (!f) {
+    const known = [...generators.keys()].sort().join(", ") || "none";
+    throw new Error(`unknown dataset generator ${JSON.stringify(name)} (registered: ${known})`);
+  }
+  return f(params, seed);
+}
+
+const ROLES: readonly string[] = ["system", "user", "assistant"];
+
+/** Validates one parsed example; `where` names the file and line. */
+export function parseChatExample(value: unknown, where: string): ChatExample {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new Error(`${where}: expected a JSON object with a "messages" array`);
+  }
+  const msgs = (value as { messages?: unknown }).messages;
+  if (!Array.isArray(msgs) || msgs.length === 0) {
+    throw new Error(`${where}: "messages" must be a non-empty array`);
+  }
+  const messages: ChatMessage[] = msgs.map((m, i) => {
+    if (typeof m !== "object" || m === null) {
+      throw new Error(`${where}: messages[${i}] must be an object`);
+    }
+    const { role, content } = m as { role?: unknown; content?: unknown };
+    if (typeof role !== "string" || !ROLES.includes(role)) {
+      throw new Error(
+        `${where}: messages[${i}].role must be one of ${ROLES.join(", ")}, got ${
+          JSON.stringify(role)
+        }`,
+      );
+    }
+    if (typeof content !== "string") {
+      throw new Error(`${where}: messages[${i}].content must be a string`);
+    }
+    return { role: role as ChatRole, content };
+  });
+  if (!messages.some((m) => m.role === "assistant")) {
+    throw new Error(`${where}: no assistant message (nothing to train on)`);
+  }
+  return { messages };
+}
+
+/** Parses JSONL text of chat examples (blank lines skipped); `source` names the file. */
+export function parseChatJsonl(text: string, source: string): ChatExample[] {
+  const out: ChatExample[] = [];
+  text.split("\n").forEach((line, i) => {
+    if (line.trim() === "") return;
+    const where = `${source}:${i + 1}`;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (e) {
+      throw new Error(`${where}: invalid JSON (${(e as Error).message})`);
+    }
+    out.push(parseChatExample(value, where));
+  });
+  if (out.length === 0) throw new Error(`${source}: no examples`);
+  return out;
+}
+
+/** A provider over a fixed list of examples. */
+export function listDataset(examples: ChatExample[], description: string): DatasetProvider {
+  return { description, size: examples.length, example: (i) => examples[i % examples.length] };
+}
+
+/** Loads a JSONL chat dataset file. */
+export async function loadChatJsonl(path: string): Promise<DatasetProvider> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(`${path}: cannot read the dataset (${(e as Error).message})`);
+  }
+  return listDataset(parseChatJsonl(text, path), path);
+}
+
+/** The part of a tokenizer that chat tokenization needs. */
+export interface ChatEncoder {
+  encodeChat(messages: ChatMessage[], opts: { addGenerationPrompt: boolean }): number[];
+}
+
+/**
+ * Tokenizes a conversation with the model's chat template and marks the tokens of every
+ * assistant turn (including the template's end-of-turn token) as scored. Each assistant turn's
+ * span is found by rendering the conversation up to it with a generation prompt and up to its
+ * end; the template must be prefix-stable (Llama 3's is), which is checked.
+ */
+export function tokenizeChat(
+  tok: ChatEncoder,
+  messages: ChatMessage[],
+  where = "example",
+): { tokens: number[]; scored: boolean[] } {
+  const tokens = tok.encodeChat(messages, { addGenerationPrompt: false });
+  const scored = tokens.map(() => false);
+  const isPrefix = (p: number[]) => p.length <= tokens.length && p.every((t, i) => tokens[i] === t);
+  messages.forEach((m, i) => {
+    if (m.role !== "assistant") return;
+    const before = tok.encodeChat(messages.slice(0, i), { addGenerationPrompt: true });
+    const through = tok.encodeChat(messages.slice(0, i + 1), { addGenerationPrompt: false });
+    if (!isPrefix(before) || !isPrefix(through) || through.length < before.length) {
+      throw new Error(
+        `${where}: the chat template is not prefix-stable around message ${i}; ` +
+          `cannot tell which tokens are the assistant's`,
+      );
+    }
+    for (let t = before.length; t < through.length; t++) scored[t] = true;
+  });
+  return { tokens, scored };
+}
