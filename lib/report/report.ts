@@ -1,0 +1,120 @@
+/**
+ * A report over one or many bundles: PNG charts plus a self-contained report.html.
+ *
+ * Where it goes by default: for one bundle, its own `charts/` and `report.html` beside them
+ * (the same chart files {@link writeBundleCharts} makes at the end of a run); for many,
+ * `results/reports/<hash>/` next to the bundles' experiments, the hash naming the set of bundles.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { dirname, join, resolve } from "node:path";
+import { bundleChartFigures } from "./bundle_charts.ts";
+import {
+  comparisonFigures,
+  evalFigures,
+  type Figure,
+  FIGURE_SIZE,
+  runMetricFigures,
+  safeId,
+} from "./figures.ts";
+import { buildReportHtml } from "./html.ts";
+import { type BundleData, loadBundle } from "./load.ts";
+import type { Size } from "./render_png.ts";
+
+/** Options of {@link writeReport}. */
+export interface ReportOptions {
+  /** Output folder; see the module notes for the default. */
+  outDir?: string;
+  /** PNG and canvas size of each figure. */
+  size?: Size;
+}
+
+/** What {@link writeReport} wrote. */
+export interface ReportResult {
+  outDir: string;
+  htmlPath: string;
+  /** Absolute paths of the PNG files. */
+  pngs: string[];
+}
+
+/** The default output folder for a set of bundles (see the module notes). */
+export function defaultReportDir(bundles: readonly BundleData[]): string {
+  if (bundles.length === 1) return bundles[0].dir;
+  const ids = bundles.map((b) => typeof b.bundle?.rootHash === "string" ? b.bundle.rootHash : b.dir)
+    .sort();
+  const hash = createHash("sha256").update(ids.join("\n")).digest("hex").slice(0, 16);
+  // Bundles live in results/<experiment>/<run-id>/: reports go in results/reports/.
+  return join(dirname(dirname(bundles[0].dir)), "reports", hash);
+}
+
+/** Reads chart.js's browser (UMD) build, to be inlined into report.html. */
+export async function readChartJsUmd(): Promise<string> {
+  const url = new URL("../../node_modules/chart.js/dist/chart.umd.min.js", import.meta.url);
+  try {
+    return await Deno.readTextFile(url);
+  } catch (e) {
+    throw new Error(
+      `chart.js browser build not found at ${url.pathname} (${(e as Error).message}); ` +
+        `run \`deno install\` in the repository root`,
+    );
+  }
+}
+
+/** Figures and their PNG paths (relative to the output folder) for a set of bundles. */
+export function reportFigures(bundles: readonly BundleData[]): { path: string; figure: Figure }[] {
+  if (bundles.length === 1) return bundleChartFigures(bundles[0]);
+  const out: { path: string; figure: Figure }[] = [];
+  for (const f of comparisonFigures(bundles)) {
+    out.push({ path: `charts/comparison/${f.id}.png`, figure: f });
+  }
+  for (const f of evalFigures(bundles)) {
+    out.push({ path: `charts/evaluation/${f.id}.png`, figure: f });
+  }
+  const runDirs = new Set<string>();
+  for (const b of bundles) {
+    let runDir = safeId(b.label);
+    for (let k = 2; runDirs.has(runDir); k++) runDir = `${safeId(b.label)}-${k}`;
+    runDirs.add(runDir);
+    for (const f of runMetricFigures(b)) {
+      out.push({ path: `charts/runs/${runDir}/${f.id}.png`, figure: f });
+    }
+  }
+  return out;
+}
+
+/** Loads the bundles, renders every figure to PNG and writes report.html. */
+export async function writeReport(
+  bundleDirs: readonly string[],
+  options: ReportOptions = {},
+): Promise<ReportResult> {
+  if (bundleDirs.length === 0) throw new Error("report: name at least one bundle folder");
+  const bundles: BundleData[] = [];
+  for (const dir of bundleDirs) bundles.push(await loadBundle(dir));
+  const size = options.size ?? FIGURE_SIZE;
+  const outDir = resolve(options.outDir ?? defaultReportDir(bundles));
+  const items = reportFigures(bundles);
+
+  const { renderPng } = await import("./render_png.ts");
+  const pngs: string[] = [];
+  for (const { path, figure } of items) {
+    const abs = join(outDir, path);
+    await Deno.mkdir(dirname(abs), { recursive: true });
+    await Deno.writeFile(abs, await renderPng(figure.config, size));
+    pngs.push(abs);
+  }
+  const title = bundles.length === 1
+    ? `selfplay report: ${bundles[0].label}`
+    : `selfplay report: ${bundles.length} runs`;
+  const html = buildReportHtml({
+    title,
+    bundles,
+    figures: items.map((i) => i.figure),
+    chartJsSource: await readChartJsUmd(),
+    size,
+  });
+  const htmlPath = join(outDir, "report.html");
+  await Deno.mkdir(outDir, { recursive: true });
+  await Deno.writeTextFile(htmlPath, html);
+  return { outDir, htmlPath, pngs };
+}
