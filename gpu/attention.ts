@@ -1,0 +1,450 @@
+/**
+ * Causal grouped-query attention over a KV cache: cache writes, the forward (one kernel for
+ * prefill and decode) and the backward (training layout).
+ *
+ * Layouts (f32, row-major): q, out [M, nHeads, hd]; k, v [M, nKv, hd]; caches kc, vc
+ * [B, S, nKv, hd]; seq, pos u32 [M]; lse [M, nHeads]. Query head h reads kv head
+ * g = h / (nHeads / nKv).
+ *
+ * Determinism: the forward runs one workgroup per (row, head) and walks the keys in tiles of
+ * {@link TILE} aligned at j = 0, so a row at position p does exactly the same arithmetic whether
+ * it is one of many prefill rows or the only decode row of its sequence: same tiles, same
+ * per-key dot products (d ascending), same tree reductions, same online-softmax updates. The
+ * backward reduces over query rows (i ascending, in tiles) and over the heads of a group (h
+ * ascending) inside one workgroup per output row; no atomics anywhere.
+ *
+ * @module
+ */
+import { f32, grid, kernel, type Recorder } from "./recorder.ts";
+
+/** Keys (forward, dq) or queries (dk/dv) handled per tile; also the workgroup size. */
+export const TILE = 64;
+/** Largest supported head_dim (workgroup arrays are sized from it). */
+export const MAX_HEAD_DIM = 256;
+
+const NEG_BIG = "-3.0e38"; // finite "minus infinity": WGSL does not promise IEEE infinities
+
+function checkShapes(what: string, nHeads: number, nKv: number, hd: number): void {
+  if (!Number.isInteger(nHeads) || !Number.isInteger(nKv) || nKv <= 0 || nHeads % nKv !== 0) {
+    throw new Error(`${what}: nHeads (${nHeads}) must be a positive multiple of nKv (${nKv})`);
+  }
+  if (!Number.isInteger(hd) || hd <= 0 || hd > MAX_HEAD_DIM) {
+    throw new Error(`${what}: head dim ${hd} must be in 1..${MAX_HEAD_DIM}`);
+  }
+}
+
+const KV_STORE_WG = 256;
+const KV_STORE_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> k: array<f32>;
+@group(0) @binding(1) var<storage, read> v: array<f32>;
+@group(0) @binding(2) var<storage, read_write> kc: array<f32>;
+@group(0) @binding(3) var<storage, read_write> vc: array<f32>;
+@group(0) @binding(4) var<storage, read> seq: array<u32>;
+@group(0) @binding(5) var<storage, read> pos: array<u32>;
+struct P { M: u32, rowLen: u32, S: u32 }
+@group(0) @binding(6) var<uniform> p: P;
+@compute @workgroup_size(${KV_STORE_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let t = (wid.x + wid.y * nwg.x) * ${KV_STORE_WG}u + lid;
+  if (t >= p.M * p.rowLen) { return; }
+  let m = t / p.rowLen;
+  let e = t % p.rowLen;
+  let at = pos[m];
+  if (at >= p.S) { return; } // out of the cache: dropped rather than written elsewhere
+  let dst = (seq[m] * p.S + at) * p.rowLen + e;
+  kc[dst] = k[t];
+  vc[dst] = v[t];
+}`;
+
+/**
+ * Records kc[seq[m], pos[m]] = k[m] and vc[seq[m], pos[m]] = v[m] for m < M, where k, v are
+ * [M, nKv*hd] and the caches [B, S, nKv, hd]. Rows with pos[m] >= S are skipped.
+ */
+export function kvStore(
+  rec: Recorder,
+  k: GPUBuffer,
+  v: GPUBuffer,
+  kc: GPUBuffer,
+  vc: GPUBuffer,
+  seq: GPUBuffer,
+  pos: GPUBuffer,
+  M: number,
+  nKv: number,
+  hd: number,
+  S: number,
+): void {
+  const kern = kernel(rec.gpu, "kvStore", KV_STORE_WGSL);
+  const n = M * nKv * hd;
+  rec.dispatch(
+    kern,
+    [k, v, kc, vc, seq, pos],
+    [M, nKv * hd, S],
+    grid(rec.gpu, Math.ceil(n / KV_STORE_WG)),
+  );
+}
+
+/** WGSL helpers shared by the tiled kernels: fixed-shape tree reductions over TILE lanes. */
+const TREE_WGSL = /* wgsl */ `
+var<workgroup> red: array<f32, ${TILE}>;
+fn treeMax(lid: u32, x: f32) -> f32 {
+  red[lid] = x;
+  workgroupBarrier();
+  for (var w = ${TILE / 2}u; w > 0u; w = w >> 1u) {
+    if (lid < w) { red[lid] = max(red[lid], red[lid + w]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+fn treeSum(lid: u32, x: f32) -> f32 {
+  red[lid] = x;
+  workgroupBarrier();
+  for (var w = ${TILE / 2}u; w > 0u; w = w >> 1u) {
+    if (lid < w) { red[lid] = red[lid] + red[lid + w]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}`;
+
+function attentionWgsl(hd: number): string {
+  const nd = Math.ceil(hd / TILE);
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> kc: array<f32>;
+@group(0) @binding(2) var<storage, read> vc: array<f32>;
+@group(0) @binding(3) var<storage, read> seq: array<u32>;
+@group(0) @binding(4) var<storage, read> pos: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+struct P { M: u32, nHeads: u32, nKv: u32, S: u32, scale: f32 }
+@group(0) @binding(7) var<uniform> p: P;
+const HD = ${hd}u;
+const T = ${TILE}u;
+var<workgroup> qs: array<f32, HD>;
+var<workgroup> probs: array<f32, T>;
+var<workgroup> rowInfo: vec2u;
+${TREE_WGSL}
+@compute @workgroup_size(${TILE})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let id = wid.x + wid.y * nwg.x;
+  if (id >= p.M * p.nHeads) { return; }
+  let m = id / p.nHeads;
+  let h = id % p.nHeads;
+  let g = h / (p.nHeads / p.nKv);
+  if (lid == 0u) { rowInfo = vec2u(seq[m], pos[m]); }
+  for (var d = lid; d < HD; d += T) { qs[d] = q[id * HD + d]; }
+  let info = workgroupUniformLoad(&rowInfo);
+  let last = info.y; // keys 0..last (inclusive) are visible
+  let kvStride = p.nKv * HD;
+  let base = info.x * p.S * kvStride + g * HD;
+  var mRun: f32 = ${NEG_BIG};
+  var lRun: f32 = 0.0;
+  var acc: array<f32, ${nd}>;
+  let nTiles = last / T + 1u;
+  for (var t = 0u; t < nTiles; t++) {
+    let j = t * T + lid;
+    var s: f32 = ${NEG_BIG};
+    if (j <= last) {
+      let kb = base + j * kvStride;
+      var dot: f32 = 0.0;
+      for (var d = 0u; d < HD; d++) { dot = dot + qs[d] * kc[kb + d]; }
+      s = dot * p.scale;
+    }
+    let mNew = max(mRun, treeMax(lid, s));
+    var e: f32 = 0.0;
+    if (j <= last) { e = exp(s - mNew); }
+    probs[lid] = e;
+    let alpha = exp(mRun - mNew);
+    lRun = lRun * alpha + treeSum(lid, e); // treeSum's barriers also publish probs
+    mRun = mNew;
+    let jEnd = min(T, last + 1u - t * T);
+    for (var c = 0u; c < ${nd}u; c++) {
+      let d = c * T + lid;
+      if (d < HD) {
+        var a: f32 = 0.0;
+        for (var jj = 0u; jj < jEnd; jj++) {
+          a = a + probs[jj] * vc[base + (t * T + jj) * kvStride + d];
+        }
+        acc[c] = acc[c] * alpha + a;
+      }
+    }
+    workgroupBarrier(); // probs is rewritten by the next tile
+  }
+  for (var c = 0u; c < ${nd}u; c++) {
+    let d = c * T + lid;
+    if (d < HD) { out[id * HD + d] = acc[c] / lRun; }
+  }
+  if (lid == 0u) { lse[id] = mRun + log(lRun); }
+}`;
+}
+
+/**
+ * Records causal GQA attention for M query rows: for row m and head h (kv head
+ * g = h / (nHeads/nKv)), out[m,h,:] = softmax over j <= pos[m] of (q[m,h]·kc[seq[m],j,g] * scale)
+ * applied to vc[seq[m],j,g,:]; lse[m,h] = log-sum-exp of the scaled scores (for the backward).
+ * q, out are [M, nHeads*hd]; kc, vc [B, S, nKv*hd]; seq, pos u32 [M]; lse [M*nHeads].
+ * Prefill and decode rows give identical bits (see the module notes).
+ */
+export function attention(
+  rec: Recorder,
+  q: GPUBuffer,
+  kc: GPUBuffer,
+  vc: GPUBuffer,
+  seq: GPUBuffer,
+  pos: GPUBuffer,
+  out: GPUBuffer,
+  lse: GPUBuffer,
+  M: number,
+  nHeads: number,
+  nKv: number,
+  hd: number,
+  S: number,
+  scale: number,
+): void {
+  checkShapes("attention", nHeads, nKv, hd);
+  const k = kernel(rec.gpu, `attention_hd${hd}`, attentionWgsl(hd));
+  rec.dispatch(
+    k,
+    [q, kc, vc, seq, pos, out, lse],
+    [M, nHeads, nKv, S, f32(scale)],
+    grid(rec.gpu, M * nHeads),
+  );
+}
+
+/** D[m,h] = out[m,h,:]·dout[m,h,:] (d ascending), one thread per (m, h). */
+function deltaWgsl(hd: number): string {
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read> out: array<f32>;
+@group(0) @binding(1) var<storage, read> dout: array<f32>;
+@group(0) @binding(2) var<storage, read_write> delta: array<f32>;
+struct P { n: u32 }
+@group(0) @binding(3) var<uniform> p: P;
+@compute @workgroup_size(${TILE})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let id = (wid.x + wid.y * nwg.x) * ${TILE}u + lid;
+  if (id >= p.n) { return; }
+  var s: f32 = 0.0;
+  for (var d = 0u; d < ${hd}u; d++) { s = s + out[id * ${hd}u + d] * dout[id * ${hd}u + d]; }
+  delta[id] = s;
+}`;
+}
+
+/** dk, dv for one (sequence, key position, kv head) per workgroup. */
+function backwardKvWgsl(hd: number): string {
+  const nd = Math.ceil(hd / TILE);
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> kc: array<f32>;
+@group(0) @binding(2) var<storage, read> vc: array<f32>;
+@group(0) @binding(3) var<storage, read> lse: array<f32>;
+@group(0) @binding(4) var<storage, read> dout: array<f32>;
+@group(0) @binding(5) var<storage, read> delta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dv: array<f32>;
+struct P { B: u32, S: u32, nHeads: u32, nKv: u32, scale: f32 }
+@group(0) @binding(8) var<uniform> p: P;
+const HD = ${hd}u;
+const T = ${TILE}u;
+var<workgroup> ks: array<f32, HD>;
+var<workgroup> vs: array<f32, HD>;
+var<workgroup> probs: array<f32, T>;
+var<workgroup> dscores: array<f32, T>;
+@compute @workgroup_size(${TILE})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let id = wid.x + wid.y * nwg.x; // ((b * S) + j) * nKv + g
+  if (id >= p.B * p.S * p.nKv) { return; }
+  let g = id % p.nKv;
+  let bj = id / p.nKv;
+  let j = bj % p.S;
+  let b = bj / p.S;
+  for (var d = lid; d < HD; d += T) {
+    ks[d] = kc[id * HD + d];
+    vs[d] = vc[id * HD + d];
+  }
+  workgroupBarrier();
+  let group = p.nHeads / p.nKv;
+  let count = p.S - j; // query rows i = j..S-1 see key j
+  let nTiles = (count + T - 1u) / T;
+  var accK: array<f32, ${nd}>;
+  var accV: array<f32, ${nd}>;
+  for (var hi = 0u; hi < group; hi++) {
+    let h = g * group + hi;
+    for (var t = 0u; t < nTiles; t++) {
+      let i = j + t * T + lid;
+      var pr: f32 = 0.0;
+      var ds: f32 = 0.0;
+      if (i < p.S) {
+        let rh = (b * p.S + i) * p.nHeads + h;
+        var s: f32 = 0.0;
+        var dp: f32 = 0.0;
+        for (var d = 0u; d < HD; d++) {
+          s = s + q[rh * HD + d] * ks[d];
+          dp = dp + dout[rh * HD + d] * vs[d];
+        }
+        pr = exp(s * p.scale - lse[rh]);
+        ds = pr * (dp - delta[rh]);
+      }
+      probs[lid] = pr;
+      dscores[lid] = ds;
+      workgroupBarrier();
+      let iEnd = min(T, count - t * T);
+      for (var c = 0u; c < ${nd}u; c++) {
+        let d = c * T + lid;
+        if (d < HD) {
+          var av: f32 = 0.0;
+          var ak: f32 = 0.0;
+          for (var ii = 0u; ii < iEnd; ii++) {
+            let x = ((b * p.S + j + t * T + ii) * p.nHeads + h) * HD + d;
+            av = av + probs[ii] * dout[x];
+            ak = ak + dscores[ii] * q[x];
+          }
+          accV[c] = accV[c] + av;
+          accK[c] = accK[c] + ak;
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+  for (var c = 0u; c < ${nd}u; c++) {
+    let d = c * T + lid;
+    if (d < HD) {
+      dk[id * HD + d] = accK[c] * p.scale;
+      dv[id * HD + d] = accV[c];
+    }
+  }
+}`;
+}
+
+/** dq for one (row, head) per workgroup, keys in the forward's tile order. */
+function backwardQWgsl(hd: number): string {
+  const nd = Math.ceil(hd / TILE);
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> kc: array<f32>;
+@group(0) @binding(2) var<storage, read> vc: array<f32>;
+@group(0) @binding(3) var<storage, read> out: array<f32>;
+@group(0) @binding(4) var<storage, read> lse: array<f32>;
+@group(0) @binding(5) var<storage, read> dout: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dq: array<f32>;
+struct P { B: u32, S: u32, nHeads: u32, nKv: u32, scale: f32 }
+@group(0) @binding(7) var<uniform> p: P;
+const HD = ${hd}u;
+const T = ${TILE}u;
+var<workgroup> qs: array<f32, HD>;
+var<workgroup> dos: array<f32, HD>;
+var<workgroup> dscores: array<f32, T>;
+@compute @workgroup_size(${TILE})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let id = wid.x + wid.y * nwg.x; // m * nHeads + h
+  if (id >= p.B * p.S * p.nHeads) { return; }
+  let m = id / p.nHeads;
+  let h = id % p.nHeads;
+  let g = h / (p.nHeads / p.nKv);
+  let last = m % p.S;
+  let kvStride = p.nKv * HD;
+  let base = (m / p.S) * p.S * kvStride + g * HD;
+  for (var d = lid; d < HD; d += T) {
+    qs[d] = q[id * HD + d];
+    dos[d] = dout[id * HD + d];
+  }
+  workgroupBarrier();
+  // Same d-ascending order as the delta kernel, so every thread gets the same bits.
+  var delta: f32 = 0.0;
+  for (var d = 0u; d < HD; d++) { delta = delta + out[id * HD + d] * dos[d]; }
+  let rowLse = lse[id];
+  var acc: array<f32, ${nd}>;
+  let nTiles = last / T + 1u;
+  for (var t = 0u; t < nTiles; t++) {
+    let j = t * T + lid;
+    var ds: f32 = 0.0;
+    if (j <= last) {
+      let kb = base + j * kvStride;
+      var s: f32 = 0.0;
+      var dp: f32 = 0.0;
+      for (var d = 0u; d < HD; d++) {
+        s = s + qs[d] * kc[kb + d];
+        dp = dp + dos[d] * vc[kb + d];
+      }
+      ds = exp(s * p.scale - rowLse) * (dp - delta);
+    }
+    dscores[lid] = ds;
+    workgroupBarrier();
+    let jEnd = min(T, last + 1u - t * T);
+    for (var c = 0u; c < ${nd}u; c++) {
+      let d = c * T + lid;
+      if (d < HD) {
+        var a: f32 = 0.0;
+        for (var jj = 0u; jj < jEnd; jj++) {
+          a = a + dscores[jj] * kc[base + (t * T + jj) * kvStride + d];
+        }
+        acc[c] = acc[c] + a;
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var c = 0u; c < ${nd}u; c++) {
+    let d = c * T + lid;
+    if (d < HD) { dq[id * HD + d] = acc[c] * p.scale; }
+  }
+}`;
+}
+
+/**
+ * Records the attention backward in the training layout: M = B*S rows, row m is position
+ * m % S of sequence m / S, fully causal within its sequence (kc, vc are that batch's keys and
+ * values, [B, S, nKv*hd]). Writes (overwrites) dq [M, nHeads*hd], dk, dv [B, S, nKv*hd].
+ *
+ * With P = softmax(scale·q·k), D_i = out_i·dout_i and dS = P ⊙ (dout·vᵀ − D):
+ * dq_i = scale·Σ_j dS_ij k_j (j ascending), dk_j = scale·Σ_h Σ_i dS_ij q_i, dv_j = Σ_h Σ_i P_ij
+ * dout_i (h ascending, then i ascending). D is staged in the first M*nHeads floats of `dq`
+ * before dq itself is written, so no scratch buffer is needed.
+ */
+export function attentionBackward(
+  rec: Recorder,
+  q: GPUBuffer,
+  kc: GPUBuffer,
+  vc: GPUBuffer,
+  out: GPUBuffer,
+  lse: GPUBuffer,
+  dout: GPUBuffer,
+  dq: GPUBuffer,
+  dk: GPUBuffer,
+  dv: GPUBuffer,
+  B: number,
+  S: number,
+  nHeads: number,
+  nKv: number,
+  hd: number,
+  scale: number,
+): void {
+  checkShapes("attentionBackward", nHeads, nKv, hd);
+  const gpu = rec.gpu;
+  const rows = B * S * nHeads;
+  const params = [B, S, nHeads, nKv, f32(scale)];
+  rec.dispatch(
+    kernel(gpu, `attentionDelta_hd${hd}`, deltaWgsl(hd)),
+    [out, dout, dq],
+    [rows],
+    grid(gpu, Math.ceil(rows / TILE)),
+  );
+  rec.dispatch(
+    kernel(gpu, `attentionBackwardKv_hd${hd}`, backwardKvWgsl(hd)),
+    [q, kc, vc, lse, dout, dq, dk, dv],
+    params,
+    grid(gpu, B * S * nKv),
+  );
+  rec.dispatch(
+    kernel(gpu, `attentionBackwardQ_hd${hd}`, backwardQWgsl(hd)),
+    [q, kc, vc, out, lse, dout, dq],
+    params,
+    grid(gpu, rows),
+  );
+}
