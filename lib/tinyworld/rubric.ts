@@ -1,0 +1,138 @@
+/**
+ * The tiny world's judge: a 7-criterion additive rubric mirroring the paper's quality
+ * self-reward (criteria 1-2 grade the instruction, 3-7 the response; +1 each, total 0..7),
+ * the judge prompt that shows a task and a candidate answer, the compact reasoning the base
+ * model is trained to write, and the parser that reads a score back with a defined fallback.
+ */
+
+import {
+  answerHasFormat,
+  answerIsCanonical,
+  familyByName,
+  MAX_LEVEL,
+  normalizeAnswer,
+  parseTask,
+} from "./tasks.ts";
+
+/** Names of the seven criteria, in the order they are written and summed. */
+export const RUBRIC_CRITERIA = [
+  "task well-formed", // 1: the instruction parses as a task of some family
+  "task in range", // 2: clear and specific: within the difficulty levels 1..MAX_LEVEL
+  "reply readable", // 3: non-empty, printable text
+  "reply on format", // 4: addresses the task: its first line has the answer's shape
+  "reply correct", // 5: that first line is the right answer, up to case/zeros/commas
+  "reply concise", // 6: nothing but the answer (one line, no extra text)
+  "reply well-formed", // 7: exactly canonical, no stray spaces, zeros or capitals
+] as const;
+
+/** Highest score the rubric gives. */
+export const RUBRIC_MAX = RUBRIC_CRITERIA.length;
+
+/** The rubric's verdict on one (instruction, response) pair. */
+export interface RubricGrade {
+  /** One boolean per entry of RUBRIC_CRITERIA. */
+  criteria: boolean[];
+  /** Number of criteria met, 0..RUBRIC_MAX. */
+  score: number;
+  /** The right answer when the instruction is a well-formed task, else null. */
+  expected: string | null;
+}
+
+const PRINTABLE = /^[\x20-\x7e\n]+$/;
+
+/** Grades a response to an instruction with the 7-criterion rubric; pure and exact. */
+export function gradeWithRubric(instruction: string, response: string): RubricGrade {
+  const parsed = parseTask(instruction);
+  const trimmed = response.trim();
+  const readable = trimmed.length > 0 && PRINTABLE.test(trimmed);
+  let criteria: boolean[];
+  let expected: string | null = null;
+  if (!parsed.ok) {
+    // Nothing to address: only readability can be judged.
+    criteria = [false, false, readable, false, false, false, false];
+  } else {
+    const task = parsed.task;
+    expected = task.answer;
+    const kind = familyByName(task.family).answerKind;
+    const firstLine = trimmed.split("\n")[0].trim();
+    const onFormat = readable && answerHasFormat(kind, firstLine);
+    criteria = [
+      true,
+      task.level <= MAX_LEVEL,
+      readable,
+      onFormat,
+      onFormat && normalizeAnswer(kind, firstLine) === task.answer,
+      onFormat && trimmed === firstLine,
+      answerIsCanonical(kind, response),
+    ];
+  }
+  return { criteria, score: criteria.filter((c) => c).length, expected };
+}
+
+/**
+ * Default judge prompt, the paper's judge in miniature. `{instruction}` and `{response}` are
+ * the slots; the rest is fixed so a character model can learn it.
+ */
+export const TINY_JUDGE_PROMPT = "Grade 0-7, 1 point each: task well-formed, in range; reply " +
+  "readable, on format, correct, concise, well-formed. End with <score>N</score>.\n" +
+  "task: {instruction}\nreply: {response}";
+
+/**
+ * Fills a judge prompt template's `{instruction}` and `{response}` slots in one pass, so text
+ * inside the slots is never substituted again. Throws if the template lacks either slot.
+ */
+export function buildJudgePrompt(
+  instruction: string,
+  response: string,
+  template: string = TINY_JUDGE_PROMPT,
+): string {
+  for (const slot of ["{instruction}", "{response}"]) {
+    if (!template.includes(slot)) {
+      throw new Error(`judge prompt template: missing the ${slot} slot`);
+    }
+  }
+  return template.replace(
+    /\{(instruction|response)\}/g,
+    (_, name: string) => name === "instruction" ? instruction : response,
+  );
+}
+
+/**
+ * The judge's answer the base model is trained on: the expected answer, the criteria as a
+ * sum, then the total between score tags, e.g. "expect: cba\n1+1+1+1+0+1+1=6\n<score>6</score>".
+ */
+export function judgeCompletion(grade: RubricGrade): string {
+  const sum = grade.criteria.map((c) => (c ? "1" : "0")).join("+");
+  return `expect: ${
+    grade.expected ?? "none"
+  }\n${sum}=${grade.score}\n<score>${grade.score}</score>`;
+}
+
+/** How a judge's output was read. */
+export type JudgeParseStatus = "ok" | "malformed" | "out_of_range";
+
+/** A parsed judge score; `score` is the fallback unless status is "ok". */
+export interface JudgeScore {
+  score: number;
+  status: JudgeParseStatus;
+}
+
+/**
+ * Reads the score from a judge's output: the last `<score>N</score>` with N an integer.
+ * No tag or a non-integer inside is "malformed"; an integer outside 0..max is "out_of_range";
+ * both return `fallback` (default 0) so callers can count them.
+ */
+export function parseJudgeScore(
+  text: string,
+  options: { fallback?: number; max?: number } = {},
+): JudgeScore {
+  const fallback = options.fallback ?? 0;
+  const max = options.max ?? RUBRIC_MAX;
+  const tags = [...text.matchAll(/<score>(.*?)<\/score>/gs)];
+  if (tags.length === 0) return { score: fallback, status: "malformed" };
+  const inner = tags[tags.length - 1][1].trim();
+  if (!/^[+-]?[0-9]+$/.test(inner)) return { score: fallback, status: "malformed" };
+  const n = Number(inner);
+  if (n < 0 || n > max) return { score: fallback, status: "out_of_range" };
+  return { score: n, status: "ok" };
+}
