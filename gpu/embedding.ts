@@ -1,0 +1,134 @@
+/**
+ * Token embedding lookup and its backward.
+ *
+ * The backward is a deterministic scatter-add without atomics: the CPU, which knows the tokens,
+ * groups positions by token id (ascending position), uploads those index lists, and one
+ * workgroup per distinct token sums its positions' gradient rows in ascending order.
+ *
+ * @module
+ */
+import { uploadBuffer, writeBuffer } from "./buffers.ts";
+import { grid, kernel, type Recorder } from "./recorder.ts";
+
+const WG = 256;
+
+const FORWARD_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> tokens: array<u32>;
+@group(0) @binding(1) var<storage, read> table: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+struct P { T: u32, D: u32 }
+@group(0) @binding(3) var<uniform> p: P;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) t: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.T) { return; }
+  let tok = tokens[row];
+  // A token past the table's end gives NaN rather than some other row.
+  let ok = tok < arrayLength(&table) / p.D;
+  for (var d = t; d < p.D; d += ${WG}u) {
+    var v = bitcast<f32>(0x7fc00000u + (tok & 0u));
+    if (ok) { v = table[tok * p.D + d]; }
+    y[row * p.D + d] = v;
+  }
+}`;
+
+/**
+ * y[t,:] = table[tokens[t],:] for T tokens (u32) of a [V, D] table. A token outside the table
+ * yields a NaN row. Records only.
+ */
+export function embedding(
+  rec: Recorder,
+  tokens: GPUBuffer,
+  table: GPUBuffer,
+  y: GPUBuffer,
+  T: number,
+  D: number,
+): void {
+  if (!(D > 0)) throw new Error(`embedding: D must be positive, got ${D}`);
+  const k = kernel(rec.gpu, "embedding", FORWARD_WGSL);
+  rec.dispatch(k, [tokens, table, y], [T, D], grid(rec.gpu, T));
+}
+
+const BACKWARD_WGSL = /* wgsl */ `
+// plan: [token, start, count] per group, then the positions of all groups.
+@group(0) @binding(0) var<storage, read> plan: array<u32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dtable: array<f32>;
+struct P { groups: u32, D: u32 }
+@group(0) @binding(3) var<uniform> p: P;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) t: u32) {
+  let g = wid.x + wid.y * nwg.x;
+  if (g >= p.groups) { return; }
+  let tok = plan[3u * g];
+  let start = 3u * p.groups + plan[3u * g + 1u];
+  let count = plan[3u * g + 2u];
+  for (var d = t; d < p.D; d += ${WG}u) {
+    var s = 0.0;
+    for (var i = 0u; i < count; i++) { s += dy[plan[start + i] * p.D + d]; }
+    dtable[tok * p.D + d] = dtable[tok * p.D + d] + s;
+  }
+}`;
+
+/** Per-recorder upload buffer for the grouping plan, reused once the recorder has submitted. */
+const planCache = new WeakMap<Recorder, { buf: GPUBuffer; submitCount: number }>();
+
+function uploadPlan(rec: Recorder, plan: Uint32Array): GPUBuffer {
+  const hit = planCache.get(rec);
+  // queue.writeBuffer runs at once, before this recorder's pending work, so a buffer may only
+  // be rewritten after the submission that reads it.
+  if (hit && hit.submitCount !== rec.submitCount && hit.buf.size >= plan.byteLength) {
+    writeBuffer(rec.gpu, hit.buf, plan);
+    hit.submitCount = rec.submitCount;
+    return hit.buf;
+  }
+  const buf = uploadBuffer(rec.gpu, plan, "embeddingBackward plan");
+  planCache.set(rec, { buf, submitCount: rec.submitCount });
+  return buf;
+}
+
+/**
+ * dtable[v,:] += Σ_{t: tokens[t]=v} dy[t,:], summed in ascending t (accumulates: the caller
+ * zeroes). `tokensHost` holds the same T token ids the forward used. Records only (uploads the
+ * grouping plan through the queue).
+ */
+export function embeddingBackward(
+  rec: Recorder,
+  tokensHost: Uint32Array,
+  dy: GPUBuffer,
+  dtable: GPUBuffer,
+  T: number,
+  D: number,
+): void {
+  if (!(D > 0)) throw new Error(`embeddingBackward: D must be positive, got ${D}`);
+  if (tokensHost.length < T) {
+    throw new Error(`embeddingBackward: tokensHost has ${tokensHost.length} ids, need T = ${T}`);
+  }
+  const rows = Math.floor(dtable.size / 4 / D);
+  const byToken = new Map<number, number[]>();
+  for (let t = 0; t < T; t++) {
+    const v = tokensHost[t];
+    if (v >= rows) {
+      throw new Error(
+        `embeddingBackward: tokensHost[${t}] = ${v} is outside dtable (${rows} rows)`,
+      );
+    }
+    let list = byToken.get(v);
+    if (!list) byToken.set(v, list = []);
+    list.push(t);
+  }
+  const G = byToken.size;
+  if (G === 0) return;
+  const plan = new Uint32Array(3 * G + T);
+  let g = 0, start = 0;
+  for (const [v, list] of byToken) {
+    plan.set([v, start, list.length], 3 * g);
+    plan.set(list, 3 * G + start);
+    start += list.length;
+    g++;
+  }
+  const k = kernel(rec.gpu, "embeddingBackward", BACKWARD_WGSL);
+  rec.dispatch(k, [uploadPlan(rec, plan), dy, dtable], [G, D], grid(rec.gpu, G));
+}
