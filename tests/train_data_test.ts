@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   type ChatMessage,
+  DataOrder,
   generatedDataset,
   parseChatJsonl,
   registerDataset,
@@ -79,4 +80,22 @@ Deno.test("generated datasets are looked up by name", () => {
   assert.equal(d.example(41).messages[1].content, "42");
   assert.throws(() => registerDataset("test-counting", () => d), /already registered/);
   assert.throws(() => generatedDataset("nope", {}, 1), /unknown dataset generator "nope"/);
+});
+
+Deno.test("DataOrder: each epoch is a permutation, deterministic in (seed, position)", () => {
+  const a = new DataOrder(10, 5, true), b = new DataOrder(10, 5, true);
+  const epoch0 = Array.from({ length: 10 }, (_, p) => a.indexAt(p));
+  const epoch1 = Array.from({ length: 10 }, (_, p) => a.indexAt(10 + p));
+  assert.deepEqual([...epoch0].sort((x, y) => x - y), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual([...epoch1].sort((x, y) => x - y), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.notDeepEqual(epoch0, epoch1);
+  // Random access (as after a resume) gives the same answer as reading in order.
+  assert.equal(b.indexAt(13), epoch1[3]);
+  assert.equal(b.indexAt(4), epoch0[4]);
+  assert.notDeepEqual(
+    Array.from({ length: 10 }, (_, p) => new DataOrder(10, 6, true).indexAt(p)),
+    epoch0,
+  );
+  assert.equal(new DataOrder(10, 5, false).indexAt(27), 7);
+  assert.equal(new DataOrder(null, 5, true).indexAt(27), 27);
 });

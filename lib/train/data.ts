@@ -159,3 +159,57 @@ export function tokenizeChat(
   });
   return { tokens, scored };
 }
+
+/** splitmix32 finalizer: a strong 32-bit integer hash. */
+function mix32(x: number): number {
+  x = (x ^ (x >>> 16)) >>> 0;
+  x = Math.imul(x, 0x21f0aaad) >>> 0;
+  x = (x ^ (x >>> 15)) >>> 0;
+  x = Math.imul(x, 0x735a2d97) >>> 0;
+  return (x ^ (x >>> 15)) >>> 0;
+}
+
+/**
+ * The order in which a run reads its dataset: position p (0, 1, 2, ...) maps to an example
+ * index. Fixed-size datasets are read in epochs, each a fresh Fisher-Yates permutation keyed by
+ * (seed, epoch) when shuffling; generators are read in index order. The order is a pure function
+ * of (seed, position), so the data position is the whole RNG state a resumed run needs.
+ */
+export class DataOrder {
+  readonly size: number | null;
+  readonly seed: number;
+  readonly shuffle: boolean;
+  #epoch = -1;
+  #perm: Uint32Array | null = null;
+
+  constructor(size: number | null, seed: number, shuffle: boolean) {
+    if (size !== null && !(Number.isInteger(size) && size > 0)) {
+      throw new Error(`DataOrder: dataset size must be a positive integer, got ${size}`);
+    }
+    this.size = size;
+    this.seed = seed >>> 0;
+    this.shuffle = shuffle;
+  }
+
+  /** Example index read at `position`. */
+  indexAt(position: number): number {
+    if (this.size === null) return position;
+    const epoch = Math.floor(position / this.size), i = position % this.size;
+    if (!this.shuffle) return i;
+    if (epoch !== this.#epoch) {
+      const n = this.size, perm = new Uint32Array(n);
+      for (let k = 0; k < n; k++) perm[k] = k;
+      let state = mix32(this.seed ^ mix32(epoch + 0x9e3779b9));
+      for (let k = n - 1; k > 0; k--) {
+        state = mix32((state + 0x9e3779b9) >>> 0);
+        const j = state % (k + 1); // modulo bias < k/2^32: irrelevant for an example order
+        const t = perm[k];
+        perm[k] = perm[j];
+        perm[j] = t;
+      }
+      this.#epoch = epoch;
+      this.#perm = perm;
+    }
+    return this.#perm![i];
+  }
+}
