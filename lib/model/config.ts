@@ -352,7 +352,8 @@ export function toHfConfigJson(config: LlamaConfig): Record<string, unknown> {
   };
   if (config.torchDtype !== null) out.torch_dtype = config.torchDtype;
   if (config.eosTokenIds.length === 0) out.eos_token_id = null;
-  if (config.architecture === "LlamaForSequenceClassification") {
+  {
+    // Always written, so numLabels survives a round trip (HF derives num_labels from it).
     const id2label: Record<string, string> = {};
     const label2id: Record<string, number> = {};
     for (let i = 0; i < config.numLabels; i++) {
@@ -361,7 +362,6 @@ export function toHfConfigJson(config: LlamaConfig): Record<string, unknown> {
     }
     out.id2label = id2label;
     out.label2id = label2id;
-    out.num_labels = config.numLabels;
   }
   return out;
 }
