@@ -150,7 +150,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   var s = 0.0;
   for (var v = t; v < p.V; v += ${WG}u) {
     let z = logits[base + v] - l; // log-probability
-    s += exp(z) * z;
+    let e = exp(z);
+    // Masked (-inf) logits contribute 0, not 0 * -inf = NaN.
+    if (e > 0.0) { s += e * z; }
   }
   s = reduceSum(t, s);
   if (t == 0u) { out[row] = -s; }

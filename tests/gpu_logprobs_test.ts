@@ -105,3 +105,27 @@ Deno.test("an out-of-range target gives NaN, not a neighbour's logit", async () 
   assert.ok(Number.isNaN(logp[0]));
   assert.ok(Number.isFinite(logp[1]) && Number.isFinite(lse[0]));
 });
+
+Deno.test("masked (-inf) logits are ignored by lse, entropy and the gradient", async () => {
+  const V = 300;
+  const logits = randn(V, 43, 2);
+  for (let v = 0; v < V; v += 3) logits[v] = -Infinity;
+  const targets = new Uint32Array([1]), dlogp = new Float32Array([1]);
+  const g = await gpuAll(logits, targets, dlogp, 1, V);
+  const kept = logits.filter(Number.isFinite);
+  const r = reference(kept, targets, dlogp, 1, kept.length);
+  assertClose(g.lse, r.lse, 1e-5, 1e-5, "lse");
+  assertClose(g.ent, r.ent, 1e-5, 1e-4, "entropy");
+  assert.ok(g.dlogits.every(Number.isFinite), "finite gradient");
+  assert.ok(g.dlogits[0] === 0, "a masked logit gets no gradient");
+});
+
+Deno.test("tokenLogprobs handles a Llama-3-sized vocabulary row", async () => {
+  const M = 2, V = 128256;
+  const logits = randn(M * V, 44, 3), targets = randInts(M, V, 45), dlogp = randn(M, 46);
+  const g = await gpuAll(logits, targets, dlogp, M, V);
+  const r = reference(logits, targets, dlogp, M, V);
+  assertClose(g.lse, r.lse, 1e-5, 1e-5, "lse");
+  assertClose(g.logp, r.logp, 1e-5, 1e-5, "logp");
+  assertClose(g.ent, r.ent, 1e-4, 1e-4, "entropy");
+});
