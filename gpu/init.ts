@@ -25,7 +25,7 @@ fn mix32(v: u32) -> u32 {
 const NORMAL_WGSL = /* wgsl */ `
 ${HASH_WGSL}
 @group(0) @binding(0) var<storage, read_write> y: array<f32>;
-struct P { n: u32, seed: u32, std: f32, mean: f32 }
+struct P { n: u32, seed: u32, sd: f32, mean: f32 }
 @group(0) @binding(1) var<uniform> p: P;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -38,7 +38,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let u1 = (f32(h1 >> 8u) + 1.0) * (1.0 / 16777216.0);
   let u2 = f32(h2 >> 8u) * (1.0 / 16777216.0);
   let z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-  y[i] = p.mean + p.std * z;
+  y[i] = p.mean + p.sd * z;
 }`;
 
 const CONST_WGSL = /* wgsl */ `
