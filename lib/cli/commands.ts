@@ -1,0 +1,30 @@
+/**
+ * The table of CLI commands. To add one: write lib/cli/<name>.ts exporting a {@link Command},
+ * import it here and add it to {@link COMMANDS}.
+ *
+ * @module
+ */
+import type { Command } from "./command.ts";
+import { expCommand } from "./exp.ts";
+import { listCommand } from "./list.ts";
+import { verifyCommand } from "./verify.ts";
+
+/** Every command, in the order the usage shows them. */
+export const COMMANDS: readonly Command[] = [
+  expCommand,
+  verifyCommand,
+  listCommand,
+];
+
+/** The top-level usage text. */
+export function topUsage(): string {
+  const w = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `selfplay: Language Self-Play experiments on WebGPU
+
+Usage: deno task <command> [args]   (or: deno run -A main.ts <command> [args])
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`).join("\n")}
+
+Run a command with --help for its options. Set SELFPLAY_DEBUG=1 to see stack traces.`;
+}

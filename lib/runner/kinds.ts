@@ -1,0 +1,17 @@
+/**
+ * The registry of experiment kinds. To add one: import it and add it to {@link KINDS}.
+ *
+ * @module
+ */
+import { gpuProbeKind } from "../probe/gpu_probe.ts";
+import type { ExperimentKind } from "./kind.ts";
+
+/** Every experiment kind a manifest can name, in the order `list` shows them. */
+export const KINDS: readonly ExperimentKind[] = [
+  gpuProbeKind,
+];
+
+/** The kind called `name`, or undefined. */
+export function findKind(name: string): ExperimentKind | undefined {
+  return KINDS.find((k) => k.kind === name);
+}

@@ -1,0 +1,326 @@
+/**
+ * The experiment runner: from a resolved manifest to a sealed bundle. It derives the run id,
+ * guards existing bundles, records provenance, gives the kind its {@link RunContext}, turns
+ * Ctrl-C into an orderly `interrupted` and a thrown error into `failed`.
+ *
+ * @module
+ */
+import { join, resolve } from "node:path";
+import type { GpuInfo } from "../../gpu/device.ts";
+import { canonicalJson } from "../manifest/canonical.ts";
+import { displayPath, type ResolvedManifest } from "../manifest/load.ts";
+import {
+  BUNDLE_INDEX_SCHEMA,
+  type BundleIndex,
+  type RunStatus,
+  STATUS_SCHEMA,
+} from "../bundle/format.ts";
+import { codeVersion } from "../bundle/code_version.ts";
+import { hashPath } from "../bundle/hash.ts";
+import { gitState, hostFacts, lockfileHash, type Provenance } from "../bundle/provenance.ts";
+import { runIdOf } from "../bundle/run_id.ts";
+import { verifyBundle } from "../bundle/verify.ts";
+import { BundleWriter } from "../bundle/writer.ts";
+import type { ExperimentKind, RunContext, WriteOptions } from "./kind.ts";
+import { ProgressReporter } from "./progress.ts";
+
+/** A problem the user can fix (existing bundle, missing input); printed without a stack. */
+export class RunSetupError extends Error {
+  override name = "RunSetupError";
+}
+
+/** Files the runner owns; kinds may not write them. */
+const RESERVED = new Set(["bundle.json", "status.json", "manifest.json", "provenance.json"]);
+
+/** Options for {@link runExperiment}. */
+export interface RunOptions {
+  manifest: ResolvedManifest;
+  kinds: readonly ExperimentKind[];
+  /** Project root: code version, git state and lockfile are read here. */
+  root: string;
+  /** Bundles go to `<resultsDir>/<experiment>/<run-id>/` unless `outDir` is given. */
+  resultsDir: string;
+  /** Exact bundle directory (`--out`). */
+  outDir?: string;
+  /** Continue an unfinished bundle (resumable kinds), or accept an already completed one. */
+  resume?: boolean;
+  /** Replace an existing bundle in the target directory. */
+  force?: boolean;
+  /** The command line, for provenance. */
+  command?: string[];
+  /** Stop signal; by default SIGINT/SIGTERM are caught for the duration of the run. */
+  signal?: AbortSignal;
+}
+
+/** How a run ended. */
+export interface RunOutcome {
+  status: Exclude<RunStatus, "running">;
+  bundleDir: string;
+  runId: string;
+  /** Set when status is failed or interrupted. */
+  error?: string;
+  /** Null when the run was already complete and nothing ran. */
+  index: BundleIndex | null;
+  /** True when `--resume` found the run already complete. */
+  alreadyComplete: boolean;
+}
+
+/** Hashes a kind's inputs; a missing one is a clear error. */
+async function hashInputs(
+  kind: ExperimentKind,
+  m: ResolvedManifest,
+): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const p of kind.inputs?.(m.params) ?? []) {
+    try {
+      out[p] = await hashPath(resolve(p));
+    } catch (e) {
+      throw new RunSetupError(
+        `${displayPath(m.file)}: input "${p}" cannot be read (${(e as Error).message}); ` +
+          `fix the path in the manifest or with --set`,
+      );
+    }
+  }
+  return out;
+}
+
+async function readJson(path: string): Promise<unknown> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    return undefined;
+  }
+}
+
+async function isEmptyOrMissing(dir: string): Promise<boolean> {
+  try {
+    for await (const _ of Deno.readDir(dir)) return false;
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return true;
+    throw e;
+  }
+}
+
+/**
+ * What to do with the target directory: start fresh, resume, or stop because the run is
+ * already complete. Throws {@link RunSetupError} when the user must choose.
+ */
+async function prepareDir(
+  dir: string,
+  kind: ExperimentKind,
+  runId: string,
+  opts: RunOptions,
+): Promise<"fresh" | "resume" | "complete"> {
+  if (await isEmptyOrMissing(dir)) return "fresh";
+  const shown = displayPath(dir);
+  const index = BUNDLE_INDEX_SCHEMA.safeParse(await readJson(join(dir, "bundle.json")));
+  const status = STATUS_SCHEMA.safeParse(await readJson(join(dir, "status.json")));
+  if (!index.success && !status.success) {
+    throw new RunSetupError(
+      `${shown} exists and is not a bundle; choose an empty or new directory with --out`,
+    );
+  }
+  const state = status.success ? status.data.status : index.data!.status;
+  const oldId = status.success ? status.data.runId : index.data!.runId;
+  if (opts.force) {
+    await Deno.remove(dir, { recursive: true });
+    return "fresh";
+  }
+  if (oldId !== runId) {
+    throw new RunSetupError(
+      `${shown} holds another run (${oldId}, status ${state}); this manifest, its inputs and ` +
+        `the current code make run ${runId}; pass --force to replace it or choose another --out`,
+    );
+  }
+  if (state === "completed") {
+    if (opts.resume) return "complete";
+    throw new RunSetupError(
+      `${shown} already holds a completed run of this experiment (same manifest, inputs and ` +
+        `code); check it with \`deno task verify ${shown}\`, or pass --force to run it again ` +
+        `in place, or --out DIR for a new copy`,
+    );
+  }
+  if (opts.resume) {
+    if (!kind.resumable) {
+      throw new RunSetupError(
+        `${shown} holds an unfinished run (status: ${state}), but kind "${kind.kind}" cannot ` +
+          `resume; pass --force to start it over`,
+      );
+    }
+    return "resume";
+  }
+  throw new RunSetupError(
+    `${shown} holds an unfinished run (status: ${state}); pass --force to start it over` +
+      (kind.resumable ? " or --resume to continue it" : ""),
+  );
+}
+
+/** Catches SIGINT/SIGTERM while a run is in progress: first aborts, second exits at once. */
+function installSignals(ctl: AbortController, say: (msg: string) => void): () => void {
+  const handler = () => {
+    if (ctl.signal.aborted) {
+      say("second interrupt: exiting now; the bundle stays marked running");
+      Deno.exit(130);
+    }
+    say(
+      "interrupt: finishing the current step, then marking the run interrupted " +
+        "(interrupt again to quit at once)",
+    );
+    ctl.abort(new DOMException("the run was interrupted", "AbortError"));
+  };
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, handler);
+  return () => {
+    for (const s of signals) Deno.removeSignalListener(s, handler);
+  };
+}
+
+/** Runs one experiment into its bundle. Never throws for the kind's own failures. */
+export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
+  const m = opts.manifest;
+  const kind = opts.kinds.find((k) => k.kind === m.kind);
+  if (!kind) throw new RunSetupError(`${displayPath(m.file)}: unknown kind "${m.kind}"`);
+  const inputs = await hashInputs(kind, m);
+  const code = await codeVersion(opts.root);
+  const runId = runIdOf(m.resolved, inputs, code);
+  const dir = resolve(opts.outDir ?? join(opts.resultsDir, m.name, runId));
+  const mode = await prepareDir(dir, kind, runId, opts);
+  if (mode === "complete") {
+    return { status: "completed", bundleDir: dir, runId, index: null, alreadyComplete: true };
+  }
+
+  const bundle = new BundleWriter(dir, m.name, runId);
+  if (mode === "resume") {
+    // Keep what the unfinished run wrote: re-register its files, drop the stale index.
+    const old = BUNDLE_INDEX_SCHEMA.safeParse(await readJson(join(dir, "bundle.json")));
+    if (old.success) {
+      for (const f of old.data.files) {
+        if (!RESERVED.has(f.path)) bundle.register(f.path, { deterministic: f.deterministic });
+      }
+    }
+    await Deno.remove(join(dir, "bundle.json")).catch(() => {});
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  await bundle.setStatus("running");
+  await bundle.writeFile("manifest.json", canonicalJson(m.resolved, 2) + "\n", {
+    deterministic: true,
+  });
+
+  const provenance: Provenance & { extra: Record<string, unknown> } = {
+    experiment: m.name,
+    runId,
+    codeVersion: code,
+    command: opts.command ?? [],
+    sets: m.sets.map((s) => s.text),
+    manifestChain: m.chain.map(displayPath),
+    ...hostFacts(),
+    gpu: null,
+    git: await gitState(opts.root),
+    denoLockSha256: await lockfileHash(opts.root),
+    inputs,
+    parents: [],
+    resumed: mode === "resume",
+    startedAt: new Date().toISOString(),
+    endedAt: null,
+    extra: {},
+  };
+  const writeProvenance = () =>
+    bundle.writeFile("provenance.json", JSON.stringify(provenance, null, 2) + "\n", {
+      deterministic: false,
+    });
+  await writeProvenance();
+
+  const progress = new ProgressReporter();
+  const logPath = bundle.register("log.txt", { deterministic: false });
+  const enc = new TextEncoder();
+  const say = (msg: string) => {
+    progress.clear();
+    Deno.stderr.writeSync(enc.encode(msg + "\n"));
+  };
+  const log = (msg: string) => {
+    say(msg);
+    Deno.writeFileSync(logPath, enc.encode(`${new Date().toISOString()} ${msg}\n`), {
+      append: true,
+    });
+  };
+  const ctl = new AbortController();
+  opts.signal?.addEventListener("abort", () => ctl.abort(opts.signal!.reason), { once: true });
+  const removeSignals = opts.signal ? () => {} : installSignals(ctl, log);
+  const guard = (rel: string) => {
+    if (RESERVED.has(rel)) throw new Error(`${rel} is written by the runner, not by a kind`);
+    return rel;
+  };
+
+  const ctx: RunContext = {
+    experiment: m.name,
+    runId,
+    manifest: m.resolved,
+    seed: m.seed,
+    signal: ctl.signal,
+    bundleDir: dir,
+    projectRoot: opts.root,
+    resume: mode === "resume",
+    log,
+    progress: (label, done, total) => progress.update(label, done, total),
+    throwIfAborted: () => ctl.signal.throwIfAborted(),
+    writeFile: (rel, data, o: WriteOptions) => bundle.writeFile(guard(rel), data, o),
+    writeFileWith: (rel, o, write) => bundle.writeFileWith(guard(rel), o, write),
+    appendJsonl: (rel, value, o) => bundle.appendJsonl(guard(rel), value, o),
+    readFile: (rel) => Deno.readFile(join(dir, guard(rel))),
+    recordGpu: (info: GpuInfo) => {
+      provenance.gpu = info;
+    },
+    recordParent: async (parentDir) => {
+      const v = await verifyBundle(parentDir);
+      if (!v.ok || v.index?.status !== "completed") {
+        throw new Error(
+          `parent bundle ${displayPath(parentDir)} is not a verified completed bundle: ${
+            v.problems[0] ?? `status ${v.index?.status}`
+          }`,
+        );
+      }
+      provenance.parents.push({
+        path: displayPath(resolve(parentDir)),
+        experiment: v.index.experiment,
+        runId: v.index.runId,
+        rootHash: v.rootHash,
+      });
+    },
+    recordProvenance: (key, value) => {
+      provenance.extra[key] = value;
+    },
+  };
+
+  log(
+    `${m.name} (${m.kind}) run ${runId} -> ${displayPath(dir)}${
+      mode === "resume" ? " (resuming)" : ""
+    }`,
+  );
+  let status: Exclude<RunStatus, "running"> = "completed";
+  let error: string | undefined;
+  try {
+    await kind.run(ctx, m.params);
+    if (ctl.signal.aborted) status = "interrupted";
+  } catch (e) {
+    if (ctl.signal.aborted) status = "interrupted";
+    else {
+      status = "failed";
+      error = e instanceof Error ? e.message : String(e);
+      if (Deno.env.get("SELFPLAY_DEBUG") === "1" && e instanceof Error && e.stack) say(e.stack);
+    }
+  } finally {
+    removeSignals();
+    progress.clear(true);
+  }
+  if (status === "interrupted") error = "interrupted by a signal before the run finished";
+  log(`run ${status}${error ? `: ${error}` : ""}`);
+  provenance.endedAt = new Date().toISOString();
+  await writeProvenance();
+  const index = await bundle.seal(status, error);
+  if (index.status !== status) {
+    status = index.status;
+    error = (await readJson(join(dir, "status.json")) as { error?: string })?.error;
+  }
+  return { status, bundleDir: dir, runId, error, index, alreadyComplete: false };
+}
