@@ -69,6 +69,26 @@ export async function writeFixtureBundle(root: string, o: FixtureOptions): Promi
   return dir;
 }
 
+/** Decodes a PNG and counts pixels within `tolerance` (per channel) of the colour `#rrggbb`. */
+export async function countColorPixels(
+  png: Uint8Array,
+  hex: string,
+  tolerance = 8,
+): Promise<number> {
+  const { createCanvas, loadImage } = await import("@napi-rs/canvas");
+  const img = await loadImage(png);
+  const canvas = createCanvas(img.width, img.height);
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0);
+  const { data } = ctx.getImageData(0, 0, img.width, img.height);
+  const rgb = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+  let n = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    if (rgb.every((c, k) => Math.abs(data[i + k] - c) <= tolerance)) n++;
+  }
+  return n;
+}
+
 /** Decodes a PNG and counts pixels that differ from the top-left (background) pixel. */
 export async function countForegroundPixels(
   png: Uint8Array,
