@@ -1,0 +1,411 @@
+/**
+ * The Llama forward pass over planned activation buffers (llm.c style).
+ *
+ * One {@link ForwardPass} is planned for B sequences padded to S positions (M = B*S rows; row m
+ * is sequence m / S at position m % S) and reused for every batch of that shape. Per layer:
+ * rmsnorm -> q/k/v matmuls -> RoPE on q and k -> causal GQA attention -> o matmul + residual ->
+ * rmsnorm -> gate/up matmuls -> SwiGLU -> down matmul + residual; then the final norm and the LM
+ * head in row chunks (so [rows, vocab] logits never exceed a binding) -> token log-probs.
+ *
+ * {@link recordLayerForward} is shared with generation (generate.ts), so a token's log-prob in
+ * generation is computed by exactly the same kernels in the same order as in training: with
+ * row-invariant kernels the bits agree.
+ *
+ * @module
+ */
+import type { Gpu } from "../../gpu/device.ts";
+import { createBuffer, uploadBuffer } from "../../gpu/buffers.ts";
+import type { Recorder } from "../../gpu/recorder.ts";
+import { matmul } from "../../gpu/matmul.ts";
+import { embedding } from "../../gpu/embedding.ts";
+import { rmsnorm } from "../../gpu/rmsnorm.ts";
+import { rope } from "../../gpu/rope.ts";
+import { attention } from "../../gpu/attention.ts";
+import { swiglu } from "../../gpu/swiglu.ts";
+import { entropy, tokenLogprobs } from "../../gpu/logprobs.ts";
+import type { LlamaModel } from "./llama.ts";
+import type { Weights } from "./weights.ts";
+import { recordBackward } from "./backward.ts";
+
+/** One layer's activations for `rows` rows (the backward reads them). */
+export interface LayerActs {
+  /** input_layernorm output [rows, D] and its saved 1/rms [rows]. */
+  xn1: GPUBuffer;
+  rstd1: GPUBuffer;
+  /** RoPE'd queries [rows, H*hd]; keys [rows, G*hd] (RoPE'd); values [rows, G*hd]. */
+  q: GPUBuffer;
+  k: GPUBuffer;
+  v: GPUBuffer;
+  /** Attention output [rows, H*hd] and per-(row, head) logsumexp [rows, H]. */
+  att: GPUBuffer;
+  attLse: GPUBuffer;
+  /** Residual after attention [rows, D]. */
+  h: GPUBuffer;
+  /** post_attention_layernorm output [rows, D] and 1/rms [rows]. */
+  xn2: GPUBuffer;
+  rstd2: GPUBuffer;
+  /** MLP gate, up projections and silu(gate)*up, each [rows, I]. */
+  gate: GPUBuffer;
+  up: GPUBuffer;
+  act: GPUBuffer;
+}
+
+/** Allocates one layer's activation buffers for `rows` rows. */
+export function allocLayerActs(
+  gpu: Gpu,
+  model: LlamaModel,
+  rows: number,
+  label: string,
+): LayerActs {
+  const c = model.config;
+  const D = c.hiddenSize, I = c.intermediateSize;
+  const qd = c.numHeads * c.headDim, kd = c.numKvHeads * c.headDim;
+  const b = (n: number, what: string) => createBuffer(gpu, rows * n * 4, `${label}.${what}`);
+  return {
+    xn1: b(D, "xn1"),
+    rstd1: b(1, "rstd1"),
+    q: b(qd, "q"),
+    k: b(kd, "k"),
+    v: b(kd, "v"),
+    att: b(qd, "att"),
+    attLse: b(c.numHeads, "attLse"),
+    h: b(D, "h"),
+    xn2: b(D, "xn2"),
+    rstd2: b(1, "rstd2"),
+    gate: b(I, "gate"),
+    up: b(I, "up"),
+    act: b(I, "act"),
+  };
+}
+
+/** Where a pass's keys and values live: a KV cache [B, S, G, hd], or the layer's own k/v. */
+export interface KvTarget {
+  /** Cache buffers for this layer; null in the training pass (k and v are their own cache). */
+  kc: GPUBuffer | null;
+  vc: GPUBuffer | null;
+  /** Positions per sequence in the cache (or the padded length S of the training pass). */
+  S: number;
+}
+
+/** Parameter name prefix of layer `l`. */
+export const layerPrefix = (l: number): string => `model.layers.${l}.`;
+
+/**
+ * Records one decoder layer: xOut = layer(xIn) for M rows with sequence ids `seq` and positions
+ * `pos` (u32 [M]). With a cache, keys/values are stored at (seq, pos) first and attention reads
+ * the cache; in the training layout (kv.kc null) k and v ARE the cache [B, S, G, hd].
+ */
+export function recordLayerForward(
+  rec: Recorder,
+  model: LlamaModel,
+  l: number,
+  xIn: GPUBuffer,
+  xOut: GPUBuffer,
+  a: LayerActs,
+  M: number,
+  seq: GPUBuffer,
+  pos: GPUBuffer,
+  kv: KvTarget,
+  kvStoreFn?: (rec: Recorder, k: GPUBuffer, v: GPUBuffer, M: number) => void,
+): void {
+  const c = model.config;
+  const D = c.hiddenSize, I = c.intermediateSize, H = c.numHeads, G = c.numKvHeads;
+  const hd = c.headDim;
+  const p = layerPrefix(l);
+  const w = (n: string) => model.w(p + n);
+  rmsnorm(rec, xIn, w("input_layernorm.weight"), a.xn1, a.rstd1, M, D, c.rmsNormEps);
+  matmul(rec, a.xn1, w("self_attn.q_proj.weight"), a.q, M, D, H * hd);
+  matmul(rec, a.xn1, w("self_attn.k_proj.weight"), a.k, M, D, G * hd);
+  matmul(rec, a.xn1, w("self_attn.v_proj.weight"), a.v, M, D, G * hd);
+  rope(rec, a.q, a.q, pos, model.invFreq, M, H, hd);
+  rope(rec, a.k, a.k, pos, model.invFreq, M, G, hd);
+  let kc = a.k, vc = a.v;
+  if (kv.kc && kv.vc) {
+    if (!kvStoreFn) throw new Error("recordLayerForward: a KV cache needs a store function");
+    kvStoreFn(rec, a.k, a.v, M);
+    kc = kv.kc;
+    vc = kv.vc;
+  }
+  attention(rec, a.q, kc, vc, seq, pos, a.att, a.attLse, M, H, G, hd, kv.S, 1 / Math.sqrt(hd));
+  // h = xIn + o(att): copy then accumulate, the same two steps in every pass.
+  rec.copy(xIn, 0, a.h, 0, M * D * 4);
+  matmul(rec, a.att, w("self_attn.o_proj.weight"), a.h, M, H * hd, D, true);
+  rmsnorm(rec, a.h, w("post_attention_layernorm.weight"), a.xn2, a.rstd2, M, D, c.rmsNormEps);
+  matmul(rec, a.xn2, w("mlp.gate_proj.weight"), a.gate, M, D, I);
+  matmul(rec, a.xn2, w("mlp.up_proj.weight"), a.up, M, D, I);
+  swiglu(rec, a.gate, a.up, a.act, M * I);
+  rec.copy(a.h, 0, xOut, 0, M * D * 4);
+  matmul(rec, a.act, w("mlp.down_proj.weight"), xOut, M, I, D, true);
+}
+
+/** Options of a {@link ForwardPass}. */
+export interface ForwardPassOptions {
+  /**
+   * Keep only each layer's input and recompute the layer's activations in the backward
+   * (memory ~ (L+1)*M*D floats plus one layer's activations, at the cost of a second forward).
+   */
+  recompute?: boolean;
+  /** Rows per LM-head chunk (default: as many as fit 1 GiB of logits). */
+  headChunkRows?: number;
+}
+
+/** Output of {@link ForwardPass.forwardLogprobs}. */
+export interface LogprobsOut {
+  /** log p(targets[m] | tokens[..m]) for every row, f32 [B*S]. */
+  logp: GPUBuffer;
+  /** Entropy of the next-token distribution per row, f32 [B*S], when asked for. */
+  entropy?: GPUBuffer;
+}
+
+/** Largest logits chunk, in bytes, the LM head writes at once. */
+const HEAD_CHUNK_BYTES = 2 ** 30;
+
+/**
+ * Activation buffers and the forward pass for B sequences padded to S, reused across batches.
+ * Also the entry point of the backward ({@link ForwardPass.backward}).
+ */
+export class ForwardPass {
+  readonly model: LlamaModel;
+  readonly B: number;
+  readonly S: number;
+  readonly M: number;
+  readonly recompute: boolean;
+  /** Rows per LM-head chunk. */
+  readonly chunkRows: number;
+  /** Token ids, targets, sequence ids and positions per row (u32 [M]). */
+  readonly tokens: GPUBuffer;
+  readonly targets: GPUBuffer;
+  readonly seq: GPUBuffer;
+  readonly pos: GPUBuffer;
+  /** Residual stream: xs[l] is layer l's input [M, D]; xs[L] the last layer's output. */
+  readonly xs: GPUBuffer[];
+  /** Per-layer activations (one shared set when recomputing). */
+  readonly acts: LayerActs[];
+  /** Final norm output [M, D] and 1/rms [M]. */
+  readonly xf: GPUBuffer;
+  readonly rstdF: GPUBuffer;
+  /** LM-head chunk buffers: inputs [chunk, D], targets, logits [chunk, V], lse, logp, entropy. */
+  readonly chunk: {
+    xf: GPUBuffer;
+    targets: GPUBuffer;
+    logits: GPUBuffer;
+    lse: GPUBuffer;
+    logp: GPUBuffer;
+    entropy: GPUBuffer;
+  };
+  /** Per-row logsumexp of the logits [M], log-probs [M], entropies [M]. */
+  readonly lse: GPUBuffer;
+  readonly logp: GPUBuffer;
+  readonly entropy: GPUBuffer;
+  /** The token ids of the last forward, on the host (the embedding backward groups by them). */
+  tokensHost: Uint32Array | null = null;
+  #logitsFull: GPUBuffer | null = null;
+
+  constructor(model: LlamaModel, B: number, S: number, opts: ForwardPassOptions = {}) {
+    for (const [what, v] of [["B", B], ["S", S]] as const) {
+      if (!Number.isInteger(v) || v < 1) {
+        throw new Error(`ForwardPass: ${what} must be >= 1, got ${v}`);
+      }
+    }
+    const gpu = model.gpu, c = model.config;
+    this.model = model;
+    this.B = B;
+    this.S = S;
+    const M = this.M = B * S;
+    const D = c.hiddenSize, V = c.vocabSize;
+    this.recompute = opts.recompute ?? false;
+    const fit = Math.max(1, Math.floor(HEAD_CHUNK_BYTES / (V * 4)));
+    this.chunkRows = Math.min(M, opts.headChunkRows ?? fit, fit);
+    const seq = new Uint32Array(M), pos = new Uint32Array(M);
+    for (let m = 0; m < M; m++) {
+      seq[m] = Math.floor(m / S);
+      pos[m] = m % S;
+    }
+    this.seq = uploadBuffer(gpu, seq, "pass.seq");
+    this.pos = uploadBuffer(gpu, pos, "pass.pos");
+    this.tokens = createBuffer(gpu, M * 4, "pass.tokens");
+    this.targets = createBuffer(gpu, M * 4, "pass.targets");
+    this.xs = [];
+    for (let l = 0; l <= c.numLayers; l++) this.xs.push(createBuffer(gpu, M * D * 4, `pass.x${l}`));
+    this.acts = [];
+    const nSets = this.recompute ? 1 : c.numLayers;
+    for (let l = 0; l < nSets; l++) this.acts.push(allocLayerActs(gpu, model, M, `pass.layer${l}`));
+    this.xf = createBuffer(gpu, M * D * 4, "pass.xf");
+    this.rstdF = createBuffer(gpu, M * 4, "pass.rstdF");
+    this.lse = createBuffer(gpu, M * 4, "pass.lse");
+    this.logp = createBuffer(gpu, M * 4, "pass.logp");
+    this.entropy = createBuffer(gpu, M * 4, "pass.entropy");
+    const R = this.chunkRows;
+    const single = R === M;
+    this.chunk = {
+      xf: single ? this.xf : createBuffer(gpu, R * D * 4, "pass.chunk.xf"),
+      targets: single ? this.targets : createBuffer(gpu, R * 4, "pass.chunk.targets"),
+      logits: createBuffer(gpu, R * V * 4, "pass.chunk.logits"),
+      lse: single ? this.lse : createBuffer(gpu, R * 4, "pass.chunk.lse"),
+      logp: single ? this.logp : createBuffer(gpu, R * 4, "pass.chunk.logp"),
+      entropy: single ? this.entropy : createBuffer(gpu, R * 4, "pass.chunk.entropy"),
+    };
+  }
+
+  /** Number of LM-head chunks. */
+  get nChunks(): number {
+    return Math.ceil(this.M / this.chunkRows);
+  }
+
+  /** Layer l's activation set (the shared one when recomputing). */
+  actsOf(l: number): LayerActs {
+    return this.recompute ? this.acts[0] : this.acts[l];
+  }
+
+  #uploadIds(rec: Recorder, ids: Uint32Array, dst: GPUBuffer, what: string, limit: number): void {
+    if (ids.length !== this.M) {
+      throw new Error(`forward: ${what} has ${ids.length} ids, want B*S = ${this.M}`);
+    }
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] >= limit) {
+        throw new Error(`forward: ${what}[${i}] = ${ids[i]} is >= vocab ${limit}`);
+      }
+    }
+    // A fresh upload copied in by the recorder keeps two forwards in one submission ordered.
+    const src = uploadBuffer(this.model.gpu, ids, `pass.${what}.upload`);
+    rec.copy(src, 0, dst, 0, ids.byteLength);
+  }
+
+  /** Records embedding -> layers -> final norm for `tokens` (B*S ids). */
+  forwardTrunk(rec: Recorder, tokens: Uint32Array): void {
+    const c = this.model.config, M = this.M, D = c.hiddenSize;
+    this.#uploadIds(rec, tokens, this.tokens, "tokens", c.vocabSize);
+    this.tokensHost = tokens.slice();
+    embedding(rec, this.tokens, this.model.w("model.embed_tokens.weight"), this.xs[0], M, D);
+    for (let l = 0; l < c.numLayers; l++) this.recordLayer(rec, l);
+    rmsnorm(
+      rec,
+      this.xs[c.numLayers],
+      this.model.w("model.norm.weight"),
+      this.xf,
+      this.rstdF,
+      M,
+      D,
+      c.rmsNormEps,
+    );
+  }
+
+  /** Records layer l from xs[l] into xs[l+1] (also used by the backward to recompute). */
+  recordLayer(rec: Recorder, l: number): void {
+    recordLayerForward(
+      rec,
+      this.model,
+      l,
+      this.xs[l],
+      this.xs[l + 1],
+      this.actsOf(l),
+      this.M,
+      this.seq,
+      this.pos,
+      {
+        kc: null,
+        vc: null,
+        S: this.S,
+      },
+    );
+  }
+
+  /** Copies rows [r0, r0+n) of the final hidden state into the chunk input (when chunking). */
+  headChunkInput(rec: Recorder, r0: number, n: number): void {
+    if (this.chunk.xf === this.xf) return;
+    const D = this.model.config.hiddenSize;
+    rec.copy(this.xf, r0 * D * 4, this.chunk.xf, 0, n * D * 4);
+    rec.copy(this.targets, r0 * 4, this.chunk.targets, 0, n * 4);
+  }
+
+  #requireCausalLm(what: string): void {
+    if (this.model.config.architecture !== "LlamaForCausalLM") {
+      throw new Error(
+        `${what} needs a LlamaForCausalLM model, this is ${this.model.config.architecture}`,
+      );
+    }
+  }
+
+  /**
+   * Records the whole forward and the log-probability of `targets[m]` at every row m
+   * (B*S ids each; padding rows may hold any valid id, their results are simply ignored).
+   */
+  forwardLogprobs(
+    rec: Recorder,
+    tokens: Uint32Array,
+    targets: Uint32Array,
+    opts: { entropy?: boolean } = {},
+  ): LogprobsOut {
+    this.#requireCausalLm("forwardLogprobs");
+    const c = this.model.config, V = c.vocabSize, D = c.hiddenSize;
+    this.forwardTrunk(rec, tokens);
+    this.#uploadIds(rec, targets, this.targets, "targets", V);
+    const head = this.model.w(this.model.headName);
+    const ch = this.chunk;
+    for (let r0 = 0; r0 < this.M; r0 += this.chunkRows) {
+      const n = Math.min(this.chunkRows, this.M - r0);
+      this.headChunkInput(rec, r0, n);
+      matmul(rec, ch.xf, head, ch.logits, n, D, V);
+      tokenLogprobs(rec, ch.logits, ch.targets, ch.logp, ch.lse, n, V);
+      if (opts.entropy) entropy(rec, ch.logits, ch.lse, ch.entropy, n, V);
+      if (ch.logp !== this.logp) {
+        rec.copy(ch.logp, 0, this.logp, r0 * 4, n * 4);
+        rec.copy(ch.lse, 0, this.lse, r0 * 4, n * 4);
+        if (opts.entropy) rec.copy(ch.entropy, 0, this.entropy, r0 * 4, n * 4);
+      }
+    }
+    return opts.entropy ? { logp: this.logp, entropy: this.entropy } : { logp: this.logp };
+  }
+
+  /** Records the forward and returns all logits [B*S, vocab] in one buffer (small models only). */
+  forwardLogits(rec: Recorder, tokens: Uint32Array): GPUBuffer {
+    this.#requireCausalLm("forwardLogits");
+    const c = this.model.config;
+    this.forwardTrunk(rec, tokens);
+    this.#logitsFull ??= createBuffer(this.model.gpu, this.M * c.vocabSize * 4, "pass.logits");
+    matmul(
+      rec,
+      this.xf,
+      this.model.w(this.model.headName),
+      this.#logitsFull,
+      this.M,
+      c.hiddenSize,
+      c.vocabSize,
+    );
+    return this.#logitsFull;
+  }
+
+  /**
+   * Reward-model head: records the forward, then `score.weight` applied to the final-normed
+   * hidden state at the given rows. Returns f32 [rows.length, numLabels].
+   */
+  forwardScores(rec: Recorder, tokens: Uint32Array, rows: number[]): GPUBuffer {
+    const c = this.model.config, D = c.hiddenSize, gpu = this.model.gpu;
+    if (c.architecture !== "LlamaForSequenceClassification") {
+      throw new Error(
+        `forwardScores needs a LlamaForSequenceClassification model, this is ${c.architecture}`,
+      );
+    }
+    this.forwardTrunk(rec, tokens);
+    const picked = createBuffer(gpu, rows.length * D * 4, "pass.scoreRows");
+    rows.forEach((r, i) => {
+      if (!Number.isInteger(r) || r < 0 || r >= this.M) {
+        throw new Error(`forwardScores: row ${r} outside 0..${this.M - 1}`);
+      }
+      rec.copy(this.xf, r * D * 4, picked, i * D * 4, D * 4);
+    });
+    const out = createBuffer(gpu, rows.length * c.numLabels * 4, "pass.scores");
+    matmul(rec, picked, this.model.w("score.weight"), out, rows.length, D, c.numLabels);
+    return out;
+  }
+
+  /**
+   * Records the backward of loss = Σ_m dlogp[m] * logp[m] for the activations of the last
+   * {@link forwardLogprobs}, accumulating every parameter's gradient into `grads` (HF names;
+   * the caller zeroes them). Tied embeddings get both contributions.
+   */
+  backward(rec: Recorder, dlogp: GPUBuffer, grads: Weights): void {
+    this.#requireCausalLm("backward");
+    recordBackward(this, rec, dlogp, grads);
+  }
+}
