@@ -79,7 +79,7 @@ export function checkSetPath(
     const parent = set.path.slice(0, i + 1).join(".");
     if (at.kind === "open") return;
     if (at.kind === "leaf") {
-      if (at.type === "array" && /^\d+$/.test(key)) return; // element checked by the schema
+      if ((at.type === "array" || at.type === "tuple") && /^\d+$/.test(key)) return; // element checked by the schema
       throw new ManifestError(
         "--set",
         `${set.text}: "${parent}" is a ${at.type}, it has no key "${key}"`,
