@@ -43,6 +43,22 @@ export interface TrainableParam {
   buffer: GPUBuffer;
 }
 
+/** What {@link trainableParams} needs of a model (LlamaModel has it). */
+export interface ParameterSource {
+  paramNames(): string[];
+  paramShape(name: string): number[];
+  w(name: string): GPUBuffer;
+}
+
+/** Every parameter of a model as a {@link TrainableParam} (its own weight buffer is updated). */
+export function trainableParams(model: ParameterSource): TrainableParam[] {
+  return model.paramNames().map((name) => ({
+    name,
+    shape: model.paramShape(name),
+    buffer: model.w(name),
+  }));
+}
+
 /** Optimizer state of one parameter. */
 interface Slot {
   name: string;

@@ -1,0 +1,226 @@
+/**
+ * Training checkpoints: `checkpoints/step-N/` holds the model in HF layout (config.json,
+ * model.safetensors in F32, the tokenizer files copied from the source model) so `model ...`
+ * and other tools load it directly, plus `optimizer.safetensors` (AdamW m and v per parameter),
+ * `state.json` (step, RNG state, data position, lr schedule) and `SHA256SUMS` (sha256sum format,
+ * sorted). Each file is written atomically and SHA256SUMS last: it marks the folder complete.
+ *
+ * @module
+ */
+import { basename, join } from "node:path";
+import { atomicWriteWith } from "../bundle/atomic.ts";
+import { hashFile } from "../bundle/hash.ts";
+import type { Gpu } from "../../gpu/device.ts";
+import type { LlamaConfig } from "../model/config.ts";
+import { openSafetensors, readTensorF32, writeSafetensors } from "../model/safetensors.ts";
+import { readWeightsToHost, saveWeights, type Weights } from "../model/weights.ts";
+import type { AdamW } from "./optimizer.ts";
+import type { LrSchedule } from "./schedule.ts";
+
+/** Files copied from the source model folder when present. */
+export const TOKENIZER_FILES = [
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "generation_config.json",
+];
+
+/** Everything besides tensors that a run needs to continue exactly. */
+export interface TrainState {
+  /** Completed optimizer steps. */
+  step: number;
+  /** Index of the next training example to read. */
+  dataPosition: number;
+  /** The run's RNG state (whatever the trainer uses), as JSON. */
+  rng: unknown;
+  /** The schedule; the lr of the next step is lrAt(lrSchedule, step + 1). */
+  lrSchedule: LrSchedule;
+  /** Trainer-specific extras (e.g. running metrics), as JSON. */
+  extra?: Record<string, unknown>;
+}
+
+/** What {@link loadTrainCheckpoint} returns (the weights load with LlamaModel.load(dir)). */
+export interface LoadedCheckpoint {
+  dir: string;
+  state: TrainState;
+  optimizer: Map<string, { m: Float32Array; v: Float32Array }>;
+}
+
+const SUMS = "SHA256SUMS";
+
+/** `step-N` folder name of a step. */
+export function checkpointName(step: number): string {
+  return `step-${step}`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/**
+ * Where checkpoint files go: a run's bundle (RunContext.writeFileWith, so the bundle registers
+ * them) or a plain directory ({@link directoryWriter}). Paths are relative and '/'-separated.
+ */
+export interface CheckpointWriter {
+  writeFileWith(relPath: string, write: (file: Deno.FsFile) => Promise<void>): Promise<void>;
+}
+
+/** A {@link CheckpointWriter} into a plain directory, each file written atomically. */
+export function directoryWriter(root: string): CheckpointWriter {
+  return { writeFileWith: (rel, write) => atomicWriteWith(join(root, rel), write) };
+}
+
+async function copyInto(src: string, dst: Deno.FsFile): Promise<void> {
+  using f = await Deno.open(src, { read: true });
+  const buf = new Uint8Array(1 << 20);
+  for (;;) {
+    const n = await f.read(buf);
+    if (n === null) break;
+    let off = 0;
+    while (off < n) off += await dst.write(buf.subarray(off, n));
+  }
+}
+
+/**
+ * Writes the checkpoint of `state.step` as `<prefix>/step-N/` through `writer` and returns that
+ * relative path. Every file is written atomically and `SHA256SUMS` last, so a folder without it
+ * (a crash mid-save) is incomplete and ignored by {@link latestCheckpoint}. The files are first
+ * built in a scratch directory (the safetensors writer takes a path) and then streamed in.
+ */
+export async function saveCheckpoint(
+  writer: CheckpointWriter,
+  prefix: string,
+  opts: {
+    gpu: Gpu;
+    config: LlamaConfig;
+    weights: Weights;
+    optimizer: AdamW;
+    state: TrainState;
+    /** Source model folder whose tokenizer files are copied (optional). */
+    tokenizerDir?: string;
+  },
+): Promise<string> {
+  if (opts.optimizer.step !== opts.state.step) {
+    throw new Error(
+      `checkpoint: optimizer is at step ${opts.optimizer.step} but state says ${opts.state.step}`,
+    );
+  }
+  const rel = prefix
+    ? `${prefix}/${checkpointName(opts.state.step)}`
+    : checkpointName(opts.state.step);
+  const scratch = await Deno.makeTempDir({ prefix: "selfplay-ckpt-" });
+  try {
+    const host = await readWeightsToHost(opts.gpu, opts.weights, opts.config);
+    await saveWeights(scratch, opts.config, host, "F32");
+    host.clear();
+    const opt = await opts.optimizer.readState();
+    const tensors = [];
+    for (const [name, s] of opt) {
+      tensors.push({ name: `m/${name}`, dtype: "F32" as const, shape: s.shape, data: s.m });
+      tensors.push({ name: `v/${name}`, dtype: "F32" as const, shape: s.shape, data: s.v });
+    }
+    await writeSafetensors(join(scratch, "optimizer.safetensors"), tensors, {
+      step: String(opts.optimizer.step),
+    });
+    opt.clear();
+    await Deno.writeTextFile(
+      join(scratch, "state.json"),
+      JSON.stringify(opts.state, null, 2) + "\n",
+    );
+    if (opts.tokenizerDir) {
+      for (const f of TOKENIZER_FILES) {
+        const src = join(opts.tokenizerDir, f);
+        if (await exists(src)) await Deno.copyFile(src, join(scratch, f));
+      }
+    }
+    const names: string[] = [];
+    for await (const e of Deno.readDir(scratch)) if (e.isFile) names.push(e.name);
+    names.sort();
+    let sums = "";
+    for (const n of names) {
+      sums += `${(await hashFile(join(scratch, n))).sha256}  ${n}\n`;
+      await writer.writeFileWith(`${rel}/${n}`, (f) => copyInto(join(scratch, n), f));
+    }
+    const sumBytes = new TextEncoder().encode(sums);
+    await writer.writeFileWith(`${rel}/${SUMS}`, async (f) => {
+      let off = 0;
+      while (off < sumBytes.length) off += await f.write(sumBytes.subarray(off));
+    });
+  } finally {
+    await Deno.remove(scratch, { recursive: true }).catch(() => {});
+  }
+  return rel;
+}
+
+/** Re-hashes a checkpoint folder against its SHA256SUMS; throws naming the first bad file. */
+export async function verifyCheckpoint(dir: string): Promise<void> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(join(dir, SUMS));
+  } catch (e) {
+    throw new Error(`${dir}: cannot read ${SUMS} (${(e as Error).message})`);
+  }
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    const m = /^([0-9a-f]{64}) {2}(.+)$/.exec(line);
+    if (!m || basename(m[2]) !== m[2]) throw new Error(`${dir}/${SUMS}: bad line ${line}`);
+    const got = (await hashFile(join(dir, m[2]))).sha256;
+    if (got !== m[1]) throw new Error(`${dir}/${m[2]}: sha256 ${got} does not match ${SUMS}`);
+  }
+}
+
+/** Loads and verifies a checkpoint's training state and optimizer moments. */
+export async function loadTrainCheckpoint(dir: string): Promise<LoadedCheckpoint> {
+  await verifyCheckpoint(dir);
+  const statePath = join(dir, "state.json");
+  const state = JSON.parse(await Deno.readTextFile(statePath)) as TrainState;
+  for (const k of ["step", "dataPosition"] as const) {
+    if (!Number.isInteger(state[k]) || state[k] < 0) {
+      throw new Error(`${statePath}: ${k} must be a non-negative integer`);
+    }
+  }
+  if (typeof state.lrSchedule !== "object" || state.lrSchedule === null) {
+    throw new Error(`${statePath}: lrSchedule is missing`);
+  }
+  const file = await openSafetensors(join(dir, "optimizer.safetensors"));
+  const optimizer = new Map<string, { m: Float32Array; v: Float32Array }>();
+  for (const name of [...file.tensors.keys()].sort()) {
+    if (!name.startsWith("m/")) continue;
+    const param = name.slice(2);
+    if (!file.tensors.has(`v/${param}`)) {
+      throw new Error(`${file.path}: tensor v/${param} is missing`);
+    }
+    optimizer.set(param, {
+      m: await readTensorF32(file, name),
+      v: await readTensorF32(file, `v/${param}`),
+    });
+  }
+  for (const name of file.tensors.keys()) {
+    if (!/^[mv]\//.test(name) || !optimizer.has(name.slice(2))) {
+      throw new Error(`${file.path}: unexpected tensor ${name}`);
+    }
+  }
+  return { dir, state, optimizer };
+}
+
+/** The complete checkpoint folder (one with SHA256SUMS) of the highest step under `root`, or null. */
+export async function latestCheckpoint(root: string): Promise<string | null> {
+  let best = -1;
+  try {
+    for await (const e of Deno.readDir(root)) {
+      const m = /^step-(\d+)$/.exec(e.name);
+      if (!e.isDirectory || !m || Number(m[1]) <= best) continue;
+      if (await exists(join(root, e.name, SUMS))) best = Number(m[1]);
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  return best < 0 ? null : join(root, checkpointName(best));
+}
