@@ -44,18 +44,16 @@ Deno.test("ema is bias-corrected and matches the recurrence", () => {
   assert.throws(() => ema(pts, 0), /alpha/);
 });
 
-Deno.test("metricSeries flattens nested metrics, skips text and needs iter or step", () => {
-  const { series, xName } = metricSeries([
+Deno.test("metricSeries flattens nested metrics, skips text, keeps rows without iter/step apart", () => {
+  const { series, xName, records } = metricSeries([
     { step: 0, loss: 2, solver: { reward: { mean: 0.1 } }, tag: "x", bad: null },
+    { check: "matmul", maxAbsError: 1e-7, pass: true },
     { step: 1, loss: 1.5, lr: 1e-6 },
   ]);
+  assert.deepEqual(records, [{ check: "matmul", maxAbsError: 1e-7, pass: true }]);
   assert.equal(xName, "step");
   assert.deepEqual([...series.keys()].sort(), ["loss", "lr", "solver.reward.mean"]);
   assert.deepEqual(series.get("loss"), [{ x: 0, y: 2 }, { x: 1, y: 1.5 }]);
-  assert.throws(
-    () => metricSeries([{ loss: 1 }], "m.jsonl"),
-    /m\.jsonl: row 1 has no numeric "iter" or "step"/,
-  );
 });
 
 Deno.test("loadBundle tolerates missing files and names the file and line of bad ones", async () => {

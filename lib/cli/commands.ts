@@ -7,6 +7,7 @@
 import type { Command } from "./command.ts";
 import { expCommand } from "./exp.ts";
 import { listCommand } from "./list.ts";
+import { reportCommand } from "./report.ts";
 import { verifyCommand } from "./verify.ts";
 
 /** Every command, in the order the usage shows them. */
@@ -14,6 +15,7 @@ export const COMMANDS: readonly Command[] = [
   expCommand,
   verifyCommand,
   listCommand,
+  reportCommand,
 ];
 
 /** The top-level usage text. */

@@ -1,62 +1,76 @@
 /**
- * `report <bundle>... [--out DIR] [--width W] [--height H]`: charts and report.html for one or
- * many result bundles (see lib/report/report.ts for where they go by default).
+ * `report <bundle>... [--out DIR]`: charts and report.html for one or many result bundles (see
+ * lib/report/report.ts for where they go by default).
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { type Command, parseCommandArgs, UsageError } from "./command.ts";
 
-const USAGE = "usage: deno task report <bundle>... [--out DIR] [--width 800] [--height 450]";
-
-function positiveInt(value: string | undefined, flag: string, fallback: number): number {
+function sizeFlag(value: unknown, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 16 || n > 8192) {
-    throw new Error(`report: --${flag} must be an integer from 16 to 8192, got "${value}"`);
+    throw new UsageError(
+      `report: --${flag} must be an integer from 16 to 8192, got "${value}"`,
+      reportCommand,
+    );
   }
   return n;
 }
 
-/** Runs the report command; returns the process exit code. */
+/** The `report` command. */
+export const reportCommand: Command = {
+  name: "report",
+  summary: "draw charts (PNG) and a self-contained report.html for one or many bundles",
+  usage: `Usage: deno task report <bundle-dir>... [--out DIR] [--width 800] [--height 450]
+
+Draws a chart per metric series of each run (long series downsampled, with an EMA line),
+comparison charts across runs (reward, KL, ... on one axis), held-out results with error bars
+(mean ± 1.96 SE), and report.html: offline, interactive, with provenance, the resolved manifest,
+the evaluation tables and sampled challenger/solver transcripts.
+
+Output: --out DIR, else for one unsealed bundle its own charts/ and report.html; for a sealed
+bundle (bundle.json present: adding files would break verify) or several bundles,
+results/reports/<hash>/ beside the experiments' folders.
+
+Options:
+  --out DIR     output folder
+  --width W     figure width in pixels (default 800)
+  --height H    figure height in pixels (default 450)
+  -h, --help    show this help
+
+Exit status: 0 written, 1 failure (e.g. a malformed bundle file), 2 usage error.`,
+  run(args) {
+    return runReportCommand(args);
+  },
+};
+
+/** Runs the report command on the arguments after its name; returns the exit code. */
 export async function runReportCommand(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        out: { type: "string" },
-        width: { type: "string" },
-        height: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    console.error(`report: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (parsed.values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (parsed.positionals.length === 0) {
-    console.error(`report: name at least one bundle folder\n${USAGE}`);
-    return 2;
-  }
-  try {
-    const { FIGURE_SIZE } = await import("../report/figures.ts");
-    const size = {
-      width: positiveInt(parsed.values.width, "width", FIGURE_SIZE.width),
-      height: positiveInt(parsed.values.height, "height", FIGURE_SIZE.height),
-    };
-    // The report code (and through it chart.js and the canvas) loads only for this command.
-    const { writeReport } = await import("../report/report.ts");
-    const result = await writeReport(parsed.positionals, { outDir: parsed.values.out, size });
-    console.log(`report: ${result.pngs.length} charts in ${result.outDir}`);
-    console.log(`report: ${result.htmlPath}`);
-    return 0;
-  } catch (e) {
-    console.error((e as Error).message);
-    return 1;
-  }
+  const p = parseCommandArgs(
+    reportCommand,
+    args,
+    {
+      out: { type: "string" },
+      width: { type: "string" },
+      height: { type: "string" },
+    },
+    1,
+    Infinity,
+  );
+  if (!p) return 0;
+  // Loaded only for this command: the report code pulls in chart.js and a native canvas.
+  const { FIGURE_SIZE } = await import("../report/figures.ts");
+  const size = {
+    width: sizeFlag(p.values.width, "width", FIGURE_SIZE.width),
+    height: sizeFlag(p.values.height, "height", FIGURE_SIZE.height),
+  };
+  const { writeReport } = await import("../report/report.ts");
+  const result = await writeReport(p.positionals, {
+    outDir: typeof p.values.out === "string" ? p.values.out : undefined,
+    size,
+  });
+  console.log(`report: ${result.pngs.length} charts under ${result.outDir}`);
+  console.log(`report: ${result.htmlPath}`);
+  return 0;
 }

@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { reportPluginsSource } from "./chart_plugins.ts";
 import { evalTables, formatStat } from "./eval_table.ts";
 import type { Figure } from "./figures.ts";
-import type { BundleData, Sample } from "./load.ts";
+import type { BundleData, JsonObject, Sample } from "./load.ts";
 import { selectTranscripts } from "./transcripts.ts";
 
 /** Escapes text for HTML element content and quoted attribute values. */
@@ -146,6 +146,16 @@ function figuresHtml(
   }</div>`;
 }
 
+const MAX_RECORDS = 200;
+
+// metrics.jsonl rows that are not points of a series, e.g. a gpu-probe's checks.
+function recordsHtml(records: readonly JsonObject[]): string {
+  const shown = records.slice(0, MAX_RECORDS).map((r) => JSON.stringify(r)).join("\n");
+  const more = records.length > MAX_RECORDS ? `, first ${MAX_RECORDS} shown` : "";
+  return `<details open><summary>${records.length} metric records without iter/step${more}` +
+    `</summary>${pre(shown)}</details>`;
+}
+
 function runSummaryHtml(bundles: readonly BundleData[]): string {
   let html = `<table><thead><tr><th>run</th><th>status</th><th>folder</th><th>root hash</th>` +
     `</tr></thead><tbody>`;
@@ -195,9 +205,10 @@ export function buildReportHtml(input: ReportInput): string {
     body += `<h2>Run ${escapeHtml(b.label)}</h2>`;
     body += `<h3>Metrics</h3>${
       b.series.size === 0
-        ? `<p class="meta">No metrics.jsonl in this bundle.</p>`
+        ? `<p class="meta">No metric series (rows with iter or step) in this bundle.</p>`
         : figuresHtml(inGroup(b.label), size)
     }`;
+    if (b.metricRecords.length > 0) body += recordsHtml(b.metricRecords);
     body += `<h3>Provenance and manifest</h3>`;
     body += jsonBlock("provenance.json", b.provenance);
     body += jsonBlock("manifest.json (resolved)", b.manifest);

@@ -37,6 +37,8 @@ export interface BundleData {
   series: Map<string, Point[]>;
   /** Which field gave the x axis ("iter" or "step"), if any metrics exist. */
   xName?: string;
+  /** metrics.jsonl rows with neither `iter` nor `step` (e.g. a gpu-probe's checks). */
+  metricRecords: JsonObject[];
   samples: Sample[];
   eval?: JsonObject;
 }
@@ -93,17 +95,21 @@ function flattenNumbers(value: unknown, prefix: string, into: Map<string, number
 
 /**
  * Turns metrics.jsonl rows into series keyed by metric name. The x value is `iter` when a row has
- * it, else `step`; rows with neither are an error naming the line. Non-numeric fields are skipped.
+ * it, else `step`. Rows with neither are not points of a series (a gpu-probe writes one row per
+ * check): they are returned as `records`. Non-numeric fields are skipped.
  */
 export function metricSeries(
   rows: readonly JsonObject[],
-  path = "metrics.jsonl",
-): { series: Map<string, Point[]>; xName?: string } {
+): { series: Map<string, Point[]>; xName?: string; records: JsonObject[] } {
   const series = new Map<string, Point[]>();
+  const records: JsonObject[] = [];
   let xName: string | undefined;
-  rows.forEach((row, i) => {
+  rows.forEach((row) => {
     const key = typeof row.iter === "number" ? "iter" : typeof row.step === "number" ? "step" : "";
-    if (key === "") throw new Error(`${path}: row ${i + 1} has no numeric "iter" or "step"`);
+    if (key === "") {
+      records.push(row);
+      return;
+    }
     xName ??= key;
     const x = row[key] as number;
     const values = new Map<string, number>();
@@ -117,7 +123,7 @@ export function metricSeries(
       s.push({ x, y });
     }
   });
-  return { series, xName };
+  return { series, xName, records };
 }
 
 function toSample(raw: JsonObject): Sample {
@@ -152,9 +158,9 @@ export async function loadBundle(dir: string): Promise<BundleData> {
 
   const metricsPath = join(abs, "metrics.jsonl");
   const metricsText = await readTextIfPresent(metricsPath);
-  const { series, xName } = metricsText === undefined
-    ? { series: new Map<string, Point[]>(), xName: undefined }
-    : metricSeries(parseJsonl(metricsText, metricsPath), metricsPath);
+  const { series, xName, records } = metricsText === undefined
+    ? { series: new Map<string, Point[]>(), xName: undefined, records: [] }
+    : metricSeries(parseJsonl(metricsText, metricsPath));
 
   const samplesPath = join(abs, "samples.jsonl");
   const samplesText = await readTextIfPresent(samplesPath);
@@ -177,6 +183,7 @@ export async function loadBundle(dir: string): Promise<BundleData> {
     bundle,
     series,
     xName,
+    metricRecords: records,
     samples,
     eval: evalResults,
   };

@@ -1,9 +1,10 @@
 /**
  * A report over one or many bundles: PNG charts plus a self-contained report.html.
  *
- * Where it goes by default: for one bundle, its own `charts/` and `report.html` beside them
- * (the same chart files {@link writeBundleCharts} makes at the end of a run); for many,
- * `results/reports/<hash>/` next to the bundles' experiments, the hash naming the set of bundles.
+ * Where it goes by default: for one bundle that is not sealed yet (no bundle.json), its own
+ * `charts/` and `report.html` beside them (the same chart files `writeBundleCharts` makes
+ * at the end of a run). For a sealed bundle (adding files would make `verify` fail) or for
+ * many, `results/reports/<hash>/` next to the bundles' experiments, the hash naming the bundles.
  *
  * @module
  */
@@ -40,7 +41,8 @@ export interface ReportResult {
 
 /** The default output folder for a set of bundles (see the module notes). */
 export function defaultReportDir(bundles: readonly BundleData[]): string {
-  if (bundles.length === 1) return bundles[0].dir;
+  // A sealed bundle stays as sealed: any file added to it would fail `verify`.
+  if (bundles.length === 1 && bundles[0].bundle === undefined) return bundles[0].dir;
   const ids = bundles.map((b) => typeof b.bundle?.rootHash === "string" ? b.bundle.rootHash : b.dir)
     .sort();
   const hash = createHash("sha256").update(ids.join("\n")).digest("hex").slice(0, 16);
