@@ -1,0 +1,193 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { z } from "zod";
+import { verifyBundle } from "../lib/bundle/verify.ts";
+import { loadManifest } from "../lib/manifest/load.ts";
+import { defineKind, type ExperimentKind } from "../lib/runner/kind.ts";
+import { runExperiment, RunSetupError } from "../lib/runner/run.ts";
+
+const tmp = () => Deno.makeTempDirSync({ prefix: "runner_test_" });
+
+/** Writes metrics for `steps` steps, stopping early when the signal is aborted. */
+const counter = defineKind({
+  kind: "counter",
+  description: "counts",
+  schema: z.strictObject({
+    steps: z.number().int().default(3),
+    input: z.string().nullable().default(null),
+    failAt: z.number().int().default(-1),
+    writeReserved: z.boolean().default(false),
+  }),
+  inputs: (p) => (p.input ? [p.input] : []),
+  async run(ctx, p) {
+    for (let i = 0; i < p.steps; i++) {
+      ctx.throwIfAborted();
+      if (i === p.failAt) throw new Error(`step ${i} went wrong`);
+      await ctx.appendJsonl("metrics.jsonl", { step: i, value: ctx.seed + i }, {
+        deterministic: true,
+      });
+      await ctx.appendJsonl("timings.jsonl", { step: i, ms: performance.now() }, {
+        deterministic: false,
+      });
+      ctx.progress("counting", i + 1, p.steps);
+      ctx.log(`step ${i}`);
+      if (i === 0) globalThis.dispatchEvent(new Event("counter-step-0"));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    if (p.writeReserved) await ctx.writeFile("manifest.json", "{}", { deterministic: true });
+    await ctx.writeFile("eval.json", JSON.stringify({ total: p.steps }), { deterministic: true });
+    ctx.recordProvenance("note", "hello");
+  },
+});
+const KINDS: ExperimentKind[] = [counter];
+
+function setup(sets: string[] = []) {
+  const root = tmp();
+  Deno.writeTextFileSync(join(root, "main.ts"), "// code");
+  Deno.mkdirSync(join(root, "experiments"));
+  Deno.writeTextFileSync(
+    join(root, "experiments/count.jsonc"),
+    `{"kind": "counter", "description": "count a bit", "seed": 5}`,
+  );
+  const manifest = loadManifest("count", {
+    experimentsDir: join(root, "experiments"),
+    kinds: KINDS,
+    sets,
+  });
+  return { root, manifest };
+}
+
+function run(
+  s: ReturnType<typeof setup>,
+  extra: Partial<Parameters<typeof runExperiment>[0]> = {},
+) {
+  return runExperiment({
+    manifest: s.manifest,
+    kinds: KINDS,
+    root: s.root,
+    resultsDir: join(s.root, "results"),
+    signal: new AbortController().signal,
+    ...extra,
+  });
+}
+
+Deno.test("a completed run leaves a verified bundle under results/<experiment>/<run-id>", async () => {
+  const s = setup();
+  const out = await run(s);
+  assert.equal(out.status, "completed");
+  assert.match(out.runId, /^[0-9a-f]{16}$/);
+  assert.equal(out.bundleDir, join(s.root, "results", "count", out.runId));
+  const files = out.index!.files.map((f) => `${f.path}:${f.deterministic}`);
+  assert.deepEqual(files, [
+    "eval.json:true",
+    "log.txt:false",
+    "manifest.json:true",
+    "metrics.jsonl:true",
+    "provenance.json:false",
+    "status.json:false",
+    "timings.jsonl:false",
+  ]);
+  assert.ok((await verifyBundle(out.bundleDir)).ok);
+  const manifest = JSON.parse(await Deno.readTextFile(join(out.bundleDir, "manifest.json")));
+  assert.deepEqual(Object.keys(manifest), [
+    "description",
+    "failAt",
+    "input",
+    "kind",
+    "seed",
+    "steps",
+    "writeReserved",
+  ]);
+  const prov = JSON.parse(await Deno.readTextFile(join(out.bundleDir, "provenance.json")));
+  assert.equal(prov.runId, out.runId);
+  assert.equal(prov.deno.deno, Deno.version.deno);
+  assert.ok(prov.cpu.count >= 1);
+  assert.ok(prov.startedAt && prov.endedAt);
+  assert.equal(prov.extra.note, "hello");
+  assert.ok(prov.git.error, "the temp root is not a git checkout, and provenance says so");
+  const log = await Deno.readTextFile(join(out.bundleDir, "log.txt"));
+  assert.match(log, /step 2\n/);
+});
+
+Deno.test("reruns reproduce every deterministic file byte for byte", async () => {
+  const s = setup();
+  const a = await run(s, { outDir: join(s.root, "a") });
+  const b = await run(s, { outDir: join(s.root, "b") });
+  assert.equal(a.runId, b.runId);
+  for (const f of a.index!.files) {
+    const g = b.index!.files.find((x) => x.path === f.path)!;
+    if (f.deterministic) assert.equal(g.sha256, f.sha256, f.path);
+  }
+  const differs = a.index!.files.filter((f) =>
+    !f.deterministic && b.index!.files.find((x) => x.path === f.path)!.sha256 !== f.sha256
+  );
+  assert.ok(differs.some((f) => f.path === "provenance.json"), "timestamps live in provenance");
+});
+
+Deno.test("an existing completed run is refused unless --resume or --force", async () => {
+  const s = setup();
+  const first = await run(s);
+  await assert.rejects(() => run(s), (e: unknown) => {
+    assert.ok(e instanceof RunSetupError);
+    assert.match(e.message, /already holds a completed run.*--force.*--out/s);
+    return true;
+  });
+  const again = await run(s, { resume: true });
+  assert.ok(again.alreadyComplete);
+  assert.equal(again.bundleDir, first.bundleDir);
+  const forced = await run(s, { force: true });
+  assert.equal(forced.status, "completed");
+  assert.ok((await verifyBundle(forced.bundleDir)).ok);
+  // a directory that is not a bundle is never removed
+  const other = join(s.root, "precious");
+  Deno.mkdirSync(other);
+  Deno.writeTextFileSync(join(other, "data.txt"), "keep me");
+  await assert.rejects(() => run(s, { outDir: other, force: true }), /is not a bundle/);
+  assert.equal(Deno.readTextFileSync(join(other, "data.txt")), "keep me");
+});
+
+Deno.test("a thrown error marks the run failed with its message", async () => {
+  const s = setup(["failAt=1"]);
+  const out = await run(s);
+  assert.equal(out.status, "failed");
+  assert.equal(out.error, "step 1 went wrong");
+  const st = JSON.parse(await Deno.readTextFile(join(out.bundleDir, "status.json")));
+  assert.deepEqual([st.status, st.error], ["failed", "step 1 went wrong"]);
+  assert.ok((await verifyBundle(out.bundleDir)).ok);
+  await assert.rejects(() => run(s), /unfinished run \(status: failed\).*--force/);
+  await assert.rejects(() => run(s, { resume: true }), /cannot resume/);
+});
+
+Deno.test("an aborted signal lets the run stop between steps and marks it interrupted", async () => {
+  const s = setup(["steps=1000"]);
+  const ctl = new AbortController();
+  const onStep = () => ctl.abort();
+  globalThis.addEventListener("counter-step-0", onStep, { once: true });
+  const out = await run(s, { signal: ctl.signal });
+  globalThis.removeEventListener("counter-step-0", onStep);
+  assert.equal(out.status, "interrupted");
+  const lines = (await Deno.readTextFile(join(out.bundleDir, "metrics.jsonl"))).trim().split("\n");
+  assert.ok(lines.length >= 1 && lines.length < 1000);
+  assert.ok((await verifyBundle(out.bundleDir)).ok);
+});
+
+Deno.test("kinds may not write the runner's files", async () => {
+  const out = await run(setup(["writeReserved=true"]));
+  assert.equal(out.status, "failed");
+  assert.match(out.error!, /manifest\.json is written by the runner/);
+});
+
+Deno.test("input files enter the run id; a missing input is a clear error", async () => {
+  const s0 = setup();
+  const input = join(s0.root, "weights.bin");
+  Deno.writeTextFileSync(input, "w1");
+  const s = setup([`input=${input}`]);
+  const a = await run(s, { outDir: join(s.root, "a") });
+  Deno.writeTextFileSync(input, "w2");
+  const b = await run(s, { outDir: join(s.root, "b") });
+  assert.notEqual(a.runId, b.runId);
+  const prov = JSON.parse(await Deno.readTextFile(join(b.bundleDir, "provenance.json")));
+  assert.match(prov.inputs[input], /^[0-9a-f]{64}$/);
+  const missing = setup([`input=${join(s0.root, "absent.bin")}`]);
+  await assert.rejects(() => run(missing), /input ".*absent\.bin" cannot be read/);
+});
