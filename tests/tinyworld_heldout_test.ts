@@ -2,13 +2,16 @@
 
 import assert from "node:assert/strict";
 import {
+  challengerEvalMessages,
   formatSolverReport,
   HELD_OUT_SEED,
   heldOutJudgeCases,
   heldOutTasks,
+  judgeMessages,
   scoreChallenger,
   scoreJudge,
   scoreSolver,
+  solverMessages,
   verifierWinRate,
 } from "../lib/tinyworld/heldout.ts";
 import { tinyMixture } from "../lib/tinyworld/mixture.ts";
@@ -135,4 +138,15 @@ Deno.test("verifierWinRate: wins, ties half, losses", () => {
   assert.equal(r.winRate, 0.5);
   assert.ok(r.stderr > 0);
   assert.throws(() => verifierWinRate(t, right, []), /4 tasks/);
+});
+
+Deno.test("eval conversations: solver, judge and challenger prompts", () => {
+  assert.deepEqual(solverMessages(tasks[0]), [{ role: "user", content: tasks[0].text }]);
+  const j = judgeMessages({ instruction: "add: 2 3", response: "5" })[0];
+  assert.ok(j.role === "user" && j.content.endsWith("task: add: 2 3\nreply: 5"));
+  const c = challengerEvalMessages(14);
+  assert.equal(c.length, 14);
+  assert.equal(c[0][0].content, c[7][0].content);
+  assert.match(c[1][0].content, /task reverse/);
+  assert.match(c[6][0].content, /Template: repeat \{times\}: \{word\}/);
 });

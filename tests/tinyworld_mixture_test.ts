@@ -2,7 +2,13 @@
 
 import assert from "node:assert/strict";
 import { Rng } from "../lib/tinyworld/prng.ts";
-import { tinyDataset, tinyDatasetFactory, tinyMixture } from "../lib/tinyworld/mixture.ts";
+import {
+  TINY_DATASET_NAME,
+  tinyDataset,
+  tinyDatasetFactory,
+  tinyMixture,
+} from "../lib/tinyworld/mixture.ts";
+import { generatedDataset } from "../lib/train/data.ts";
 import {
   CANDIDATE_KINDS,
   candidateAnswer,
@@ -129,4 +135,10 @@ Deno.test("judge candidates and malformed tasks exercise every criterion", () =>
     }
     assert.ok(!parseTask(malformedTask(rng, task)).ok);
   }
+});
+
+Deno.test("the mixture is registered for sft manifests as tiny-world", () => {
+  const d = generatedDataset(TINY_DATASET_NAME, { maxDifficulty: 2 }, 4);
+  assert.equal(TINY_DATASET_NAME, "tiny-world");
+  assert.deepEqual(d.example(5), tinyDataset(4, { maxDifficulty: 2 }).example(5));
 });

@@ -8,9 +8,11 @@
  * the hash split (split.ts) and every training generator draws only from the "train" side.
  */
 
+import type { ChatMessage } from "../train/data.ts";
+import { ChallengerSlots, familySlots, OPEN_SLOTS, renderChallengerPrompt } from "./challenger.ts";
 import { Rng } from "./prng.ts";
 import { drawJudgeCase, JudgeCase } from "./roles.ts";
-import { gradeWithRubric, parseJudgeScore } from "./rubric.ts";
+import { buildJudgePrompt, gradeWithRubric, parseJudgeScore } from "./rubric.ts";
 import { generateTaskIn, splitOf } from "./split.ts";
 import { FAMILY_NAMES, FamilyName, MAX_LEVEL, parseTask, Task, verifyAnswer } from "./tasks.ts";
 
@@ -77,6 +79,30 @@ export function heldOutJudgeCases(
     const c = drawJudgeCase(rng, "heldout", { maxLevel: MAX_LEVEL });
     return { ...c, rubricScore: gradeWithRubric(c.instruction, c.response).score };
   });
+}
+
+/** The conversation the solver is given for a task (generation adds the assistant turn). */
+export function solverMessages(task: Task): ChatMessage[] {
+  return [{ role: "user", content: task.text }];
+}
+
+/** The conversation the judge is given for a case; `template` defaults to TINY_JUDGE_PROMPT. */
+export function judgeMessages(
+  c: { instruction: string; response: string },
+  template?: string,
+): ChatMessage[] {
+  return [{ role: "user", content: buildJudgePrompt(c.instruction, c.response, template) }];
+}
+
+/**
+ * Challenger prompts for measuring validity: `count` conversations cycling through the open
+ * request and one request per family; `template` defaults to TINY_CHALLENGER_PROMPT.
+ */
+export function challengerEvalMessages(count: number, template?: string): ChatMessage[][] {
+  const slots: ChallengerSlots[] = [OPEN_SLOTS, ...FAMILY_NAMES.map((f) => familySlots(f))];
+  return Array.from({ length: count }, (_, i) => [
+    { role: "user", content: renderChallengerPrompt(slots[i % slots.length], template) },
+  ]);
 }
 
 /** Correct out of n, with the binomial standard error of the accuracy. */

@@ -10,7 +10,12 @@
  * hardest tasks from the start.
  */
 
-import type { ChatExample, DatasetFactory, DatasetProvider } from "../train/data.ts";
+import {
+  type ChatExample,
+  type DatasetFactory,
+  type DatasetProvider,
+  registerDataset,
+} from "../train/data.ts";
 import { OPEN_SLOTS, renderChallengerPrompt } from "./challenger.ts";
 import { Rng } from "./prng.ts";
 import { buildJudgePrompt } from "./rubric.ts";
@@ -168,9 +173,12 @@ const OPTION_KEYS = [
   "judgePrompt",
 ];
 
+/** Name of the mixture in the dataset registry (an `sft` manifest's `data.generator`). */
+export const TINY_DATASET_NAME = "tiny-world";
+
 /**
- * DatasetFactory for manifests (`registerDataset("tiny-world", tinyDatasetFactory)`): params are
- * TinyMixtureOptions; unknown keys and bad values are errors naming the field.
+ * DatasetFactory for manifests, registered as TINY_DATASET_NAME when this module loads: params
+ * are TinyMixtureOptions; unknown keys and bad values are errors naming the field.
  */
 export const tinyDatasetFactory: DatasetFactory = (params, seed) => {
   for (const k of Object.keys(params)) {
@@ -195,3 +203,5 @@ export const tinyDatasetFactory: DatasetFactory = (params, seed) => {
   }
   return tinyDataset(seed, params as TinyMixtureOptions);
 };
+
+registerDataset(TINY_DATASET_NAME, tinyDatasetFactory);
