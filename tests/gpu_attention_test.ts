@@ -369,3 +369,31 @@ Deno.test("attentionBackward matches the f64 reference and central finite differ
     }
   }
 });
+
+Deno.test("attention over thousands of positions with head_dim 128", async () => {
+  const sh = { nHeads: 2, nKv: 1, hd: 128 };
+  const S = 3000, B = 2;
+  const { seq, pos } = allPositions([S, 1500]);
+  const Mkv = seq.length;
+  const k = randn(Mkv * sh.hd, 61), v = randn(Mkv * sh.hd, 62);
+  // A few query rows: late positions in both sequences, alone and in a batch with others.
+  const picks = [S - 1, 2047, 64, S + 1499, S];
+  const rq = randn(picks.length * sh.nHeads * sh.hd, 63, 2);
+  const rows = {
+    seq: Uint32Array.from(picks, (m) => seq[m]),
+    pos: Uint32Array.from(picks, (m) => pos[m]),
+    q: rq,
+  };
+  const kv = { seq, pos, k, v };
+  const all = await runAttention(sh, B, S, kv, rows, 1 / Math.sqrt(sh.hd));
+  const ref = attentionRef(rq, all.kc, all.vc, rows.seq, rows.pos, sh, S, 1 / Math.sqrt(sh.hd));
+  assertClose(all.out, ref.out, 2e-5, 1e-4, "out");
+  assertClose(all.lse, ref.lse, 2e-5, 1e-5, "lse");
+  const r = sh.nHeads * sh.hd;
+  const one = await runAttention(sh, B, S, kv, {
+    seq: rows.seq.slice(0, 1),
+    pos: rows.pos.slice(0, 1),
+    q: rq.slice(0, r),
+  }, 1 / Math.sqrt(sh.hd));
+  assert.deepEqual(one.out, all.out.slice(0, r));
+});
