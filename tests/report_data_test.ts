@@ -92,12 +92,21 @@ Deno.test("eval tables: per-subset tables lead with overall; stats keep se and n
     },
     accuracy: { byType: { add: 0.5, sort: { mean: 0.25, n: 40 } }, n: 120 },
     judge: "text is ignored",
+    // lib/eval/winrate.ts and lib/tinyworld/heldout.ts shapes: tallies are not statistics.
+    pairwise: { overall: { mean: 0.5, se: 0.1, n: 20 }, wins: 8, ties: 4, losses: 8 },
+    solver: { byLevel: { "1": { n: 10, correct: 7, accuracy: 0.7, stderr: 0.15 } } },
+    verifier: { n: 30, wins: 10, ties: 12, losses: 8, winRate: 0.53, stderr: 0.08 },
   });
   assert.deepEqual(tables.map((t) => [t.name, t.categories]), [
     ["winRate", ["overall"]],
     ["winRate.perSubset", ["overall", "koala", "vicuna"]],
     ["accuracy.byType", ["add", "sort"]],
+    ["pairwise", ["overall"]],
+    ["solver.byLevel", ["1"]],
+    ["verifier", ["overall"]],
   ]);
+  assert.deepEqual(tables[4].stats.get("1"), { mean: 0.7, se: 0.15, n: 10 });
+  assert.deepEqual(tables[5].stats.get("overall"), { mean: 0.53, se: 0.08, n: 30 });
   assert.equal(formatStat(tables[1].stats.get("koala")), "0.3000 ± 0.0400 (n=156)");
   assert.equal(formatStat(undefined), "–");
 });

@@ -2,7 +2,9 @@
  * Held-out evaluation results (eval.json) as tables of mean / standard error / count.
  *
  * eval.json's shape grows with the evaluations, so it is read generically: any object with a
- * numeric `mean` (optionally `se`, `n`) or any plain number is a statistic, and its path names
+ * numeric `mean` (optionally `se`, `n`), any object with `se`/`stderr` and an `accuracy`,
+ * `winRate`, `rate` or `value`, and any plain number (except tallies such as `n` or `wins`) is a
+ * statistic, and its path names
  * the table (all but the last key) and the category (the last key). For example
  * `{winRate: {overall: {mean, se}, perSubset: {koala: {mean, se, n}}}}` gives the tables
  * `winRate` (category `overall`) and `winRate.perSubset` (category `koala`); a per-subset table
@@ -27,17 +29,42 @@ export interface EvalTable {
   stats: Map<string, EvalStat>;
 }
 
-// Bare numbers under these keys describe a statistic, they are not one.
-const DESCRIPTIVE_KEYS = new Set(["n", "se", "sd", "std", "count", "seed", "total"]);
+// Bare numbers under these keys describe a statistic (its size, spread or tallies), they are
+// not one.
+const DESCRIPTIVE_KEYS = new Set([
+  "n",
+  "se",
+  "stderr",
+  "sd",
+  "std",
+  "count",
+  "seed",
+  "total",
+  "correct",
+  "wins",
+  "ties",
+  "losses",
+]);
+// Names a statistic object may give its value when it also has a `se`/`stderr`
+// (e.g. {accuracy, stderr, n} or {winRate, stderr, n}).
+const VALUE_KEYS = ["mean", "accuracy", "winRate", "rate", "value"];
+
+const finite = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x);
 
 function asStat(v: unknown): EvalStat | undefined {
-  if (typeof v === "number" && Number.isFinite(v)) return { mean: v };
+  if (finite(v)) return { mean: v };
   if (v === null || typeof v !== "object" || Array.isArray(v)) return undefined;
   const o = v as JsonObject;
-  if (typeof o.mean !== "number" || !Number.isFinite(o.mean)) return undefined;
-  const stat: EvalStat = { mean: o.mean };
-  if (typeof o.se === "number" && Number.isFinite(o.se)) stat.se = o.se;
-  if (typeof o.n === "number" && Number.isFinite(o.n)) stat.n = o.n;
+  const se = finite(o.se) ? o.se : finite(o.stderr) ? o.stderr : undefined;
+  const key = finite(o.mean)
+    ? "mean"
+    : se !== undefined
+    ? VALUE_KEYS.find((k) => finite(o[k]))
+    : undefined;
+  if (key === undefined) return undefined;
+  const stat: EvalStat = { mean: o[key] as number };
+  if (se !== undefined) stat.se = se;
+  if (finite(o.n)) stat.n = o.n;
   return stat;
 }
 
