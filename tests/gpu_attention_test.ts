@@ -200,6 +200,11 @@ Deno.test("attention of one row alone equals that row inside a prefill batch", a
     }, 0.25);
     assert.deepEqual(one.out, all.out.slice(m * r, (m + 1) * r), `row ${m}`);
   }
+  // The cache's capacity S (generation) vs exactly the sequence length (training) changes only
+  // strides, never the arithmetic.
+  const tight = await runAttention(sh, B, 67, kv, { seq, pos, q }, 0.25);
+  assert.deepEqual(tight.out, all.out);
+  assert.deepEqual(tight.lse, all.lse);
 });
 
 /** f64 reference gradients in the training layout (M = B*S, causal within each sequence). */
