@@ -15,6 +15,9 @@ import {
 } from "../lib/tinyworld/tokenizer.ts";
 import { TINY_JUDGE_PROMPT } from "../lib/tinyworld/rubric.ts";
 import { renderChallengerPrompt, TINY_CHALLENGER_PROMPT } from "../lib/tinyworld/challenger.ts";
+import { tinyMixture } from "../lib/tinyworld/mixture.ts";
+import { loadTokenizer } from "../lib/model/tokenizer.ts";
+import { tokenizeChat } from "../lib/train/data.ts";
 
 const tokenizer = new Tokenizer(tinyTokenizerJson(), tinyTokenizerConfig());
 
@@ -111,5 +114,19 @@ Deno.test("writeTinyTokenizer is deterministic and matches the committed assets"
   } finally {
     await Deno.remove(a, { recursive: true });
     await Deno.remove(b, { recursive: true });
+  }
+});
+
+Deno.test("the committed tiny tokenizer loads through the Llama loader; chats score the answers", async () => {
+  const tok = await loadTokenizer(new URL("../experiments/assets/tiny", import.meta.url).pathname);
+  assert.equal(tok.bosId, 1);
+  assert.deepEqual(tok.stopIds, [2]);
+  assert.equal(tok.padId, 0);
+  assert.equal(tok.vocabSize, TINY_VOCAB_SIZE);
+  for (const e of tinyMixture({ seed: 3, count: 300 })) {
+    const { tokens, scored } = tokenizeChat(tok, e.messages);
+    assert.equal(tok.decode(tokens), tok.renderChat(e.messages, { addGenerationPrompt: false }));
+    const target = tok.decode(tokens.filter((_, i) => scored[i]));
+    assert.equal(target, e.messages[1].content + TINY_SPECIAL_TOKENS.eos);
   }
 });
