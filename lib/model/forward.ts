@@ -408,4 +408,28 @@ export class ForwardPass {
     this.#requireCausalLm("backward");
     recordBackward(this, rec, dlogp, grads);
   }
+
+  /**
+   * Frees every planned buffer (call after the last submission that uses them), so passes of
+   * changing shapes (e.g. reward scoring, one per batch) do not accumulate GPU memory.
+   */
+  destroy(): void {
+    const bufs = new Set<GPUBuffer>([
+      this.tokens,
+      this.targets,
+      this.seq,
+      this.pos,
+      ...this.xs,
+      ...this.acts.flatMap((a) => Object.values(a)),
+      this.xf,
+      this.rstdF,
+      ...Object.values(this.chunk),
+      this.lse,
+      this.logp,
+      this.entropy,
+    ]);
+    if (this.#logitsFull) bufs.add(this.#logitsFull);
+    for (const b of bufs) b.destroy();
+    this.#logitsFull = null;
+  }
 }
