@@ -32,6 +32,14 @@ Deno.test("report.html holds no raw model text", async () => {
     assert.ok(html.includes(escapeHtml(HOSTILE_QUERY)));
     assert.ok(html.includes(escapeHtml(HOSTILE_ANSWER)));
     assert.equal(html.match(/<script/g)?.length, 3, "data, chart.js and the init script only");
+
+    // The same bundle twice: two runs with distinct labels, each with its own section.
+    const twice = await writeReport([dir, dir], { outDir: join(root, "twice") });
+    const twiceHtml = await Deno.readTextFile(twice.htmlPath);
+    assert.ok(
+      twiceHtml.includes("Run tiny-lsp/a</h2>") && twiceHtml.includes("Run tiny-lsp/a (2)</h2>"),
+    );
+    assert.equal(twice.pngs.filter((p) => p.includes("/runs/")).length, 6);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

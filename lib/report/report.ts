@@ -92,7 +92,15 @@ export async function writeReport(
 ): Promise<ReportResult> {
   if (bundleDirs.length === 0) throw new Error("report: name at least one bundle folder");
   const bundles: BundleData[] = [];
-  for (const dir of bundleDirs) bundles.push(await loadBundle(dir));
+  const labels = new Set<string>();
+  for (const dir of bundleDirs) {
+    const b = await loadBundle(dir);
+    // Legends and sections are keyed by label: the same run named twice must stay apart.
+    const base = b.label;
+    for (let k = 2; labels.has(b.label); k++) b.label = `${base} (${k})`;
+    labels.add(b.label);
+    bundles.push(b);
+  }
   const size = options.size ?? FIGURE_SIZE;
   const outDir = resolve(options.outDir ?? defaultReportDir(bundles));
   const items = reportFigures(bundles);
