@@ -7,6 +7,7 @@
 import type { Command } from "./command.ts";
 import { expCommand } from "./exp.ts";
 import { listCommand } from "./list.ts";
+import { modelCommand } from "./model.ts";
 import { reportCommand } from "./report.ts";
 import { verifyCommand } from "./verify.ts";
 
@@ -16,6 +17,7 @@ export const COMMANDS: readonly Command[] = [
   verifyCommand,
   listCommand,
   reportCommand,
+  modelCommand,
 ];
 
 /** The top-level usage text. */
