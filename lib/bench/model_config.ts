@@ -1,0 +1,39 @@
+/**
+ * The model a benchmark runs: a Llama config given inline (HF config.json fields) or as a path
+ * (a config.json file or a folder holding one), with synthetic weights made on the GPU from a
+ * seed. Benchmarks measure speed, so the weights' values do not matter, only their shapes.
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import { z } from "zod";
+import { type LlamaConfig, loadLlamaConfig, parseLlamaConfig } from "../model/config.ts";
+
+/** Manifest field: a path (file or folder) or an inline config.json object. */
+export const ModelConfigField = z.union([
+  z.string().min(1),
+  z.record(z.string(), z.unknown()),
+]);
+
+/** Resolves the {@link ModelConfigField}; errors name the file or `manifest: <field>`. */
+export async function resolveModelConfig(
+  field: z.output<typeof ModelConfigField>,
+  fieldName: string,
+): Promise<LlamaConfig> {
+  if (typeof field !== "string") return parseLlamaConfig(field, `manifest: ${fieldName}`);
+  const path = resolve(field);
+  let isDir: boolean;
+  try {
+    isDir = (await Deno.stat(path)).isDirectory;
+  } catch (e) {
+    throw new Error(`${fieldName}: cannot read ${path} (${(e as Error).message})`);
+  }
+  if (isDir) return await loadLlamaConfig(path);
+  let json: unknown;
+  try {
+    json = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new Error(`${path}: cannot read the config (${(e as Error).message})`);
+  }
+  return parseLlamaConfig(json, path);
+}

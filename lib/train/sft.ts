@@ -1,0 +1,249 @@
+/**
+ * The `sft` experiment kind: supervised fine-tuning on chat examples (a JSONL file or a
+ * registered generator), chat-templated with the model's tokenizer, loss = mean NLL over the
+ * assistant tokens of each optimizer step (all micro-batches together).
+ *
+ * One step is {@link trainStep} over `gradAccum` micro-batches of `batchSize` sequences. Metrics (loss, grad norm, lr,
+ * tokens) go to metrics.jsonl (deterministic); tokens/s to timings.jsonl (run-specific).
+ * Checkpoints every `checkpointEvery` steps and at the end; `--resume` continues from the latest
+ * complete checkpoint exactly (weights, m, v, step, data position).
+ *
+ * @module
+ */
+import { join, resolve } from "node:path";
+import { z } from "zod";
+import { getGpu } from "../../gpu/device.ts";
+import { defineKind, type RunContext } from "../runner/kind.ts";
+import { LlamaModel } from "../model/llama.ts";
+import { ForwardPass } from "../model/forward.ts";
+import { loadTokenizer } from "../model/tokenizer.ts";
+import { packScored } from "./batch.ts";
+import { meanNll } from "./losses.ts";
+import { AdamW, trainableParams } from "./optimizer.ts";
+import { trainStep } from "./step.ts";
+import { lrAt, type LrSchedule } from "./schedule.ts";
+import {
+  DataOrder,
+  type DatasetProvider,
+  generatedDataset,
+  loadChatJsonl,
+  tokenizeChat,
+} from "./data.ts";
+import {
+  type CheckpointWriter,
+  latestCheckpoint,
+  loadTrainCheckpoint,
+  saveCheckpoint,
+  type TrainState,
+} from "./checkpoint.ts";
+
+const OptimizerSchema = z.strictObject({
+  lr: z.number().positive().default(1e-5),
+  schedule: z.enum(["constant", "cosine"]).default("constant"),
+  warmupSteps: z.number().int().min(0).default(0),
+  minLr: z.number().min(0).default(0),
+  beta1: z.number().min(0).max(1).default(0.9),
+  beta2: z.number().min(0).max(1).default(0.999),
+  eps: z.number().positive().default(1e-8),
+  weightDecay: z.number().min(0).default(0),
+  maxGradNorm: z.number().default(1),
+});
+
+/** Parameters of the `sft` kind. */
+export const SftSchema = z.strictObject({
+  /** HF model folder (config.json, safetensors, tokenizer files) to start from. */
+  model: z.string().min(1),
+  /** Tokenizer folder when it is not the model folder. */
+  tokenizer: z.string().min(1).optional(),
+  data: z.union([
+    z.strictObject({ jsonl: z.string().min(1) }),
+    z.strictObject({
+      generator: z.string().min(1),
+      params: z.record(z.string(), z.unknown()).default({}),
+    }),
+  ]),
+  /** Optimizer steps to run. */
+  steps: z.number().int().positive(),
+  /** Sequences per micro-batch. */
+  batchSize: z.number().int().positive().default(4),
+  /** Micro-batches summed per optimizer step. */
+  gradAccum: z.number().int().positive().default(1),
+  /** Padded length of every sequence; a longer example is an error. */
+  seqLen: z.number().int().min(2).default(256),
+  /** Read fixed-size datasets in a fresh seeded order each epoch. */
+  shuffle: z.boolean().default(true),
+  /** Per-layer activation recomputation in the backward. */
+  recompute: z.boolean().default(false),
+  optimizer: OptimizerSchema.prefault({}),
+  /** Save a checkpoint every K steps (0: only at the end). */
+  checkpointEvery: z.number().int().min(0).default(0),
+});
+
+/** Parsed `sft` parameters. */
+export type SftParams = z.output<typeof SftSchema>;
+
+/** The lr schedule an `sft` manifest describes. */
+export function sftSchedule(p: SftParams): LrSchedule {
+  const o = p.optimizer;
+  return o.schedule === "constant" ? { kind: "constant", lr: o.lr, warmupSteps: o.warmupSteps } : {
+    kind: "cosine",
+    lr: o.lr,
+    warmupSteps: o.warmupSteps,
+    totalSteps: p.steps,
+    minLr: o.minLr,
+  };
+}
+
+async function openDataset(p: SftParams, seed: number): Promise<DatasetProvider> {
+  if ("jsonl" in p.data) return await loadChatJsonl(resolve(p.data.jsonl));
+  return generatedDataset(p.data.generator, p.data.params, seed);
+}
+
+/** Keeps the lines of a JSONL bundle file whose `step` is at most `step` (resume). */
+async function truncateJsonl(ctx: RunContext, rel: string, step: number, det: boolean) {
+  let text: string;
+  try {
+    text = new TextDecoder().decode(await ctx.readFile(rel));
+  } catch {
+    return;
+  }
+  const kept = text.split("\n").filter((l) => l !== "" && JSON.parse(l).step <= step);
+  await ctx.writeFile(rel, kept.map((l) => l + "\n").join(""), { deterministic: det });
+}
+
+/** Runs SFT (the body of the `sft` kind). */
+export async function runSft(ctx: RunContext, p: SftParams): Promise<void> {
+  const gpu = await getGpu();
+  ctx.recordGpu(gpu.info);
+  const ckptRoot = join(ctx.bundleDir, "checkpoints");
+  const resumeFrom = ctx.resume ? await latestCheckpoint(ckptRoot) : null;
+  const modelDir = resumeFrom ?? resolve(p.model);
+  const tokenizerDir = resumeFrom ?? resolve(p.tokenizer ?? p.model);
+  const tok = await loadTokenizer(tokenizerDir);
+  const model = await LlamaModel.load(gpu, modelDir);
+  if (tok.vocabSize > model.config.vocabSize) {
+    throw new Error(
+      `${tokenizerDir}: tokenizer has ${tok.vocabSize} tokens but the model's vocab is ` +
+        `${model.config.vocabSize}`,
+    );
+  }
+  const data = await openDataset(p, ctx.seed);
+  const order = new DataOrder(data.size, ctx.seed, p.shuffle);
+  const schedule = sftSchedule(p);
+  const o = p.optimizer;
+  const opt = new AdamW(gpu, trainableParams(model), {
+    beta1: o.beta1,
+    beta2: o.beta2,
+    eps: o.eps,
+    weightDecay: o.weightDecay,
+    maxGradNorm: o.maxGradNorm,
+  });
+  let position = 0;
+  if (resumeFrom) {
+    const ck = await loadTrainCheckpoint(resumeFrom);
+    opt.loadState(ck.optimizer, ck.state.step, resumeFrom);
+    position = ck.state.dataPosition;
+    ctx.log(`resuming from ${resumeFrom} (step ${ck.state.step})`);
+  }
+  if (ctx.resume) {
+    await truncateJsonl(ctx, "metrics.jsonl", opt.step, true);
+    await truncateJsonl(ctx, "timings.jsonl", opt.step, false);
+  }
+  ctx.recordProvenance("sft", {
+    data: data.description,
+    parameters: opt.numel,
+    resumedFrom: resumeFrom ? `checkpoints/${resumeFrom.split("/").pop()}` : null,
+  });
+
+  const B = p.batchSize, S = p.seqLen;
+  const pass = new ForwardPass(model, B, S, { recompute: p.recompute });
+  const writer: CheckpointWriter = {
+    writeFileWith: (rel, write) => ctx.writeFileWith(rel, { deterministic: true }, write),
+  };
+  const checkpoint = async () => {
+    const state: TrainState = {
+      step: opt.step,
+      dataPosition: position,
+      rng: { kind: "data-order", seed: ctx.seed, shuffle: p.shuffle },
+      lrSchedule: schedule,
+    };
+    const rel = await saveCheckpoint(writer, "checkpoints", {
+      gpu,
+      config: model.config,
+      weights: model.weights,
+      optimizer: opt,
+      state,
+      tokenizerDir,
+    });
+    ctx.log(`checkpoint ${rel}`);
+  };
+
+  while (opt.step < p.steps) {
+    ctx.throwIfAborted();
+    const t0 = performance.now();
+    // Tokenize the whole step first: the loss normalizer is the step's scored-token count.
+    const micro = [];
+    for (let k = 0; k < p.gradAccum; k++) {
+      const seqs = [];
+      for (let b = 0; b < B; b++) {
+        const idx = order.indexAt(position);
+        const ex = data.example(idx);
+        const where = `${data.description}: example ${idx}`;
+        const s = tokenizeChat(tok, ex.messages, where);
+        if (s.tokens.length > S) {
+          throw new Error(`${where} has ${s.tokens.length} tokens, more than seqLen ${S}`);
+        }
+        seqs.push(s);
+        position++;
+      }
+      micro.push(packScored(seqs, tok.padId, S));
+    }
+    const stepTokens = micro.reduce((a, m) => a + m.scoredCounts.reduce((x, y) => x + y, 0), 0);
+    if (stepTokens === 0) throw new Error(`step ${opt.step + 1}: no assistant tokens to train on`);
+    const realTokens = micro.reduce((a, m) => a + m.lengths.reduce((x, y) => x + y, 0), 0);
+    const lr = lrAt(schedule, opt.step + 1);
+    const { loss, gradNorm, clipScale } = await trainStep(
+      pass,
+      opt,
+      micro,
+      lr,
+      (logp, mb) => meanNll(logp, mb.mask, B, S, stepTokens),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    const step = opt.step;
+    await ctx.appendJsonl("metrics.jsonl", {
+      step,
+      loss,
+      gradNorm,
+      clipScale,
+      lr,
+      tokens: stepTokens,
+      sequences: B * p.gradAccum,
+    }, { deterministic: true });
+    await ctx.appendJsonl("timings.jsonl", {
+      step,
+      seconds,
+      tokensPerSecond: realTokens / seconds,
+    }, { deterministic: false });
+    ctx.progress("sft", step, p.steps);
+    if (!Number.isFinite(loss)) throw new Error(`step ${step}: loss is ${loss}`);
+    if (step === p.steps || (p.checkpointEvery > 0 && step % p.checkpointEvery === 0)) {
+      await checkpoint();
+    }
+  }
+}
+
+/** The `sft` experiment kind. */
+export const sftKind = defineKind({
+  kind: "sft",
+  description: "supervised fine-tuning on chat examples (JSONL or a generator), resumable",
+  schema: SftSchema,
+  resumable: true,
+  inputs: (p) => {
+    const out = [p.model];
+    if (p.tokenizer) out.push(p.tokenizer);
+    if ("jsonl" in p.data) out.push(p.data.jsonl);
+    return out;
+  },
+  run: runSft,
+});
