@@ -55,6 +55,11 @@ Deno.test("weights uploaded to the GPU read back equal to the files", async () =
       (p) => progress.push(p.doneBytes / p.totalBytes),
     );
     assert.deepEqual(loaded, { ...config, torchDtype: dtype === "F32" ? "float32" : "bfloat16" });
+    // Small chunks and flushes: every tensor arrives in pieces written at offsets.
+    const chunked = await readWeightsToHost(
+      gpu,
+      await loadWeights(gpu, dir, config, undefined, { chunkBytes: 100, flushBytes: 1000 }),
+    );
     assert.equal(progress.at(-1), 1);
     assert.equal(weights.has("lm_head.weight"), !tie);
     assert.deepEqual([...weights.keys()], [...expectedTensors(config).keys()]);
@@ -63,6 +68,7 @@ Deno.test("weights uploaded to the GPU read back equal to the files", async () =
     for (const [name, data] of host) {
       const { file } = ckpt.tensors.get(name)!;
       assert.deepEqual(data, await readTensorF32(file, name), name);
+      assert.deepEqual(chunked.get(name), data, name);
     }
     for (const b of weights.values()) b.destroy();
     await Deno.remove(dir, { recursive: true });

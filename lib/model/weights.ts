@@ -45,6 +45,14 @@ export interface LoadProgress {
   totalBytes: number;
 }
 
+/** Tuning of {@link loadWeights} (tests use tiny values to exercise the chunked path). */
+export interface LoadOptions {
+  /** File bytes read per chunk (default 64 MiB). */
+  chunkBytes?: number;
+  /** Uploaded bytes after which the queue is flushed (default 512 MiB). */
+  flushBytes?: number;
+}
+
 /** Element counts of buffers this module created, so readback needs no shapes. */
 const elementCounts = new WeakMap<GPUBuffer, number>();
 
@@ -63,7 +71,10 @@ export async function loadWeights(
   dir: string,
   config: LlamaConfig,
   onProgress?: (p: LoadProgress) => void,
+  opts: LoadOptions = {},
 ): Promise<Weights> {
+  const chunkBytes = opts.chunkBytes ?? CHUNK_BYTES;
+  const flushBytes = opts.flushBytes ?? FLUSH_BYTES;
   const ckpt = await openCheckpoint(dir);
   checkTensors(config, ckpt);
   const want = expectedTensors(config);
@@ -78,11 +89,11 @@ export async function loadWeights(
       const buf = createBuffer(gpu, n * 4, name);
       elementCounts.set(buf, n);
       weights.set(name, buf);
-      await streamTensorF32(file, name, CHUNK_BYTES, async (chunk, offset) => {
+      await streamTensorF32(file, name, chunkBytes, async (chunk, offset) => {
         writeBuffer(gpu, buf, chunk, offset * 4);
         doneBytes += chunk.byteLength;
         sinceFlush += chunk.byteLength;
-        if (sinceFlush >= FLUSH_BYTES) {
+        if (sinceFlush >= flushBytes) {
           // Uploads are staged until a submission; flush so staging memory stays bounded.
           gpu.device.queue.submit([]);
           await gpu.device.queue.onSubmittedWorkDone();
