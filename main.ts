@@ -11,6 +11,13 @@ import { UsageError } from "./lib/cli/command.ts";
 
 /** Runs the CLI on `args` and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
+  // `deno task` runs in the project root; resolve the user's paths where they typed them.
+  const initCwd = Deno.env.get("INIT_CWD");
+  if (initCwd) {
+    try {
+      Deno.chdir(initCwd);
+    } catch { /* keep the current directory */ }
+  }
   const [name, ...rest] = args;
   if (name === undefined) {
     console.error(topUsage());

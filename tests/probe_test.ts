@@ -99,6 +99,21 @@ Deno.test("gpu-probe fails cleanly when the matmul misses its tolerance", async 
   assert.equal((await cli(["verify", out])).code, 0, "a failed bundle is still intact");
 });
 
+Deno.test("gpu-probe without a usable adapter fails saying what to install", async () => {
+  if (Deno.build.os !== "linux") return;
+  const out = join(await Deno.makeTempDir({ prefix: "probe_test_" }), "bundle");
+  // An empty Vulkan driver list leaves the Vulkan backend with no adapter.
+  const r = await cli(["exp", "gpu-probe", "--out", out, ...SMALL], {
+    VK_ICD_FILENAMES: "/nonexistent/icd.json",
+    DENO_WEBGPU_BACKEND: "vulkan",
+  });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /error: gpu-probe failed: .*mesa-vulkan-drivers/);
+  assert.doesNotMatch(r.stderr, /\n\s+at .*:\d+:\d+/);
+  const status = JSON.parse(await Deno.readTextFile(join(out, "status.json")));
+  assert.equal(status.status, "failed");
+});
+
 Deno.test("Ctrl-C during gpu-probe marks the bundle interrupted and exits 130", async () => {
   if (Deno.build.os === "windows") return;
   const out = join(await Deno.makeTempDir({ prefix: "probe_test_" }), "bundle");
