@@ -129,3 +129,40 @@ Deno.test("ForwardPass refuses tokens outside the vocabulary and wrong lengths",
     /want B\*S = 3/,
   );
 });
+
+Deno.test("forwardScores (reward models) equals the reference's score head at the chosen rows", async () => {
+  const gpu = await getGpu();
+  const config = tinyTestConfig({ architecture: "LlamaForSequenceClassification", numLabels: 1 });
+  const dir = await Deno.makeTempDir({ prefix: "model_scores_" });
+  try {
+    await writeRandomModel(dir, config, { dtype: "F32", seed: 8, std: 0.3 });
+    const model = await LlamaModel.load(gpu, dir);
+    const ref = await readModelF64(dir);
+    // The score head is a [numLabels, D] linear on the final-normed state: the reference's LM
+    // head with score.weight in place of lm_head.weight computes exactly that at every row.
+    ref.weights.set("lm_head.weight", ref.weights.get("score.weight")!);
+    const refCfg = { ...ref.config, tied: false, vocabSize: 1 };
+    const S = 5, seqs = [someTokens(3, 64, 51), someTokens(5, 64, 52)];
+    const tokens = Uint32Array.from(
+      seqs.flatMap((s) => [...s, ...new Array(S - s.length).fill(0)]),
+    );
+    const rows = [0 * S + 2, 1 * S + 4, 1 * S + 1];
+    const pass = new ForwardPass(model, 2, S, { recompute: true, headChunkRows: 1 });
+    const rec = new Recorder(gpu);
+    const out = pass.forwardScores(rec, tokens, rows);
+    await rec.submit();
+    const got = await readF32(gpu, out, rows.length);
+    const want = [
+      refLogits(refCfg, ref.weights, seqs[0])[2],
+      refLogits(refCfg, ref.weights, seqs[1])[4],
+      refLogits(refCfg, ref.weights, seqs[1])[1],
+    ];
+    assert.ok(maxAbsDiff(got, want) <= 1e-3 * Math.max(...want.map(Math.abs)), `${got} vs ${want}`);
+    const lp = new Recorder(gpu);
+    assert.throws(() => pass.forwardLogprobs(lp, tokens, tokens), /needs a LlamaForCausalLM/);
+    out.destroy();
+    pass.destroy();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -66,6 +66,14 @@ function scratch(pass: ForwardPass): BackwardScratch {
   return s;
 }
 
+/** Frees the backward scratch of `pass` (ForwardPass.destroy calls it). */
+export function destroyBackwardScratch(pass: ForwardPass): void {
+  const s = scratchOf.get(pass);
+  if (!s) return;
+  for (const b of Object.values(s)) b.destroy();
+  scratchOf.delete(pass);
+}
+
 function grad(grads: Weights, name: string): GPUBuffer {
   const g = grads.get(name);
   if (!g) throw new Error(`backward: no gradient buffer for ${name}`);

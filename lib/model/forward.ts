@@ -25,7 +25,7 @@ import { swiglu } from "../../gpu/swiglu.ts";
 import { entropy, tokenLogprobs } from "../../gpu/logprobs.ts";
 import type { LlamaModel } from "./llama.ts";
 import type { Weights } from "./weights.ts";
-import { recordBackward } from "./backward.ts";
+import { destroyBackwardScratch, recordBackward } from "./backward.ts";
 
 /** One layer's activations for `rows` rows (the backward reads them). */
 export interface LayerActs {
@@ -200,6 +200,7 @@ export class ForwardPass {
   /** The token ids of the last forward, on the host (the embedding backward groups by them). */
   tokensHost: Uint32Array | null = null;
   #logitsFull: GPUBuffer | null = null;
+  #picked: GPUBuffer | null = null;
 
   constructor(model: LlamaModel, B: number, S: number, opts: ForwardPassOptions = {}) {
     for (const [what, v] of [["B", B], ["S", S]] as const) {
@@ -376,27 +377,67 @@ export class ForwardPass {
   }
 
   /**
-   * Reward-model head: records the forward, then `score.weight` applied to the final-normed
-   * hidden state at the given rows. Returns f32 [rows.length, numLabels].
+   * Records the forward and gathers the final-normed hidden state at the given rows (flat row
+   * indices b*S + t) into a buffer [rows.length, D] owned by the pass (valid until its next use).
+   */
+  forwardHidden(rec: Recorder, tokens: Uint32Array, rows: number[]): GPUBuffer {
+    const D = this.model.config.hiddenSize;
+    this.forwardTrunk(rec, tokens);
+    if (!this.#picked || this.#picked.size < rows.length * D * 4) {
+      this.#picked?.destroy();
+      this.#picked = createBuffer(this.model.gpu, rows.length * D * 4, "pass.pickedRows");
+    }
+    const picked = this.#picked;
+    rows.forEach((r, i) => {
+      if (!Number.isInteger(r) || r < 0 || r >= this.M) {
+        throw new Error(`forwardHidden: row ${r} outside 0..${this.M - 1}`);
+      }
+      rec.copy(this.xf, r * D * 4, picked, i * D * 4, D * 4);
+    });
+    return picked;
+  }
+
+  /**
+   * Reward-model head: {@link forwardHidden} at the given rows, then `score.weight`. Returns a
+   * new f32 buffer [rows.length, numLabels] that the caller owns (and destroys).
    */
   forwardScores(rec: Recorder, tokens: Uint32Array, rows: number[]): GPUBuffer {
-    const c = this.model.config, D = c.hiddenSize, gpu = this.model.gpu;
+    const c = this.model.config, D = c.hiddenSize;
     if (c.architecture !== "LlamaForSequenceClassification") {
       throw new Error(
         `forwardScores needs a LlamaForSequenceClassification model, this is ${c.architecture}`,
       );
     }
-    this.forwardTrunk(rec, tokens);
-    const picked = createBuffer(gpu, rows.length * D * 4, "pass.scoreRows");
-    rows.forEach((r, i) => {
-      if (!Number.isInteger(r) || r < 0 || r >= this.M) {
-        throw new Error(`forwardScores: row ${r} outside 0..${this.M - 1}`);
-      }
-      rec.copy(this.xf, r * D * 4, picked, i * D * 4, D * 4);
-    });
-    const out = createBuffer(gpu, rows.length * c.numLabels * 4, "pass.scores");
+    const picked = this.forwardHidden(rec, tokens, rows);
+    const out = createBuffer(this.model.gpu, rows.length * c.numLabels * 4, "pass.scores");
     matmul(rec, picked, this.model.w("score.weight"), out, rows.length, D, c.numLabels);
     return out;
+  }
+
+  /**
+   * Frees every buffer the pass planned, the backward's scratch included (call after the last
+   * submission that uses them), so passes of changing shapes do not accumulate GPU memory.
+   */
+  destroy(): void {
+    const bufs = [
+      this.seq,
+      this.pos,
+      this.tokens,
+      this.targets,
+      ...this.xs,
+      ...this.acts.flatMap((a) => Object.values(a)),
+      this.xf,
+      this.rstdF,
+      this.lse,
+      this.logp,
+      this.entropy,
+      ...Object.values(this.chunk),
+    ];
+    for (const b of new Set(bufs)) b.destroy();
+    this.#logitsFull?.destroy();
+    this.#picked?.destroy();
+    this.#logitsFull = this.#picked = null;
+    destroyBackwardScratch(this);
   }
 
   /**
@@ -407,29 +448,5 @@ export class ForwardPass {
   backward(rec: Recorder, dlogp: GPUBuffer, grads: Weights): void {
     this.#requireCausalLm("backward");
     recordBackward(this, rec, dlogp, grads);
-  }
-
-  /**
-   * Frees every planned buffer (call after the last submission that uses them), so passes of
-   * changing shapes (e.g. reward scoring, one per batch) do not accumulate GPU memory.
-   */
-  destroy(): void {
-    const bufs = new Set<GPUBuffer>([
-      this.tokens,
-      this.targets,
-      this.seq,
-      this.pos,
-      ...this.xs,
-      ...this.acts.flatMap((a) => Object.values(a)),
-      this.xf,
-      this.rstdF,
-      ...Object.values(this.chunk),
-      this.lse,
-      this.logp,
-      this.entropy,
-    ]);
-    if (this.#logitsFull) bufs.add(this.#logitsFull);
-    for (const b of bufs) b.destroy();
-    this.#logitsFull = null;
   }
 }
