@@ -14,7 +14,7 @@ function oracle(conversations: ChatMessage[][]): Promise<string[]> {
     if (judge) return judgeCompletion(gradeWithRubric(judge[1], judge[2]));
     const task = parseTask(user);
     if (task.ok) return task.task.answer;
-    const family = /task (\w+) to test/.exec(user)?.[1] ?? "add";
+    const family = /Pose one (\w+) task/.exec(user)?.[1] ?? "add";
     return family === "add" ? "add: 12 30" : `${family}: ?`;
   }));
 }

@@ -147,6 +147,6 @@ Deno.test("eval conversations: solver, judge and challenger prompts", () => {
   const c = challengerEvalMessages(14);
   assert.equal(c.length, 14);
   assert.equal(c[0][0].content, c[7][0].content);
-  assert.match(c[1][0].content, /task reverse/);
-  assert.match(c[6][0].content, /Template: repeat \{times\}: \{word\}/);
+  assert.match(c[1][0].content, /Pose one reverse task/);
+  assert.match(c[6][0].content, /Fill: repeat \{times\}: \{word\}/);
 });

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { Rng } from "../lib/tinyworld/prng.ts";
 import {
   TINY_DATASET_NAME,
+  tinyChatTokens,
   tinyDataset,
   tinyDatasetFactory,
   tinyMixture,
@@ -40,6 +41,7 @@ Deno.test("mixture roles follow the weights and each role is well-formed", () =>
   const scores = new Set<number>();
   for (const e of examples) {
     count[e.role]++;
+    assert.ok(tinyChatTokens(e) <= 256);
     assert.deepEqual(e.messages.map((m) => m.role), ["user", "assistant"]);
     const [user, assistant] = e.messages.map((m) => m.content);
     if (e.role === "solver") {
@@ -93,6 +95,7 @@ Deno.test("mixture options: caps, weights, families; bad input names the field",
     /all zero/,
   );
   assert.throws(() => tinyMixture({ seed: 1, count: -1 }), /count/);
+  assert.throws(() => tinyMixture({ seed: 1, count: 1, maxTokens: 10 }), /maxTokens/);
   assert.throws(
     () => tinyDatasetFactory({ maxDifficulty: 3, colour: 1 }, 0),
     /unknown parameter "colour"/,
@@ -141,4 +144,18 @@ Deno.test("the mixture is registered for sft manifests as tiny-world", () => {
   const d = generatedDataset(TINY_DATASET_NAME, { maxDifficulty: 2 }, 4);
   assert.equal(TINY_DATASET_NAME, "tiny-world");
   assert.deepEqual(d.example(5), tinyDataset(4, { maxDifficulty: 2 }).example(5));
+});
+
+Deno.test("maxTokens bounds every example and tinyChatTokens counts like the chat template", () => {
+  const short = tinyMixture({ seed: 2, count: 400, maxTokens: 200 });
+  assert.ok(short.every((e) => tinyChatTokens(e) <= 200));
+  assert.ok(short.some((e) => e.role === "challenger") && short.some((e) => e.role === "judge"));
+  const e = {
+    messages: [{ role: "user" as const, content: "ab" }, {
+      role: "assistant" as const,
+      content: "c",
+    }],
+  };
+  // <|bos|><|user|>ab<|eos|><|assistant|>c<|eos|>
+  assert.equal(tinyChatTokens(e), 1 + 2 + 2 + 2 + 1);
 });

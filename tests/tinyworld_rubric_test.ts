@@ -62,14 +62,14 @@ Deno.test("challenger prompt: four parts, slots filled once", () => {
   assert.equal(open.split("\n").length, 4);
   assert.ok(!open.includes("{task}") && !open.includes("{template}"));
   const sort = renderChallengerPrompt({ task: "sort", template: "sort: {numbers}" });
-  assert.match(sort, /task sort to test/);
-  assert.match(sort, /Template: sort: \{numbers\}/);
+  assert.match(sort, /Pose one sort task/);
+  assert.match(sort, /Fill: sort: \{numbers\}/);
   assert.equal(
     renderChallengerPrompt({ task: "{template}", template: "x" }, "{task}/{template}"),
     "{template}/x",
   );
   assert.throws(() => renderChallengerPrompt({ task: "", template: "" }, "no slots"), /\{task\}/);
-  assert.ok(TINY_CHALLENGER_PROMPT.length < 250, "short enough for a character model");
+  assert.ok(TINY_CHALLENGER_PROMPT.length < 160, "short enough for a character model");
 });
 
 Deno.test("parseJudgeScore: well-formed, malformed, out of range, fallback", () => {

@@ -7,11 +7,10 @@
 import { familyByName, FamilyName } from "./tasks.ts";
 
 /** Default challenger prompt with the `{task}` and `{template}` slots. */
-export const TINY_CHALLENGER_PROMPT =
-  "Tasks map input to output: reverse: ab -> ba; add: 2 3 -> 5.\n" +
-  "Write one input for task {task} to test an agent, easy or hard.\n" +
-  "Template: {template}\n" +
-  "No answer or hints; output only the input.";
+export const TINY_CHALLENGER_PROMPT = "Tasks: reverse: ab -> ba, add: 2 3 -> 5.\n" +
+  "Pose one {task} task, easy or hard, to test a solver.\n" +
+  "Fill: {template}\n" +
+  "No answer, only the task.";
 
 /** What fills the challenger prompt's slots; both empty means "any task, best judgement". */
 export interface ChallengerSlots {

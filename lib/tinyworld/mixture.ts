@@ -46,6 +46,11 @@ export interface TinyMixtureOptions {
   challengerPrompt?: string;
   /** Judge prompt template with {instruction} and {response}. Default TINY_JUDGE_PROMPT. */
   judgePrompt?: string;
+  /**
+   * Longest example in tokens of the tiny chat format (one per character plus bos and two per
+   * turn); longer draws are redrawn. Default 256, the sft default sequence length.
+   */
+  maxTokens?: number;
 }
 
 /** Defaults of TinyMixtureOptions, resolved (recorded by runs so manifests show them). */
@@ -54,6 +59,7 @@ export const TINY_MIXTURE_DEFAULTS = {
   challengerMaxDifficulty: MAX_LEVEL,
   weights: { solver: 0.6, challenger: 0.2, judge: 0.2 },
   openChallengerShare: 0.5,
+  maxTokens: 256,
 } as const;
 
 /** A chat example tagged with the role it trains (for logs and tests). */
@@ -69,6 +75,7 @@ interface Resolved {
   openChallengerShare: number;
   challengerPrompt?: string;
   judgePrompt?: string;
+  maxTokens: number;
 }
 
 function checkLevel(value: unknown, field: string): number {
@@ -116,7 +123,20 @@ function resolve(o: TinyMixtureOptions): Resolved {
     openChallengerShare: open,
     challengerPrompt: o.challengerPrompt,
     judgePrompt: o.judgePrompt,
+    maxTokens: checkMaxTokens(o.maxTokens ?? TINY_MIXTURE_DEFAULTS.maxTokens),
   };
+}
+
+function checkMaxTokens(value: unknown): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 64) {
+    throw new Error(`tiny mixture: maxTokens must be an integer >= 64, got ${value}`);
+  }
+  return value;
+}
+
+/** Tokens of a chat in the tiny format: bos, then role + content + eos per turn. */
+export function tinyChatTokens(example: ChatExample): number {
+  return 1 + example.messages.reduce((n, m) => n + 2 + m.content.length, 0);
 }
 
 function exampleAt(seed: number, index: number, r: Resolved): TinyExample {
@@ -124,6 +144,15 @@ function exampleAt(seed: number, index: number, r: Resolved): TinyExample {
     throw new Error(`tiny mixture: example index must be an integer in [0, 2^32), got ${index}`);
   }
   const rng = new Rng(seed, index);
+  // Redraw from the same stream until the example fits: still a function of (seed, index).
+  for (let tries = 0; tries < 1000; tries++) {
+    const e = drawExample(rng, r);
+    if (tinyChatTokens(e) <= r.maxTokens) return e;
+  }
+  throw new Error(`tiny mixture: no example of at most ${r.maxTokens} tokens in 1000 draws`);
+}
+
+function drawExample(rng: Rng, r: Resolved): TinyExample {
   const role = (["solver", "challenger", "judge"] as const)[rng.weighted(r.weights)];
   if (role === "solver") {
     const task = generateTaskIn("train", rng, rng.pick(r.families), rng.int(1, r.maxDifficulty));
@@ -164,6 +193,7 @@ export function tinyDataset(seed: number, options: TinyMixtureOptions = {}): Dat
 }
 
 const OPTION_KEYS = [
+  "maxTokens",
   "maxDifficulty",
   "challengerMaxDifficulty",
   "weights",

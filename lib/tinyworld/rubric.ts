@@ -73,8 +73,8 @@ export function gradeWithRubric(instruction: string, response: string): RubricGr
  * Default judge prompt, the paper's judge in miniature. `{instruction}` and `{response}` are
  * the slots; the rest is fixed so a character model can learn it.
  */
-export const TINY_JUDGE_PROMPT = "Grade 0-7, 1 point each: task well-formed, in range; reply " +
-  "readable, on format, correct, concise, well-formed. End with <score>N</score>.\n" +
+export const TINY_JUDGE_PROMPT = "Score 0-7, +1 each: task ok, in range; reply readable, " +
+  "on format, correct, concise, tidy. End: <score>N</score>\n" +
   "task: {instruction}\nreply: {response}";
 
 /**

@@ -101,7 +101,7 @@ function parseNumberList(body: string, what: string): number[] | string {
 }
 
 /** Per-level limits [maxLength]; the last row is the parse limit for "beyond" tasks. */
-const REVERSE_LIMITS = [[3], [5], [7], [9], [12], [24]];
+const REVERSE_LIMITS = [[3], [5], [7], [9], [12], [16]];
 const reverse: TaskFamily = {
   name: "reverse",
   template: "reverse: {word}",
@@ -137,7 +137,7 @@ const reverse: TaskFamily = {
 };
 
 /** Per-level limits [maxCount, maxValue]. */
-const SORT_LIMITS = [[3, 9], [4, 99], [5, 99], [6, 999], [8, 999], [12, 99999]];
+const SORT_LIMITS = [[3, 9], [4, 99], [5, 99], [6, 999], [8, 999], [10, 9999]];
 const sort: TaskFamily = {
   name: "sort",
   template: "sort: {numbers}",
@@ -173,7 +173,7 @@ const sort: TaskFamily = {
 };
 
 /** Per-level limits [maxDigits of either operand]. */
-const ADD_LIMITS = [[1], [2], [3], [4], [5], [9]];
+const ADD_LIMITS = [[1], [2], [3], [4], [5], [7]];
 const add: TaskFamily = {
   name: "add",
   template: "add: {a} {b}",
@@ -210,7 +210,7 @@ const add: TaskFamily = {
 };
 
 /** Per-level limits [maxLength of the text searched]. */
-const COUNT_LIMITS = [[4], [6], [8], [10], [14], [24]];
+const COUNT_LIMITS = [[4], [6], [8], [10], [14], [18]];
 const count: TaskFamily = {
   name: "count",
   template: "count {letter}: {text}",
@@ -248,7 +248,7 @@ const count: TaskFamily = {
 };
 
 /** Per-level limits [maxCount, maxValue]. */
-const MAX_LIMITS = [[3, 9], [4, 99], [5, 99], [6, 999], [8, 9999], [12, 99999]];
+const MAX_LIMITS = [[3, 9], [4, 99], [5, 99], [6, 999], [8, 9999], [10, 99999]];
 const max: TaskFamily = {
   name: "max",
   template: "max: {numbers}",
@@ -284,7 +284,7 @@ const max: TaskFamily = {
 };
 
 /** Per-level limits [maxTimes, maxWordLength]. */
-const REPEAT_LIMITS = [[2, 2], [3, 2], [3, 3], [4, 3], [5, 4], [9, 10]];
+const REPEAT_LIMITS = [[2, 2], [3, 2], [3, 3], [4, 3], [5, 4], [9, 6]];
 const repeat: TaskFamily = {
   name: "repeat",
   template: "repeat {times}: {word}",
