@@ -95,3 +95,12 @@ Deno.test("parseJudgeScore: well-formed, malformed, out of range, fallback", () 
   });
   assert.deepEqual(parseJudgeScore("<score>9</score>", { max: 10 }), { score: 9, status: "ok" });
 });
+
+Deno.test("committed prompt files equal the default prompts (manifests may name them)", async () => {
+  const dir = new URL("../experiments/assets/tiny/", import.meta.url);
+  assert.equal(
+    await Deno.readTextFile(new URL("challenger_prompt.txt", dir)),
+    TINY_CHALLENGER_PROMPT,
+  );
+  assert.equal(await Deno.readTextFile(new URL("judge_prompt.txt", dir)), TINY_JUDGE_PROMPT);
+});
