@@ -145,7 +145,7 @@ export interface ForwardPassOptions {
    * (memory ~ (L+1)*M*D floats plus one layer's activations, at the cost of a second forward).
    */
   recompute?: boolean;
-  /** Rows per LM-head chunk (default: as many as fit 1 GiB of logits). */
+  /** Rows per LM-head chunk (default: as many as fit 256 MiB of logits, 523 rows at vocab 128256). */
   headChunkRows?: number;
 }
 
@@ -158,7 +158,7 @@ export interface LogprobsOut {
 }
 
 /** Largest logits chunk, in bytes, the LM head writes at once. */
-const HEAD_CHUNK_BYTES = 2 ** 30;
+const HEAD_CHUNK_BYTES = 2 ** 28;
 
 /**
  * Activation buffers and the forward pass for B sequences padded to S, reused across batches.
