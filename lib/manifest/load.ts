@@ -208,7 +208,12 @@ export function loadManifest(ref: string, opts: LoadOptions): ResolvedManifest {
   }
   const kind = opts.kinds.find((k) => k.kind === kindName);
   if (!kind) {
-    const near = nearestKey(kindName, opts.kinds.map((k) => k.kind));
+    // Only suggest a kind that looks like a misspelling, not any kind at all.
+    const near = nearestKey(
+      kindName,
+      opts.kinds.map((k) => k.kind),
+      Math.max(2, kindName.length / 3),
+    );
     throw new ManifestError(
       shown,
       `unknown kind "${kindName}"${near ? ` (did you mean "${near}"?)` : ""}; known kinds: ${

@@ -17,13 +17,20 @@ export function levenshtein(a: string, b: string): number {
   return prev[b.length];
 }
 
-/** The valid key closest to `key` (ties: first in sorted order), or null when there are none. */
-export function nearestKey(key: string, valid: readonly string[]): string | null {
+/**
+ * The valid key closest to `key` (ties: first in sorted order), or null when there are none or
+ * the closest is more than `maxDistance` edits away.
+ */
+export function nearestKey(
+  key: string,
+  valid: readonly string[],
+  maxDistance = Infinity,
+): string | null {
   let best: string | null = null;
   let bestD = Infinity;
   for (const v of [...valid].sort()) {
     const d = levenshtein(key.toLowerCase(), v.toLowerCase());
     if (d < bestD) [best, bestD] = [v, d];
   }
-  return best;
+  return bestD <= maxDistance ? best : null;
 }
