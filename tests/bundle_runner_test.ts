@@ -39,15 +39,36 @@ const counter = defineKind({
     ctx.recordProvenance("note", "hello");
   },
 });
-const KINDS: ExperimentKind[] = [counter];
+/** Set by a test to make the resumable kind crash at that step (the manifest stays the same). */
+let crashAtStep = -1;
 
-function setup(sets: string[] = []) {
+/** Resumable: continues metrics.jsonl where it stopped; writes first.bin only on a fresh start. */
+const resumable = defineKind({
+  kind: "resumable",
+  description: "resumes",
+  resumable: true,
+  schema: z.strictObject({ steps: z.number().int().default(4) }),
+  async run(ctx, p) {
+    let start = 0;
+    if (ctx.resume) {
+      start =
+        new TextDecoder().decode(await ctx.readFile("metrics.jsonl")).trim().split("\n").length;
+    } else await ctx.writeFile("first.bin", new Uint8Array([1, 2, 3]), { deterministic: true });
+    for (let i = start; i < p.steps; i++) {
+      if (i === crashAtStep) throw new Error("simulated crash");
+      await ctx.appendJsonl("metrics.jsonl", { step: i }, { deterministic: true });
+    }
+  },
+});
+const KINDS: ExperimentKind[] = [counter, resumable];
+
+function setup(sets: string[] = [], kind = "counter") {
   const root = tmp();
   Deno.writeTextFileSync(join(root, "main.ts"), "// code");
   Deno.mkdirSync(join(root, "experiments"));
   Deno.writeTextFileSync(
     join(root, "experiments/count.jsonc"),
-    `{"kind": "counter", "description": "count a bit", "seed": 5}`,
+    `{"kind": "${kind}", "description": "count a bit", "seed": 5}`,
   );
   const manifest = loadManifest("count", {
     experimentsDir: join(root, "experiments"),
@@ -190,4 +211,32 @@ Deno.test("input files enter the run id; a missing input is a clear error", asyn
   assert.match(prov.inputs[input], /^[0-9a-f]{64}$/);
   const missing = setup([`input=${join(s0.root, "absent.bin")}`]);
   await assert.rejects(() => run(missing), /input ".*absent\.bin" cannot be read/);
+});
+
+Deno.test("--resume continues a run killed before sealing, keeping the files it wrote", async () => {
+  const s = setup([], "resumable");
+  const dir = join(s.root, "b");
+  crashAtStep = 2;
+  const out = await run(s, { outDir: dir });
+  crashAtStep = -1;
+  assert.equal(out.status, "failed");
+  // Make it look like a hard kill: no index, status still "running".
+  await Deno.remove(join(dir, "bundle.json"));
+  const st = JSON.parse(await Deno.readTextFile(join(dir, "status.json")));
+  assert.equal(st.files["first.bin"], true, "status.json keeps the registered files");
+  assert.equal(st.files["metrics.jsonl"], true);
+  await Deno.writeTextFile(join(dir, "status.json"), JSON.stringify({ ...st, status: "running" }));
+  await assert.rejects(
+    () => run(s, { outDir: dir }),
+    /unfinished run \(status: running\).*--resume/s,
+  );
+  const resumed = await run(s, { outDir: dir, resume: true });
+  assert.equal(resumed.status, "completed", resumed.error);
+  assert.ok(resumed.index!.files.some((f) => f.path === "first.bin" && f.deterministic));
+  const steps = (await Deno.readTextFile(join(dir, "metrics.jsonl"))).trim().split("\n")
+    .map((l) => JSON.parse(l).step);
+  assert.deepEqual(steps, [0, 1, 2, 3]);
+  const prov = JSON.parse(await Deno.readTextFile(join(dir, "provenance.json")));
+  assert.equal(prov.resumed, true);
+  assert.ok((await verifyBundle(dir)).ok);
 });

@@ -42,6 +42,8 @@ export interface StatusRecord {
   error?: string;
   /** ISO time of the last status change. */
   updatedAt: string;
+  /** Files registered so far (path -> deterministic), for resuming a run that never sealed. */
+  files?: Record<string, boolean>;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -68,6 +70,7 @@ export const STATUS_SCHEMA = z.strictObject({
   runId: z.string(),
   error: z.string().optional(),
   updatedAt: z.string(),
+  files: z.record(z.string(), z.boolean()).optional(),
 });
 
 /** The exact bytes of bundle.json for an index (fixed key order, 2-space indent, final newline). */

@@ -38,6 +38,8 @@ export class BundleWriter {
   readonly experiment: string;
   readonly runId: string;
   #files = new Map<string, FileOptions>();
+  #status: { status: RunStatus; error?: string } | null = null;
+  #statusChain: Promise<void> = Promise.resolve();
   #sealed: BundleIndex | null = null;
 
   constructor(dir: string, experiment: string, runId: string) {
@@ -73,7 +75,19 @@ export class BundleWriter {
 
   /** Writes (replaces) a whole file atomically. */
   async writeFile(rel: string, data: Uint8Array | string, opts: FileOptions): Promise<void> {
+    const isNew = !this.#files.has(rel);
     await atomicWriteFile(this.register(rel, opts), data);
+    if (isNew) await this.#recordRegistry(rel);
+  }
+
+  /**
+   * Keeps status.json's file list current when a new file appears, so that a run killed
+   * without sealing can still be resumed knowing which files are its own.
+   */
+  async #recordRegistry(rel: string): Promise<void> {
+    if (rel !== "status.json" && this.#status) {
+      await this.setStatus(this.#status.status, this.#status.error);
+    }
   }
 
   /** Writes a file atomically through a callback that streams into it (large checkpoints). */
@@ -82,17 +96,23 @@ export class BundleWriter {
     opts: FileOptions,
     write: (file: Deno.FsFile) => Promise<void>,
   ): Promise<void> {
+    const isNew = !this.#files.has(rel);
     await atomicWriteWith(this.register(rel, opts), write);
+    if (isNew) await this.#recordRegistry(rel);
   }
 
   /** Appends text to a file (one write call, so lines are never interleaved). */
   async appendText(rel: string, text: string, opts: FileOptions): Promise<void> {
+    const isNew = !this.#files.has(rel);
     const path = this.register(rel, opts);
     await Deno.mkdir(join(path, ".."), { recursive: true });
-    using f = await Deno.open(path, { append: true, create: true });
-    const bytes = new TextEncoder().encode(text);
-    let off = 0;
-    while (off < bytes.length) off += await f.write(bytes.subarray(off));
+    {
+      using f = await Deno.open(path, { append: true, create: true });
+      const bytes = new TextEncoder().encode(text);
+      let off = 0;
+      while (off < bytes.length) off += await f.write(bytes.subarray(off));
+    }
+    if (isNew) await this.#recordRegistry(rel);
   }
 
   /** Appends one JSON object as a line. */
@@ -100,14 +120,28 @@ export class BundleWriter {
     await this.appendText(rel, jsonLine(value), opts);
   }
 
-  /** Atomically replaces status.json. */
-  async setStatus(status: RunStatus, error?: string): Promise<void> {
+  /** Atomically replaces status.json (with the current list of registered files). */
+  setStatus(status: RunStatus, error?: string): Promise<void> {
+    this.#status = { status, error };
+    // Serialised, so concurrent writers cannot leave an older file list in place.
+    const next = this.#statusChain.catch(() => {}).then(() => this.#writeStatus());
+    this.#statusChain = next;
+    return next;
+  }
+
+  async #writeStatus(): Promise<void> {
+    const { status, error } = this.#status!;
+    const files: Record<string, boolean> = {};
+    for (const [rel, o] of [...this.#files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      if (rel !== "status.json") files[rel] = o.deterministic;
+    }
     const rec: StatusRecord = {
       status,
       experiment: this.experiment,
       runId: this.runId,
       ...(error !== undefined ? { error } : {}),
       updatedAt: new Date().toISOString(),
+      files,
     };
     await this.writeFile("status.json", JSON.stringify(rec, null, 2) + "\n", {
       deterministic: false,

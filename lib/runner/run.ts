@@ -192,16 +192,20 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
 
   const bundle = new BundleWriter(dir, m.name, runId);
   if (mode === "resume") {
-    // Keep what the unfinished run wrote: re-register its files, drop the stale index.
+    // Keep what the unfinished run wrote: re-register its files (from its sealed index, or
+    // from status.json when it was killed before sealing) and drop the stale index.
     const old = BUNDLE_INDEX_SCHEMA.safeParse(await readJson(join(dir, "bundle.json")));
-    if (old.success) {
-      for (const f of old.data.files) {
-        if (!RESERVED.has(f.path)) bundle.register(f.path, { deterministic: f.deterministic });
-      }
+    const oldStatus = STATUS_SCHEMA.safeParse(await readJson(join(dir, "status.json")));
+    const known: [string, boolean][] = old.success
+      ? old.data.files.map((f) => [f.path, f.deterministic])
+      : Object.entries(oldStatus.success ? oldStatus.data.files ?? {} : {});
+    for (const [rel, deterministic] of known) {
+      if (!RESERVED.has(rel)) bundle.register(rel, { deterministic });
     }
     await Deno.remove(join(dir, "bundle.json")).catch(() => {});
   }
   await Deno.mkdir(dir, { recursive: true });
+  const logPath = bundle.register("log.txt", { deterministic: false });
   await bundle.setStatus("running");
   await bundle.writeFile("manifest.json", canonicalJson(m.resolved, 2) + "\n", {
     deterministic: true,
@@ -232,7 +236,6 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   await writeProvenance();
 
   const progress = new ProgressReporter();
-  const logPath = bundle.register("log.txt", { deterministic: false });
   const enc = new TextEncoder();
   const say = (msg: string) => {
     progress.clear();
