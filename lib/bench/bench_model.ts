@@ -12,7 +12,7 @@ import { getGpu } from "../../gpu/device.ts";
 import { defineKind, type RunContext } from "../runner/kind.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { generate } from "../model/generate.ts";
-import { ModelConfigField, resolveModelConfig } from "./model_config.ts";
+import { ModelConfigField, resolveModelConfig } from "../train/model_config.ts";
 
 /** Parameters of `bench-model`. */
 export const BenchModelSchema = z.strictObject({

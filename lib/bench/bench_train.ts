@@ -15,7 +15,7 @@ import { ForwardPass } from "../model/forward.ts";
 import { meanNll } from "../train/losses.ts";
 import { AdamW, trainableParams } from "../train/optimizer.ts";
 import { trainStep } from "../train/step.ts";
-import { ModelConfigField, resolveModelConfig } from "./model_config.ts";
+import { ModelConfigField, resolveModelConfig } from "../train/model_config.ts";
 
 /** Parameters of `bench-train`. */
 export const BenchTrainSchema = z.strictObject({

@@ -21,6 +21,7 @@ import { packScored } from "./batch.ts";
 import { meanNll } from "./losses.ts";
 import { AdamW, trainableParams } from "./optimizer.ts";
 import { trainStep } from "./step.ts";
+import { ModelConfigField, resolveModelConfig } from "./model_config.ts";
 import { lrAt, type LrSchedule } from "./schedule.ts";
 import {
   DataOrder,
@@ -51,9 +52,15 @@ const OptimizerSchema = z.strictObject({
 
 /** Parameters of the `sft` kind. */
 export const SftSchema = z.strictObject({
-  /** HF model folder (config.json, safetensors, tokenizer files) to start from. */
-  model: z.string().min(1),
-  /** Tokenizer folder when it is not the model folder. */
+  /**
+   * Start from an HF model folder (config.json, safetensors, tokenizer files), or from
+   * synthetic N(0, 0.02) weights of a config (inline or a path) made from `seed`.
+   */
+  model: z.union([
+    z.string().min(1),
+    z.strictObject({ synthetic: ModelConfigField, seed: z.number().int().min(0).default(0) }),
+  ]),
+  /** Tokenizer folder; required with synthetic weights, else defaults to the model folder. */
   tokenizer: z.string().min(1).optional(),
   data: z.union([
     z.strictObject({ jsonl: z.string().min(1) }),
@@ -117,10 +124,18 @@ export async function runSft(ctx: RunContext, p: SftParams): Promise<void> {
   ctx.recordGpu(gpu.info);
   const ckptRoot = join(ctx.bundleDir, "checkpoints");
   const resumeFrom = ctx.resume ? await latestCheckpoint(ckptRoot) : null;
-  const modelDir = resumeFrom ?? resolve(p.model);
-  const tokenizerDir = resumeFrom ?? resolve(p.tokenizer ?? p.model);
+  const fromDir = typeof p.model === "string" ? p.model : null;
+  const tokenizerRel = p.tokenizer ?? fromDir;
+  if (tokenizerRel === null) throw new Error("tokenizer: required when the model is synthetic");
+  const tokenizerDir = resumeFrom ?? resolve(tokenizerRel);
   const tok = await loadTokenizer(tokenizerDir);
-  const model = await LlamaModel.load(gpu, modelDir);
+  let model: LlamaModel;
+  if (resumeFrom) model = await LlamaModel.load(gpu, resumeFrom);
+  else if (typeof p.model === "string") model = await LlamaModel.load(gpu, resolve(p.model));
+  else {
+    const config = await resolveModelConfig(p.model.synthetic, "model.synthetic");
+    model = LlamaModel.synthetic(gpu, config, p.model.seed);
+  }
   if (tok.vocabSize > model.config.vocabSize) {
     throw new Error(
       `${tokenizerDir}: tokenizer has ${tok.vocabSize} tokens but the model's vocab is ` +
@@ -240,7 +255,9 @@ export const sftKind = defineKind({
   schema: SftSchema,
   resumable: true,
   inputs: (p) => {
-    const out = [p.model];
+    const out: string[] = [];
+    if (typeof p.model === "string") out.push(p.model);
+    else if (typeof p.model.synthetic === "string") out.push(p.model.synthetic);
     if (p.tokenizer) out.push(p.tokenizer);
     if ("jsonl" in p.data) out.push(p.data.jsonl);
     return out;

@@ -1,7 +1,7 @@
 /**
- * The model a benchmark runs: a Llama config given inline (HF config.json fields) or as a path
- * (a config.json file or a folder holding one), with synthetic weights made on the GPU from a
- * seed. Benchmarks measure speed, so the weights' values do not matter, only their shapes.
+ * A Llama config as a manifest field: given inline (HF config.json fields) or as a path (a
+ * config.json file or a folder holding one). Used where a run starts from synthetic weights
+ * (benchmarks, SFT from scratch).
  *
  * @module
  */
