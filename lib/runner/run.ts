@@ -317,6 +317,17 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     progress.clear(true);
   }
   if (status === "interrupted") error = "interrupted by a signal before the run finished";
+  // Every bundle gets its own charts. PNG bytes depend on the host's fonts and canvas build,
+  // so they are run-specific records, not deterministic outputs.
+  try {
+    const { writeBundleCharts } = await import("../report/bundle_charts.ts");
+    await writeBundleCharts(
+      dir,
+      (rel, bytes) => bundle.writeFile(rel, bytes, { deterministic: false }),
+    );
+  } catch (e) {
+    log(`charts not drawn: ${(e as Error).message}`);
+  }
   log(`run ${status}${error ? `: ${error}` : ""}`);
   provenance.endedAt = new Date().toISOString();
   await writeProvenance();
