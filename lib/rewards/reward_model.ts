@@ -47,6 +47,29 @@ export interface RewardModelStats {
 
 const DEFAULT_MAX_TOKENS = 2048;
 
+/** The reward model the paper used, named in the error when a directory is missing. */
+export const PAPER_REWARD_MODEL = "Skywork/Skywork-Reward-V2-Llama-3.2-3B";
+
+/** Fails with what to download and where when `dir` is not an HF reward model directory. */
+async function requireModelFiles(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (const f of ["config.json", "tokenizer.json"]) {
+    try {
+      await Deno.stat(`${dir}/${f}`);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      missing.push(f);
+    }
+  }
+  if (missing.length > 0) {
+    throw new Error(
+      `reward model: ${dir} has no ${missing.join(" or ")}. Download an HF ` +
+        `LlamaForSequenceClassification reward model there, e.g. the paper's ` +
+        `(huggingface-cli download ${PAPER_REWARD_MODEL} --local-dir ${dir})`,
+    );
+  }
+}
+
 /** A LlamaForSequenceClassification reward model with its tokenizer; see the module doc. */
 export class RewardModel implements TaskReward {
   readonly name = "model";
@@ -114,6 +137,7 @@ export class RewardModel implements TaskReward {
 
   /** Loads config.json, the safetensors weights and the tokenizer of an HF reward model dir. */
   static async load(gpu: Gpu, dir: string, opts: RewardModelOptions = {}): Promise<RewardModel> {
+    await requireModelFiles(dir);
     // The tokenizer first: it is cheap, and a missing template should fail before GBs load.
     const tokenizer = await loadTokenizer(dir);
     const model = await LlamaModel.load(gpu, dir);
