@@ -100,6 +100,7 @@ Deno.test("a completed run leaves a verified bundle under results/<experiment>/<
   assert.equal(out.bundleDir, join(s.root, "results", "count", out.runId));
   const files = out.index!.files.map((f) => `${f.path}:${f.deterministic}`);
   assert.deepEqual(files, [
+    "charts/value.png:false", // drawn by the runner at the end of every run
     "eval.json:true",
     "log.txt:false",
     "manifest.json:true",
