@@ -9,12 +9,14 @@ import { expCommand } from "./exp.ts";
 import { listCommand } from "./list.ts";
 import { modelCommand } from "./model.ts";
 import { reportCommand } from "./report.ts";
+import { reproCommand } from "./repro.ts";
 import { verifyCommand } from "./verify.ts";
 
 /** Every command, in the order the usage shows them. */
 export const COMMANDS: readonly Command[] = [
   expCommand,
   verifyCommand,
+  reproCommand,
   listCommand,
   reportCommand,
   modelCommand,
