@@ -13,6 +13,7 @@ import {
   STATUS_SCHEMA,
 } from "./format.ts";
 import { hashFile, listFiles, rootHashOf } from "./hash.ts";
+import { checkReproductions, REPRODUCTIONS_FILE } from "../repro/reproductions.ts";
 
 /** What {@link verifyBundle} found. */
 export interface VerifyResult {
@@ -106,9 +107,13 @@ export async function verifyBundle(dir: string): Promise<VerifyResult> {
     problems.push(`bundle.json: rootHash ${index.rootHash} does not match its file list (${root})`);
   }
   for (const rel of await listFiles(dir)) {
-    if (rel !== "bundle.json" && !listed.has(rel)) {
+    // reproductions.jsonl is appended after sealing (by repro); it is checked on its own.
+    if (rel !== "bundle.json" && rel !== REPRODUCTIONS_FILE && !listed.has(rel)) {
       problems.push(`${rel}: on disk but not listed in bundle.json`);
     }
+  }
+  if (!listed.has(REPRODUCTIONS_FILE)) {
+    problems.push(...await checkReproductions(dir, index.rootHash));
   }
   // status.json is hashed, so checking the index against it protects the index's own fields.
   try {
