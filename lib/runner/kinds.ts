@@ -4,11 +4,13 @@
  * @module
  */
 import { gpuProbeKind } from "../probe/gpu_probe.ts";
+import { sftKind } from "../train/sft.ts";
 import type { ExperimentKind } from "./kind.ts";
 
 /** Every experiment kind a manifest can name, in the order `list` shows them. */
 export const KINDS: readonly ExperimentKind[] = [
   gpuProbeKind,
+  sftKind,
 ];
 
 /** The kind called `name`, or undefined. */
