@@ -45,8 +45,6 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-}
-
 /** The iteration a parsed JSONL line belongs to, or null when it carries none. */
 function stepOf(row: unknown): number | null {
   if (typeof row !== "object" || row === null) return null;
