@@ -135,3 +135,23 @@ export async function prepareResume(
   }
   return { checkpoint, step, checkpointing, truncated };
 }
+
+/**
+ * The sentence a failed run's message ends with when it can be resumed: where the last complete
+ * checkpoint is (or that there is none) and the command that continues.
+ */
+export async function resumeHint(bundleDir: string): Promise<string> {
+  const root = join(bundleDir, CHECKPOINTS_DIR);
+  let latest: string | null = null;
+  try {
+    latest = await latestCheckpoint(root);
+  } catch { /* an unreadable folder: as if there were none */ }
+  if (latest) {
+    return `the last complete checkpoint is ${CHECKPOINTS_DIR}/${
+      latest.split("/").pop()
+    }; continue the run with --resume`;
+  }
+  return (await exists(root))
+    ? "no checkpoint was complete yet; --resume starts the run from the beginning"
+    : "continue the run with --resume";
+}
