@@ -23,6 +23,9 @@ import { verifyBundle } from "../bundle/verify.ts";
 import { BundleWriter } from "../bundle/writer.ts";
 import type { ExperimentKind, RunContext, WriteOptions } from "./kind.ts";
 import { ProgressReporter } from "./progress.ts";
+import { DETERMINISM_CLAIM } from "../repro/claim.ts";
+import { CorruptCheckpointError, prepareResume, resumeHint } from "../repro/resume.ts";
+import { findResumeTarget } from "../repro/resume_guard.ts";
 
 /** A problem the user can fix (existing bundle, missing input); printed without a stack. */
 export class RunSetupError extends Error {
@@ -46,6 +49,8 @@ export interface RunOptions {
   resume?: boolean;
   /** Replace an existing bundle in the target directory. */
   force?: boolean;
+  /** With `resume`: continue a bundle written by another code version (recorded in it). */
+  allowChangedCode?: boolean;
   /** The command line, for provenance. */
   command?: string[];
   /** Stop signal; by default SIGINT/SIGTERM are caught for the duration of the run. */
@@ -183,14 +188,29 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   if (!kind) throw new RunSetupError(`${displayPath(m.file)}: unknown kind "${m.kind}"`);
   const inputs = await hashInputs(kind, m);
   const code = await codeVersion(opts.root);
-  const runId = runIdOf(m.resolved, inputs, code);
-  const dir = resolve(opts.outDir ?? join(opts.resultsDir, m.name, runId));
+  let runId = runIdOf(m.resolved, inputs, code);
+  let dir = resolve(opts.outDir ?? join(opts.resultsDir, m.name, runId));
+  // --resume continues the run it names, or refuses saying what changed (lib/repro).
+  let changedCode: { from: string; to: string } | null = null;
+  if (opts.resume && !opts.force) {
+    ({ dir, runId, changedCode } = await findResumeTarget({
+      resolved: m.resolved,
+      inputs,
+      code,
+      runId,
+      dir,
+      explicitDir: opts.outDir !== undefined,
+      allowChangedCode: Boolean(opts.allowChangedCode),
+    }));
+  }
   const mode = await prepareDir(dir, kind, runId, opts);
   if (mode === "complete") {
     return { status: "completed", bundleDir: dir, runId, index: null, alreadyComplete: true };
   }
 
   const bundle = new BundleWriter(dir, m.name, runId);
+  let resumePoint: Awaited<ReturnType<typeof prepareResume>> | null = null;
+  const resumeNotes: string[] = [];
   if (mode === "resume") {
     // Keep what the unfinished run wrote: re-register its files (from its sealed index, or
     // from status.json when it was killed before sealing) and drop the stale index.
@@ -201,6 +221,13 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
       : Object.entries(oldStatus.success ? oldStatus.data.files ?? {} : {});
     for (const [rel, deterministic] of known) {
       if (!RESERVED.has(rel)) bundle.register(rel, { deterministic });
+    }
+    // Verify the latest checkpoint and cut JSONL files back to it (lib/repro/resume.ts).
+    try {
+      resumePoint = await prepareResume(bundle, (msg) => resumeNotes.push(msg));
+    } catch (e) {
+      if (e instanceof CorruptCheckpointError) throw new RunSetupError(e.message);
+      throw e;
     }
     await Deno.remove(join(dir, "bundle.json")).catch(() => {});
   }
@@ -227,8 +254,20 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     resumed: mode === "resume",
     startedAt: new Date().toISOString(),
     endedAt: null,
-    extra: {},
+    extra: { determinism: DETERMINISM_CLAIM },
   };
+  if (resumePoint) {
+    const record = {
+      at: provenance.startedAt,
+      fromCheckpoint: resumePoint.checkpoint,
+      fromStep: resumePoint.step,
+      codeVersion: code,
+      ...(changedCode ? { changedCode } : {}),
+    };
+    provenance.extra.resume = record;
+    // Appended, so every resume of this bundle stays on record (provenance is rewritten).
+    await bundle.appendJsonl("resumes.jsonl", record, { deterministic: false });
+  }
   const writeProvenance = () =>
     bundle.writeFile("provenance.json", JSON.stringify(provenance, null, 2) + "\n", {
       deterministic: false,
@@ -300,6 +339,13 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
       mode === "resume" ? " (resuming)" : ""
     }`,
   );
+  for (const note of resumeNotes) log(note);
+  if (changedCode) {
+    log(
+      `warning: continuing a run of code ${changedCode.from.slice(0, 12)} with code ` +
+        `${changedCode.to.slice(0, 12)} (--allow-changed-code; recorded in resumes.jsonl)`,
+    );
+  }
   let status: Exclude<RunStatus, "running"> = "completed";
   let error: string | undefined;
   try {
@@ -310,6 +356,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     else {
       status = "failed";
       error = e instanceof Error ? e.message : String(e);
+      if (kind.resumable) error += `; ${await resumeHint(dir)}`;
       if (Deno.env.get("SELFPLAY_DEBUG") === "1" && e instanceof Error && e.stack) say(e.stack);
     }
   } finally {
@@ -328,10 +375,25 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   } catch (e) {
     log(`charts not drawn: ${(e as Error).message}`);
   }
-  log(`run ${status}${error ? `: ${error}` : ""}`);
-  provenance.endedAt = new Date().toISOString();
-  await writeProvenance();
-  const index = await bundle.seal(status, error);
+  let index;
+  try {
+    log(`run ${status}${error ? `: ${error}` : ""}`);
+    provenance.endedAt = new Date().toISOString();
+    await writeProvenance();
+    index = await bundle.seal(status, error);
+  } catch (e) {
+    // A full or failing disk: say so, never hide the run's own outcome behind it.
+    const why = `the bundle could not be sealed (${(e as Error).message})`;
+    say(`run failed: ${why}`);
+    return {
+      status: "failed",
+      bundleDir: dir,
+      runId,
+      error: `${error ? `${error}; then ` : ""}${why}`,
+      index: null,
+      alreadyComplete: false,
+    };
+  }
   if (index.status !== status) {
     status = index.status;
     error = (await readJson(join(dir, "status.json")) as { error?: string })?.error;
