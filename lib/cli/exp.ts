@@ -25,6 +25,8 @@ Options:
   --out DIR             write the bundle to DIR instead of results/<name>/<run-id>/
   --resume              accept an already completed bundle (exit 0) or continue an unfinished
                         one when the experiment kind supports it
+  --allow-changed-code  with --resume: continue a run that other code started (it is
+                        refused otherwise; the bundle records it in resumes.jsonl)
   --force               replace an existing bundle in the target directory
   --dry-run             print the resolved manifest (every default filled in) and exit
   -h, --help            show this help
@@ -42,6 +44,7 @@ Examples:
         out: { type: "string" },
         resume: { type: "boolean" },
         force: { type: "boolean" },
+        "allow-changed-code": { type: "boolean" },
         "dry-run": { type: "boolean" },
       },
       1,
@@ -65,6 +68,7 @@ Examples:
       outDir: p.values.out as string | undefined,
       resume: Boolean(p.values.resume),
       force: Boolean(p.values.force),
+      allowChangedCode: Boolean(p.values["allow-changed-code"]),
       command: ["exp", ...args],
     });
     const dir = displayPath(outcome.bundleDir);
