@@ -5,12 +5,15 @@
  */
 import { gpuProbeKind } from "../probe/gpu_probe.ts";
 import { sftKind } from "../train/sft.ts";
+import { grpoKind, lspKind } from "../rl/kind.ts";
 import type { ExperimentKind } from "./kind.ts";
 
 /** Every experiment kind a manifest can name, in the order `list` shows them. */
 export const KINDS: readonly ExperimentKind[] = [
   gpuProbeKind,
   sftKind,
+  lspKind,
+  grpoKind,
 ];
 
 /** The kind called `name`, or undefined. */

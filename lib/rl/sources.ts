@@ -1,0 +1,235 @@
+/**
+ * Where an RL run's models and data come from, resolved with errors a user can act on:
+ * an HF folder given directly or through an environment variable (the message says exactly
+ * what to download and where to put it), a completed result bundle's latest checkpoint (its
+ * root hash checked when the manifest pins it), or synthetic weights of a config for a smoke run
+ * of the real shapes.
+ *
+ * @module
+ */
+import { join, resolve } from "node:path";
+import { z } from "zod";
+import type { Gpu } from "../../gpu/device.ts";
+import { verifyBundle } from "../bundle/verify.ts";
+import { LlamaModel } from "../model/llama.ts";
+import { latestCheckpoint } from "../train/checkpoint.ts";
+import { ModelConfigField, resolveModelConfig } from "../train/model_config.ts";
+
+/**
+ * A model as a manifest field. Exactly one source is used, in this order: `synthetic` (random
+ * weights of that config, from `seed`), `dir`, the folder in environment variable `env`,
+ * `bundle` (a bundle directory, or an experiment's results directory holding completed bundles,
+ * whose latest checkpoint is loaded; `rootHash` pins it).
+ */
+export const ModelSourceSchema = z.strictObject({
+  dir: z.string().default(""),
+  env: z.string().default(""),
+  /** What to fetch when the folder is missing, e.g. "meta-llama/Llama-3.2-3B-Instruct". */
+  download: z.string().default(""),
+  bundle: z.string().default(""),
+  /** The experiment that makes `bundle` (for the "run it first" message). */
+  bundleExperiment: z.string().default(""),
+  rootHash: z.string().default(""),
+  synthetic: ModelConfigField.optional(),
+  seed: z.number().int().min(0).default(0),
+  /** Tokenizer folder; "" = the model's own folder (required with `synthetic`). */
+  tokenizer: z.string().default(""),
+});
+
+/** Parsed {@link ModelSourceSchema}. */
+export type ModelSource = z.output<typeof ModelSourceSchema>;
+
+/** A file (eval set, dataset) given directly or through an environment variable. */
+export const FileSourceSchema = z.strictObject({
+  path: z.string().default(""),
+  env: z.string().default(""),
+  download: z.string().default(""),
+});
+
+/** Parsed {@link FileSourceSchema}. */
+export type FileSource = z.output<typeof FileSourceSchema>;
+
+function exists(path: string): "dir" | "file" | null {
+  try {
+    return Deno.statSync(path).isDirectory ? "dir" : "file";
+  } catch {
+    return null;
+  }
+}
+
+function fromEnv(
+  given: string,
+  env: string,
+  download: string,
+  field: string,
+  what: "folder" | "file",
+): string {
+  const fix = download
+    ? `download ${download} ${
+      what === "folder" ? "from Hugging Face into that folder" : "to that path"
+    }`
+    : `put the ${what} there`;
+  let path = given;
+  if (!path) {
+    const v = env ? Deno.env.get(env) : undefined;
+    if (!v) {
+      throw new Error(
+        `${field}: no ${what} given: set ${env ? `the environment variable ${env} or ` : ""}` +
+          `--set ${field}.${what === "folder" ? "dir" : "path"}=PATH and ${fix}`,
+      );
+    }
+    path = v;
+  }
+  const abs = resolve(path);
+  const kind = exists(abs);
+  if (kind === null) {
+    throw new Error(
+      `${field}: ${abs} does not exist: ${
+        fix.replace("that folder", abs).replace("that path", abs)
+      }`,
+    );
+  }
+  if ((kind === "dir") !== (what === "folder")) {
+    throw new Error(`${field}: ${abs} is not a ${what}`);
+  }
+  return abs;
+}
+
+/** A file path from a {@link FileSource}; errors say what to download and where. */
+export function resolveFileSource(src: FileSource, field: string): string {
+  return fromEnv(src.path, src.env, src.download, field, "file");
+}
+
+function completedBundles(dir: string): string[] {
+  const out: string[] = [];
+  const isCompleted = (d: string) => {
+    try {
+      return JSON.parse(Deno.readTextFileSync(join(d, "status.json"))).status === "completed" &&
+        exists(join(d, "bundle.json")) === "file";
+    } catch {
+      return false;
+    }
+  };
+  if (exists(join(dir, "bundle.json")) === "file") return isCompleted(dir) ? [dir] : [];
+  try {
+    for (const e of Deno.readDirSync(dir)) {
+      if (e.isDirectory && isCompleted(join(dir, e.name))) out.push(join(dir, e.name));
+    }
+  } catch {
+    // A missing directory simply holds no bundles.
+  }
+  return out.sort();
+}
+
+/** Where a model source points, before anything is loaded. */
+export type ResolvedModelSource =
+  | { kind: "synthetic" }
+  | { kind: "dir"; dir: string }
+  | { kind: "bundle"; bundle: string; rootHash: string };
+
+/**
+ * Resolves a model source without loading it (synchronous: the runner hashes the result as an
+ * input). A bundle is chosen by root hash when pinned; unpinned, the newest completed one.
+ */
+export function resolveModelSource(src: ModelSource, field: string): ResolvedModelSource {
+  if (src.synthetic !== undefined) return { kind: "synthetic" };
+  if (src.dir || src.env) {
+    return { kind: "dir", dir: fromEnv(src.dir, src.env, src.download, field, "folder") };
+  }
+  if (!src.bundle) throw new Error(`${field}: give dir, env, bundle or synthetic`);
+  const root = resolve(src.bundle);
+  const found = completedBundles(root);
+  const runIt = src.bundleExperiment
+    ? `run \`deno task exp ${src.bundleExperiment}\` first`
+    : "run the experiment that makes it first";
+  if (found.length === 0) {
+    throw new Error(`${field}.bundle: no completed bundle at ${root}: ${runIt}`);
+  }
+  if (src.rootHash) {
+    for (const d of found) {
+      const idx = JSON.parse(Deno.readTextFileSync(join(d, "bundle.json")));
+      if (idx.rootHash === src.rootHash) {
+        return { kind: "bundle", bundle: d, rootHash: src.rootHash };
+      }
+    }
+    throw new Error(
+      `${field}.rootHash: no completed bundle under ${root} has root hash ${src.rootHash} ` +
+        `(found ${found.length}); ${runIt}, or --set ${field}.rootHash= to take the newest`,
+    );
+  }
+  const mtime = (d: string) => Deno.statSync(join(d, "bundle.json")).mtime?.getTime() ?? 0;
+  const newest = found.reduce((a, b) => (mtime(b) > mtime(a) ? b : a));
+  return { kind: "bundle", bundle: newest, rootHash: "" };
+}
+
+/** A loaded model with the folders it came from. */
+export interface LoadedModel {
+  model: LlamaModel;
+  /** Folder of the weights ("" for synthetic). */
+  dir: string;
+  tokenizerDir: string;
+  /** The bundle it came from, verified, with its root hash. */
+  bundle: { dir: string; rootHash: string } | null;
+  description: string;
+}
+
+/** Loads a model source (a bundle is re-verified file by file and its root hash checked). */
+export async function loadModelSource(
+  gpu: Gpu,
+  src: ModelSource,
+  field: string,
+): Promise<LoadedModel> {
+  const r = resolveModelSource(src, field);
+  const tokenizer = src.tokenizer ? resolve(src.tokenizer) : "";
+  if (r.kind === "synthetic") {
+    if (!tokenizer) {
+      throw new Error(`${field}.tokenizer: required with ${field}.synthetic (a tokenizer folder)`);
+    }
+    const config = await resolveModelConfig(src.synthetic!, `${field}.synthetic`);
+    return {
+      model: LlamaModel.synthetic(gpu, config, src.seed),
+      dir: "",
+      tokenizerDir: tokenizer,
+      bundle: null,
+      description: `synthetic ${config.architecture} (seed ${src.seed})`,
+    };
+  }
+  if (r.kind === "dir") {
+    return {
+      model: await LlamaModel.load(gpu, r.dir),
+      dir: r.dir,
+      tokenizerDir: tokenizer || r.dir,
+      bundle: null,
+      description: r.dir,
+    };
+  }
+  const v = await verifyBundle(r.bundle);
+  if (!v.ok) throw new Error(`${field}.bundle: ${r.bundle} does not verify: ${v.problems[0]}`);
+  if (src.rootHash && v.rootHash !== src.rootHash) {
+    throw new Error(
+      `${field}.rootHash: ${r.bundle} has root hash ${v.rootHash}, the manifest pins ${src.rootHash}`,
+    );
+  }
+  const ckpt = await latestCheckpoint(join(r.bundle, "checkpoints"));
+  if (!ckpt) throw new Error(`${field}.bundle: ${r.bundle} holds no complete checkpoint`);
+  return {
+    model: await LlamaModel.load(gpu, ckpt),
+    dir: ckpt,
+    tokenizerDir: tokenizer || ckpt,
+    bundle: { dir: r.bundle, rootHash: v.rootHash },
+    description: ckpt,
+  };
+}
+
+/** What of a model source enters the run id (bundles and folders; synthetic is in the manifest). */
+export function modelSourceInputs(src: ModelSource, field: string): string[] {
+  const r = resolveModelSource(src, field);
+  const out = r.kind === "dir"
+    ? [r.dir]
+    : r.kind === "bundle"
+    ? [join(r.bundle, "bundle.json")]
+    : [];
+  if (src.tokenizer) out.push(src.tokenizer);
+  if (src.synthetic !== undefined && typeof src.synthetic === "string") out.push(src.synthetic);
+  return out;
+}
