@@ -54,12 +54,6 @@ export async function generateReplies(
       `generateReplies: maxNewTokens must be an integer >= 1, got ${opts.maxNewTokens}`,
     );
   }
-  if (tokenizer.vocabSize > model.config.vocabSize) {
-    throw new Error(
-      `generateReplies: the tokenizer has ${tokenizer.vocabSize} ids, the model only ` +
-        `${model.config.vocabSize}`,
-    );
-  }
   const limit = model.config.maxPositionEmbeddings;
   const prompts = conversations.map((c, i) => {
     const ids = tokenizer.encodeChat(c, { addGenerationPrompt: true });

@@ -111,12 +111,6 @@ export class RewardModel implements TaskReward {
           `chat-formatted (user, assistant) pairs with its own template`,
       );
     }
-    if (tokenizer.vocabSize > c.vocabSize) {
-      throw new Error(
-        `${source}: the tokenizer has ${tokenizer.vocabSize} ids but config.json vocab_size is ` +
-          `${c.vocabSize}`,
-      );
-    }
     const batchSize = opts.batchSize ?? 4;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new Error(`${source}: batchSize must be an integer >= 1, got ${batchSize}`);
@@ -218,9 +212,10 @@ export class RewardModel implements TaskReward {
   /** One forward pass over B sequences padded to the longest; reads row b*S + len_b - 1. */
   async #scoreBatch(batch: number[][]): Promise<Float32Array> {
     const B = batch.length, S = Math.max(...batch.map((s) => s.length));
-    // The pad id only fills positions after each sequence's end, which causal attention never
-    // lets the scored row see.
-    const tokens = new Uint32Array(B * S).fill(this.tokenizer.padId % this.model.config.vocabSize);
+    // The filler only occupies positions after each sequence's end, which causal attention never
+    // lets the scored row see; any valid id will do (some tokenizers' pad id is past the vocab).
+    const pad = this.tokenizer.padId;
+    const tokens = new Uint32Array(B * S).fill(pad < this.model.config.vocabSize ? pad : 0);
     const rows: number[] = [];
     batch.forEach((s, b) => {
       tokens.set(s, b * S);
