@@ -167,6 +167,16 @@ Deno.test("refusals: causal LM, several labels, no chat template, bad options an
       (e: Error) => e.message.includes(cfgPath) && /no chat_template/.test(e.message),
     );
   });
+  await withRewardModel({}, async (dir) => {
+    await assert.rejects(
+      RewardModel.load(gpu, `${dir}/absent`),
+      (e: Error) =>
+        e.message.includes(`${dir}/absent has no config.json or tokenizer.json`) &&
+        e.message.includes("huggingface-cli download Skywork/Skywork-Reward-V2-Llama-3.2-3B"),
+    );
+    await Deno.remove(`${dir}/tokenizer.json`);
+    await assert.rejects(RewardModel.load(gpu, dir), /has no tokenizer\.json\. Download/);
+  });
   await withRewardModel({ maxPositionEmbeddings: 32 }, async (dir) => {
     await assert.rejects(RewardModel.load(gpu, dir, { batchSize: 0 }), /batchSize must be/);
     await assert.rejects(
