@@ -62,7 +62,14 @@ type Command =
     paramSlot: number;
     groups: [number, number, number];
   }
-  | { kind: "copy"; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number }
+  | {
+    kind: "copy";
+    src: GPUBuffer;
+    srcOffset: number;
+    dst: GPUBuffer;
+    dstOffset: number;
+    size: number;
+  }
   | { kind: "clear"; buf: GPUBuffer; offset: number; size: number };
 
 interface PendingRead {
@@ -183,8 +190,9 @@ export class Recorder {
           pass.end();
           pass = null;
         }
-        if (c.kind === "copy") enc.copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.size);
-        else enc.clearBuffer(c.buf, c.offset, c.size);
+        if (c.kind === "copy") {
+          enc.copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.size);
+        } else enc.clearBuffer(c.buf, c.offset, c.size);
       }
     }
     if (pass) pass.end();

@@ -17,7 +17,9 @@ Deno.test("add and axpy match TypeScript, including a ragged tail", async () => 
     await rec.submit();
     const y = await readF32(gpu, gy, n);
     const ref = new Float32Array(n);
-    for (let i = 0; i < n; i++) ref[i] = Math.fround(Math.fround(a[i] + b[i]) + Math.fround(0.5 * a[i]));
+    for (let i = 0; i < n; i++) {
+      ref[i] = Math.fround(Math.fround(a[i] + b[i]) + Math.fround(0.5 * a[i]));
+    }
     assert.deepEqual(Array.from(y), Array.from(ref));
   }
 });
