@@ -4,6 +4,7 @@
  * @module
  */
 import { gpuProbeKind } from "../probe/gpu_probe.ts";
+import { tinyPretrainKind } from "../tinyworld/pretrain.ts";
 import { sftKind } from "../train/sft.ts";
 import { grpoKind, lspKind } from "../rl/kind.ts";
 import type { ExperimentKind } from "./kind.ts";
@@ -14,6 +15,7 @@ export const KINDS: readonly ExperimentKind[] = [
   sftKind,
   lspKind,
   grpoKind,
+  tinyPretrainKind,
 ];
 
 /** The kind called `name`, or undefined. */
