@@ -8,6 +8,7 @@ import { ROOT } from "./cli_helpers.ts";
 import { tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
 import { TINY_VOCAB_SIZE, writeTinyTokenizer } from "../lib/tinyworld/tokenizer.ts";
 import { hashFile } from "../lib/bundle/hash.ts";
+import type { LlamaConfig } from "../lib/model/config.ts";
 
 /** Copies the program (main.ts, deno.json, deno.lock, lib, gpu) into `dir`; links node_modules. */
 export async function snapshotProgram(dir: string): Promise<string> {
@@ -40,10 +41,10 @@ const EXAMPLES = [
 /** Writes a tiny model, data and an sft manifest under `dir`; returns the manifest path. */
 export async function writeTinySft(
   dir: string,
-  opts: { steps: number; checkpointEvery: number; name?: string },
+  opts: { steps: number; checkpointEvery: number; name?: string; config?: Partial<LlamaConfig> },
 ): Promise<string> {
   const model = join(dir, "model");
-  await writeRandomModel(model, tinyTestConfig({ vocabSize: TINY_VOCAB_SIZE }), {
+  await writeRandomModel(model, tinyTestConfig({ ...opts.config, vocabSize: TINY_VOCAB_SIZE }), {
     dtype: "F32",
     seed: 3,
   });
