@@ -26,6 +26,7 @@ import { ProgressReporter } from "./progress.ts";
 import { DETERMINISM_CLAIM } from "../repro/claim.ts";
 import { CorruptCheckpointError, prepareResume, resumeHint } from "../repro/resume.ts";
 import { findResumeTarget } from "../repro/resume_guard.ts";
+import { namedWrite } from "../repro/faults.ts";
 
 /** A problem the user can fix (existing bundle, missing input); printed without a stack. */
 export class RunSetupError extends Error {
@@ -306,9 +307,12 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     log,
     progress: (label, done, total) => progress.update(label, done, total),
     throwIfAborted: () => ctl.signal.throwIfAborted(),
-    writeFile: (rel, data, o: WriteOptions) => bundle.writeFile(guard(rel), data, o),
-    writeFileWith: (rel, o, write) => bundle.writeFileWith(guard(rel), o, write),
-    appendJsonl: (rel, value, o) => bundle.appendJsonl(guard(rel), value, o),
+    // A failed write (disk full, permissions) fails the run with a message naming the file.
+    writeFile: (rel, data, o: WriteOptions) =>
+      namedWrite(rel, () => bundle.writeFile(guard(rel), data, o)),
+    writeFileWith: (rel, o, write) =>
+      namedWrite(rel, () => bundle.writeFileWith(guard(rel), o, write)),
+    appendJsonl: (rel, value, o) => namedWrite(rel, () => bundle.appendJsonl(guard(rel), value, o)),
     readFile: (rel) => Deno.readFile(join(dir, guard(rel))),
     recordGpu: (info: GpuInfo) => {
       provenance.gpu = info;
