@@ -5,19 +5,25 @@
  * groups positions by token id (ascending position), uploads those index lists, and one
  * workgroup per distinct token sums its positions' gradient rows in ascending order.
  *
+ * {@link embeddingBf16} is the forward over a packed BF16 table (gpu/bf16.ts), from the same
+ * WGSL with only the table read changed: it copies exactly the widened values.
+ *
  * @module
  */
 import { uploadBuffer, writeBuffer } from "./buffers.ts";
 import { grid, kernel, type Recorder } from "./recorder.ts";
+import { widenBf16Wgsl } from "./bf16.ts";
 
 const WG = 256;
 
-const FORWARD_WGSL = /* wgsl */ `
+/** The forward lookup; `packedBf16`: the table holds packed BF16 words instead of f32. */
+const forwardWgsl = (packedBf16: boolean) => /* wgsl */ `
 @group(0) @binding(0) var<storage, read> tokens: array<u32>;
-@group(0) @binding(1) var<storage, read> table: array<f32>;
+@group(0) @binding(1) var<storage, read> table: array<${packedBf16 ? "u32" : "f32"}>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 struct P { T: u32, D: u32 }
 @group(0) @binding(3) var<uniform> p: P;
+${packedBf16 ? widenBf16Wgsl("tableBf16", "table") : ""}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) t: u32) {
@@ -25,10 +31,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (row >= p.T) { return; }
   let tok = tokens[row];
   // A token past the table's end gives NaN rather than some other row.
-  let ok = tok < arrayLength(&table) / p.D;
+  let ok = tok < arrayLength(&table) * ${packedBf16 ? 2 : 1}u / p.D;
   for (var d = t; d < p.D; d += ${WG}u) {
     var v = bitcast<f32>(0x7fc00000u + (tok & 0u));
-    if (ok) { v = table[tok * p.D + d]; }
+    if (ok) { v = ${packedBf16 ? "tableBf16(tok * p.D + d)" : "table[tok * p.D + d]"}; }
     y[row * p.D + d] = v;
   }
 }`;
@@ -46,8 +52,26 @@ export function embedding(
   D: number,
 ): void {
   if (!(D > 0)) throw new Error(`embedding: D must be positive, got ${D}`);
-  const k = kernel(rec.gpu, "embedding", FORWARD_WGSL);
+  const k = kernel(rec.gpu, "embedding", forwardWgsl(false));
   rec.dispatch(k, [tokens, table, y], [T, D], grid(rec.gpu, T));
+}
+
+/**
+ * {@link embedding} over a packed BF16 table [V, D] (gpu/bf16.ts): y[t,:] = the exactly widened
+ * row tokens[t], so it equals `embedding` on the table widened to f32 bit for bit. A token
+ * outside the table yields a NaN row. Records only.
+ */
+export function embeddingBf16(
+  rec: Recorder,
+  tokens: GPUBuffer,
+  tablePacked: GPUBuffer,
+  y: GPUBuffer,
+  T: number,
+  D: number,
+): void {
+  if (!(D > 0)) throw new Error(`embeddingBf16: D must be positive, got ${D}`);
+  const k = kernel(rec.gpu, "embeddingBf16", forwardWgsl(true));
+  rec.dispatch(k, [tokens, tablePacked, y], [T, D], grid(rec.gpu, T));
 }
 
 const BACKWARD_WGSL = /* wgsl */ `

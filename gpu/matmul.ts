@@ -13,9 +13,15 @@
  * are. There is no split-K and no atomics. For that reason there is no separate GEMV path for
  * M = 1: the same kernel serves decode and training, so their outputs agree bit for bit.
  *
+ * Frozen models may store their weights as packed BF16 (two per u32 word, element 2i in the low
+ * half): {@link matmulBf16W} is the same template with only B's load changed to widen each value
+ * exactly (a 16-bit shift into the high half of an f32), so it gives the very bits `matmul` gives
+ * on the same weights widened to f32.
+ *
  * @module
  */
 import { cdiv, kernel, type Recorder } from "./recorder.ts";
+import { packedBf16Bytes, widenBf16Wgsl } from "./bf16.ts";
 
 const TILE = 64; // output rows and columns per workgroup
 const DEPTH = 16; // inner-dimension slice staged per iteration
@@ -23,8 +29,9 @@ const DEPTH = 16; // inner-dimension slice staged per iteration
 /**
  * WGSL for C[R, C] (+)= Σ_k A(r, k) · B(k, c).
  * `aKContiguous`: A is stored [R, I] (else [I, R]). `bKContiguous`: B is stored [C, I] (else [I, C]).
+ * `bPackedBf16`: B holds packed BF16 words instead of f32 (widened on load; nothing else changes).
  */
-function tiledWgsl(aKContiguous: boolean, bKContiguous: boolean): string {
+function tiledWgsl(aKContiguous: boolean, bKContiguous: boolean, bPackedBf16 = false): string {
   // Each operand tile is DEPTH x 64 values, staged as vec4s of 4 consecutive rows (or columns) at
   // one k, so the inner loop reads one vec4 of A and one of B per k. Threads are mapped so that
   // neighbouring threads read neighbouring addresses in global memory.
@@ -34,9 +41,11 @@ function tiledWgsl(aKContiguous: boolean, bKContiguous: boolean): string {
     kContig: boolean,
     rowIndexOf: string,
     extent: string,
+    packed = false,
   ) => {
     const idx = (r: string, k: string) =>
       kContig ? `${r} * p.inner + ${k}` : `${k} * ${extent} + ${r}`;
+    const at = (i: string) => packed ? `${src}Bf16(${i})` : `${src}[${i}]`;
     const map = kContig
       ? `let kk = t % ${DEPTH}u; let q = t / ${DEPTH}u;`
       : `let q = t % ${TILE / 4}u; let kk = t / ${TILE / 4}u;`;
@@ -48,7 +57,7 @@ fn load${name}(k0: u32, base: u32, t: u32) {
   if (k < p.inner) {
     for (var c = 0u; c < 4u; c++) {
       let ${rowIndexOf} = base + q * 4u + c;
-      if (${rowIndexOf} < ${extent}) { v[c] = ${src}[${idx(rowIndexOf, "k")}]; }
+      if (${rowIndexOf} < ${extent}) { v[c] = ${at(idx(rowIndexOf, "k"))}; }
     }
   }
   tile${name}[kk * ${TILE / 4}u + q] = v;
@@ -56,15 +65,16 @@ fn load${name}(k0: u32, base: u32, t: u32) {
   };
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<${bPackedBf16 ? "u32" : "f32"}>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 struct P { rows: u32, inner: u32, cols: u32, accumulate: u32 }
 @group(0) @binding(3) var<uniform> p: P;
 
 var<workgroup> tileA: array<vec4f, ${DEPTH * TILE / 4}>;
 var<workgroup> tileB: array<vec4f, ${DEPTH * TILE / 4}>;
+${bPackedBf16 ? widenBf16Wgsl("bBf16", "b") : ""}
 ${load("A", "a", aKContiguous, "r", "p.rows")}
-${load("B", "b", bKContiguous, "n", "p.cols")}
+${load("B", "b", bKContiguous, "n", "p.cols", bPackedBf16)}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -115,13 +125,14 @@ function dispatchTiled(
   inner: number,
   cols: number,
   accumulate: boolean,
+  bPackedBf16 = false,
 ): void {
   for (const [what, v] of [["rows", rows], ["inner", inner], ["cols", cols]] as const) {
     if (!Number.isInteger(v) || v < 0) {
       throw new Error(`${name}: ${what} must be a whole number, got ${v}`);
     }
   }
-  const k = kernel(rec.gpu, name, tiledWgsl(aKContiguous, bKContiguous));
+  const k = kernel(rec.gpu, name, tiledWgsl(aKContiguous, bKContiguous, bPackedBf16));
   rec.dispatch(k, [a, b, y], [rows, inner, cols, accumulate ? 1 : 0], [
     cdiv(cols, TILE),
     cdiv(rows, TILE),
@@ -144,6 +155,32 @@ export function matmul(
   accumulate = false,
 ): void {
   dispatchTiled(rec, "matmul", true, true, x, w, y, M, K, N, accumulate);
+}
+
+/**
+ * Linear layer forward with packed BF16 weights: y[M,N] (+)= x[M,K] · w[N,K]ᵀ, where `wPacked`
+ * holds the N·K BF16 values of w row-major, two per u32 word (the layout of gpu/bf16.ts). Each weight is widened exactly in the shader and then
+ * accumulated by the same code in the same order as {@link matmul}, so the result is
+ * bit-identical to `matmul` on the weights widened to f32. Forward only (frozen models).
+ * Records only.
+ */
+export function matmulBf16W(
+  rec: Recorder,
+  x: GPUBuffer,
+  wPacked: GPUBuffer,
+  y: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+  accumulate = false,
+): void {
+  const need = packedBf16Bytes(N * K);
+  if (wPacked.size < need) {
+    throw new Error(
+      `matmulBf16W: w holds ${wPacked.size} bytes, [${N}, ${K}] packed BF16 needs ${need}`,
+    );
+  }
+  dispatchTiled(rec, "matmulBf16W", true, true, x, wPacked, y, M, K, N, accumulate, true);
 }
 
 /** Input gradient: dx[M,K] (+)= dy[M,N] · w[N,K]. Records only. */
