@@ -309,10 +309,10 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     throwIfAborted: () => ctl.signal.throwIfAborted(),
     // A failed write (disk full, permissions) fails the run with a message naming the file.
     writeFile: (rel, data, o: WriteOptions) =>
-      namedWrite(rel, () => bundle.writeFile(guard(rel), data, o)),
+      namedWrite(guard(rel), () => bundle.writeFile(rel, data, o)),
     writeFileWith: (rel, o, write) =>
-      namedWrite(rel, () => bundle.writeFileWith(guard(rel), o, write)),
-    appendJsonl: (rel, value, o) => namedWrite(rel, () => bundle.appendJsonl(guard(rel), value, o)),
+      namedWrite(guard(rel), () => bundle.writeFileWith(rel, o, write)),
+    appendJsonl: (rel, value, o) => namedWrite(guard(rel), () => bundle.appendJsonl(rel, value, o)),
     readFile: (rel) => Deno.readFile(join(dir, guard(rel))),
     recordGpu: (info: GpuInfo) => {
       provenance.gpu = info;
