@@ -571,17 +571,39 @@ export async function streamTensorF32(
 // ---------------------------------------------------------------------------------------------
 // Writing
 
+/** Tensor data: f32 values (narrowed to the tensor's dtype) or raw 16/8-bit storage. */
+export type TensorData = Float32Array | Uint16Array | Uint8Array;
+
 /** A tensor to write: f32 data is narrowed to `dtype`; u16/u8 data are taken as raw bits. */
 export interface TensorToWrite {
   name: string;
   dtype: Dtype;
   shape: number[];
-  data: Float32Array | Uint16Array | Uint8Array;
+  data: TensorData;
 }
 
-/** Checks a tensor's shape, dtype and data length; returns its size in the file. */
-function checkTensor(t: TensorToWrite, path: string): number {
-  const where = `${path}: tensor ${JSON.stringify(t.name)}`;
+/**
+ * A tensor whose data is produced only when the writer reaches it (e.g. read back from the GPU),
+ * so a streamed file never holds more than one tensor in host memory. The header needs only
+ * names, dtypes and shapes; the produced data is checked against them like {@link TensorToWrite}.
+ */
+export interface LazyTensorToWrite {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  data: () => TensorData | Promise<TensorData>;
+}
+
+/**
+ * Where streamed bytes go: a `Deno.FsFile` (whose `write` may be partial and returns the count)
+ * or a `WritableStreamDefaultWriter<Uint8Array>` (whose `write` takes the whole chunk).
+ */
+export interface ByteSink {
+  write(chunk: Uint8Array): Promise<number | void>;
+}
+
+/** Checks a tensor's dtype and shape; returns its size in the file. */
+function tensorSize(t: { name: string; dtype: Dtype; shape: number[] }, where: string): number {
   if (!(t.dtype in DTYPE_BYTES)) {
     throw new ModelFormatError(`${where}: unsupported dtype ${t.dtype}`);
   }
@@ -592,43 +614,53 @@ function checkTensor(t: TensorToWrite, path: string): number {
     }
     numel *= d;
   }
-  const want = numel * DTYPE_BYTES[t.dtype];
-  if (t.data instanceof Float32Array) {
-    if (t.data.length !== numel) {
+  return numel * DTYPE_BYTES[t.dtype];
+}
+
+/** Checks that `data` fits a tensor of `size` bytes in the file. */
+function checkData(
+  t: { dtype: Dtype; shape: number[] },
+  data: TensorData,
+  size: number,
+  where: string,
+): void {
+  if (data instanceof Float32Array) {
+    if (data.length * DTYPE_BYTES[t.dtype] !== size) {
       throw new ModelFormatError(
-        `${where}: ${t.data.length} values for shape ${JSON.stringify(t.shape)}`,
+        `${where}: ${data.length} values for shape ${JSON.stringify(t.shape)}`,
+      );
+    }
+  } else if (data instanceof Uint16Array || data instanceof Uint8Array) {
+    if (data instanceof Uint16Array && t.dtype === "F32") {
+      throw new ModelFormatError(`${where}: 16-bit data given for an F32 tensor`);
+    }
+    if (data.byteLength !== size) {
+      throw new ModelFormatError(
+        `${where}: ${data.byteLength} bytes given, shape ${JSON.stringify(t.shape)} of ` +
+          `${t.dtype} needs ${size}`,
       );
     }
   } else {
-    if (t.data instanceof Uint16Array && t.dtype === "F32") {
-      throw new ModelFormatError(`${where}: 16-bit data given for an F32 tensor`);
-    }
-    if (t.data.byteLength !== want) {
-      throw new ModelFormatError(
-        `${where}: ${t.data.byteLength} bytes given, shape ${JSON.stringify(t.shape)} of ` +
-          `${t.dtype} needs ${want}`,
-      );
-    }
+    throw new ModelFormatError(`${where}: data is not a Float32Array, Uint16Array or Uint8Array`);
   }
-  return want;
 }
 
-/** The bytes stored for a (checked) tensor: f32 data narrowed to its dtype, else as given. */
-function rawBytes(t: TensorToWrite): Uint8Array {
-  if (t.data instanceof Float32Array) {
-    const v = t.dtype === "F32"
-      ? t.data
-      : t.dtype === "BF16"
-      ? f32ToBf16(t.data)
-      : f32ToF16(t.data);
+/** The bytes stored for (checked) data: f32 narrowed to `dtype`, else as given. */
+function rawBytes(dtype: Dtype, data: TensorData): Uint8Array {
+  if (data instanceof Float32Array) {
+    const v = dtype === "F32" ? data : dtype === "BF16" ? f32ToBf16(data) : f32ToF16(data);
     return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
   }
-  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-async function writeAll(f: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+async function writeAll(f: ByteSink, bytes: Uint8Array): Promise<void> {
   let off = 0;
-  while (off < bytes.length) off += await f.write(bytes.subarray(off));
+  while (off < bytes.length) {
+    const n = await f.write(bytes.subarray(off));
+    // A stream writer takes the whole chunk and returns nothing.
+    off += typeof n === "number" ? n : bytes.length - off;
+  }
 }
 
 /** Writes `bytes` (or the output of `fill`) to `path` atomically: temp file, fsync, rename. */
@@ -651,15 +683,23 @@ export async function writeFileAtomic(
   await Deno.rename(tmp, path);
 }
 
+/** A validated file layout: the length prefix and header, then the tensors in file order. */
+interface SafetensorsPlan {
+  head: Uint8Array;
+  tensors: { t: TensorToWrite | LazyTensorToWrite; size: number }[];
+  /** Total file size in bytes. */
+  bytes: number;
+}
+
 /**
- * Writes a safetensors file atomically with deterministic bytes: tensors in sorted name order,
- * packed back to back, header padded with spaces so the data starts 8-byte aligned.
+ * Validates names, dtypes, shapes and any eager data, and builds the header: tensors in sorted
+ * name order, packed back to back, header padded with spaces so the data starts 8-byte aligned.
  */
-export async function writeSafetensors(
-  path: string,
-  tensors: TensorToWrite[],
-  metadata?: Record<string, string>,
-): Promise<void> {
+function planSafetensors(
+  tensors: readonly (TensorToWrite | LazyTensorToWrite)[],
+  metadata: Record<string, string> | undefined,
+  what: string,
+): SafetensorsPlan {
   const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) {
@@ -667,29 +707,75 @@ export async function writeSafetensors(
     for (const k of Object.keys(metadata).sort()) m[k] = String(metadata[k]);
     header.__metadata__ = m;
   }
+  const planned: SafetensorsPlan["tensors"] = [];
   let offset = 0;
   for (let i = 0; i < sorted.length; i++) {
     const t = sorted[i];
-    if (t.name === "__metadata__") throw new ModelFormatError(`${path}: reserved tensor name`);
+    if (t.name === "__metadata__") throw new ModelFormatError(`${what}: reserved tensor name`);
     if (i > 0 && sorted[i - 1].name === t.name) {
-      throw new ModelFormatError(`${path}: tensor ${JSON.stringify(t.name)} given twice`);
+      throw new ModelFormatError(`${what}: tensor ${JSON.stringify(t.name)} given twice`);
     }
-    const size = checkTensor(t, path);
+    const where = `${what}: tensor ${JSON.stringify(t.name)}`;
+    const size = tensorSize(t, where);
+    if (typeof t.data !== "function") checkData(t, t.data, size, where);
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + size] };
+    planned.push({ t, size });
     offset += size;
   }
   let headerText = JSON.stringify(header);
   const enc = new TextEncoder();
-  let headerBytes = enc.encode(headerText);
-  const padded = Math.ceil(headerBytes.length / 8) * 8;
-  headerText += " ".repeat(padded - headerBytes.length);
-  headerBytes = enc.encode(headerText);
-  const lenBytes = new Uint8Array(8);
-  new DataView(lenBytes.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
+  const unpadded = enc.encode(headerText).length;
+  headerText += " ".repeat(Math.ceil(unpadded / 8) * 8 - unpadded);
+  const headerBytes = enc.encode(headerText);
+  const head = new Uint8Array(8 + headerBytes.length);
+  new DataView(head.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
+  head.set(headerBytes, 8);
+  return { head, tensors: planned, bytes: head.length + offset };
+}
+
+/** Streams a planned file: header, then each tensor's bytes, producing lazy data one at a time. */
+async function writePlan(sink: ByteSink, plan: SafetensorsPlan, what: string): Promise<number> {
+  await writeAll(sink, plan.head);
+  for (const { t, size } of plan.tensors) {
+    let data: TensorData;
+    if (typeof t.data === "function") {
+      data = await t.data();
+      checkData(t, data, size, `${what}: tensor ${JSON.stringify(t.name)}`);
+    } else data = t.data;
+    await writeAll(sink, rawBytes(t.dtype, data));
+  }
+  return plan.bytes;
+}
+
+/**
+ * Streams a safetensors file into `sink` with the same deterministic bytes as
+ * {@link writeSafetensors}. Lazy tensors are produced in file (sorted name) order, each right
+ * before its bytes are written, so at most one of them is held at a time. Everything that can be
+ * checked without the data is checked before the first byte is written; `what` names the
+ * destination in errors. Returns the number of bytes written.
+ */
+export async function writeSafetensorsTo(
+  sink: ByteSink,
+  tensors: readonly (TensorToWrite | LazyTensorToWrite)[],
+  metadata?: Record<string, string>,
+  what = "safetensors stream",
+): Promise<number> {
+  return await writePlan(sink, planSafetensors(tensors, metadata, what), what);
+}
+
+/**
+ * Writes a safetensors file atomically with deterministic bytes: tensors in sorted name order,
+ * packed back to back, header padded with spaces so the data starts 8-byte aligned. A thin
+ * wrapper over {@link writeSafetensorsTo}; bad input is refused before the file is created.
+ */
+export async function writeSafetensors(
+  path: string,
+  tensors: readonly (TensorToWrite | LazyTensorToWrite)[],
+  metadata?: Record<string, string>,
+): Promise<void> {
+  const plan = planSafetensors(tensors, metadata, path);
   await writeFileAtomic(path, async (f) => {
-    await writeAll(f, lenBytes);
-    await writeAll(f, headerBytes);
-    for (const t of sorted) await writeAll(f, rawBytes(t));
+    await writePlan(f, plan, path);
   });
 }
 
