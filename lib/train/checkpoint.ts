@@ -4,16 +4,26 @@
  * and other tools load it directly, plus `optimizer.safetensors` (AdamW m and v per parameter),
  * `state.json` (step, RNG state, data position, lr schedule) and `SHA256SUMS` (sha256sum format,
  * sorted). Each file is written atomically and SHA256SUMS last: it marks the folder complete.
+ * Files stream straight into their destination (no scratch copy), hashed as they are written;
+ * the weights are read back from the GPU one tensor at a time.
  *
  * @module
  */
+import { createHash, type Hash } from "node:crypto";
 import { basename, join } from "node:path";
 import { atomicWriteWith } from "../bundle/atomic.ts";
 import { hashFile } from "../bundle/hash.ts";
 import type { Gpu } from "../../gpu/device.ts";
-import type { LlamaConfig } from "../model/config.ts";
-import { openSafetensors, readTensorF32, writeSafetensors } from "../model/safetensors.ts";
-import { readWeightsToHost, saveWeights, type Weights } from "../model/weights.ts";
+import { readF32 } from "../../gpu/buffers.ts";
+import { expectedTensors, type LlamaConfig, toHfConfigJson } from "../model/config.ts";
+import {
+  type LazyTensorToWrite,
+  openSafetensors,
+  readTensorF32,
+  SINGLE_FILE,
+  writeSafetensorsTo,
+} from "../model/safetensors.ts";
+import type { Weights } from "../model/weights.ts";
 import type { AdamW } from "./optimizer.ts";
 import type { LrSchedule } from "./schedule.ts";
 
@@ -76,22 +86,73 @@ export function directoryWriter(root: string): CheckpointWriter {
   return { writeFileWith: (rel, write) => atomicWriteWith(join(root, rel), write) };
 }
 
-async function copyInto(src: string, dst: Deno.FsFile): Promise<void> {
+/** A file-like sink whose writes may be partial and return the count (Deno.FsFile's contract). */
+interface PartialWriter {
+  write(chunk: Uint8Array): Promise<number>;
+}
+
+/** A sink that forwards to a file and hashes exactly the bytes the file accepted. */
+class HashingSink implements PartialWriter {
+  readonly #file: Deno.FsFile;
+  readonly hash: Hash = createHash("sha256");
+  constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+  async write(chunk: Uint8Array): Promise<number> {
+    const n = await this.#file.write(chunk);
+    this.hash.update(chunk.subarray(0, n));
+    return n;
+  }
+}
+
+async function writeAll(sink: PartialWriter, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await sink.write(bytes.subarray(off));
+}
+
+async function copyInto(src: string, dst: PartialWriter): Promise<void> {
   using f = await Deno.open(src, { read: true });
   const buf = new Uint8Array(1 << 20);
   for (;;) {
     const n = await f.read(buf);
     if (n === null) break;
-    let off = 0;
-    while (off < n) off += await dst.write(buf.subarray(off, n));
+    await writeAll(dst, buf.subarray(0, n));
   }
+}
+
+/**
+ * The model's tensors for model.safetensors (F32, HF names), each read back from its GPU buffer
+ * only when the writer reaches it. Every tensor the config implies must be present, and no other.
+ */
+function lazyWeights(
+  gpu: Gpu,
+  config: LlamaConfig,
+  weights: Weights,
+  where: string,
+): LazyTensorToWrite[] {
+  const want = expectedTensors(config);
+  const out: LazyTensorToWrite[] = [];
+  for (const [name, shape] of want) {
+    const buf = weights.get(name);
+    if (!buf) throw new Error(`${where}: tensor ${name} is missing from the weights`);
+    const numel = shape.reduce((a, b) => a * b, 1);
+    if (numel * 4 > buf.size) {
+      throw new RangeError(`${where}: ${name} needs ${numel * 4} bytes, buffer has ${buf.size}`);
+    }
+    out.push({ name, dtype: "F32", shape, data: () => readF32(gpu, buf, numel) });
+  }
+  for (const name of weights.keys()) {
+    if (!want.has(name)) throw new Error(`${where}: tensor ${name} is not part of this config`);
+  }
+  return out;
 }
 
 /**
  * Writes the checkpoint of `state.step` as `<prefix>/step-N/` through `writer` and returns that
  * relative path. Every file is written atomically and `SHA256SUMS` last, so a folder without it
- * (a crash mid-save) is incomplete and ignored by {@link latestCheckpoint}. The files are first
- * built in a scratch directory (the safetensors writer takes a path) and then streamed in.
+ * (a crash mid-save) is incomplete and ignored by {@link latestCheckpoint}. Files stream
+ * straight into the writer (hashed on the way), the weights one tensor at a time; the bytes are
+ * those of saveWeights(dir, config, host, "F32") plus writeSafetensors for the optimizer.
  */
 export async function saveCheckpoint(
   writer: CheckpointWriter,
@@ -114,47 +175,50 @@ export async function saveCheckpoint(
   const rel = prefix
     ? `${prefix}/${checkpointName(opts.state.step)}`
     : checkpointName(opts.state.step);
-  const scratch = await Deno.makeTempDir({ prefix: "selfplay-ckpt-" });
-  try {
-    const host = await readWeightsToHost(opts.gpu, opts.weights, opts.config);
-    await saveWeights(scratch, opts.config, host, "F32");
-    host.clear();
-    const opt = await opts.optimizer.readState();
-    const tensors = [];
-    for (const [name, s] of opt) {
-      tensors.push({ name: `m/${name}`, dtype: "F32" as const, shape: s.shape, data: s.m });
-      tensors.push({ name: `v/${name}`, dtype: "F32" as const, shape: s.shape, data: s.v });
-    }
-    await writeSafetensors(join(scratch, "optimizer.safetensors"), tensors, {
-      step: String(opts.optimizer.step),
-    });
-    opt.clear();
-    await Deno.writeTextFile(
-      join(scratch, "state.json"),
-      JSON.stringify(opts.state, null, 2) + "\n",
-    );
-    if (opts.tokenizerDir) {
-      for (const f of TOKENIZER_FILES) {
-        const src = join(opts.tokenizerDir, f);
-        if (await exists(src)) await Deno.copyFile(src, join(scratch, f));
+  const enc = new TextEncoder();
+  // Same bytes as saveWeights' config.json for F32 weights.
+  const configJson = toHfConfigJson({ ...opts.config, torchDtype: "float32" });
+  const weights = lazyWeights(opts.gpu, opts.config, opts.weights, `${rel}/${SINGLE_FILE}`);
+  const files = new Map<string, (sink: PartialWriter) => Promise<void>>([
+    ["config.json", (s) => writeAll(s, enc.encode(JSON.stringify(configJson, null, 2) + "\n"))],
+    [SINGLE_FILE, async (s) => {
+      await writeSafetensorsTo(s, weights, { format: "pt" }, `${rel}/${SINGLE_FILE}`);
+    }],
+    ["optimizer.safetensors", async (s) => {
+      // AdamW gives its moments back all at once (readState); they are dropped after writing.
+      const opt = await opts.optimizer.readState();
+      const tensors = [];
+      for (const [name, st] of opt) {
+        tensors.push({ name: `m/${name}`, dtype: "F32" as const, shape: st.shape, data: st.m });
+        tensors.push({ name: `v/${name}`, dtype: "F32" as const, shape: st.shape, data: st.v });
       }
+      await writeSafetensorsTo(
+        s,
+        tensors,
+        { step: String(opts.optimizer.step) },
+        `${rel}/optimizer.safetensors`,
+      );
+    }],
+    ["state.json", (s) => writeAll(s, enc.encode(JSON.stringify(opts.state, null, 2) + "\n"))],
+  ]);
+  if (opts.tokenizerDir) {
+    for (const f of TOKENIZER_FILES) {
+      const src = join(opts.tokenizerDir, f);
+      if (await exists(src)) files.set(f, (s) => copyInto(src, s));
     }
-    const names: string[] = [];
-    for await (const e of Deno.readDir(scratch)) if (e.isFile) names.push(e.name);
-    names.sort();
-    let sums = "";
-    for (const n of names) {
-      sums += `${(await hashFile(join(scratch, n))).sha256}  ${n}\n`;
-      await writer.writeFileWith(`${rel}/${n}`, (f) => copyInto(join(scratch, n), f));
-    }
-    const sumBytes = new TextEncoder().encode(sums);
-    await writer.writeFileWith(`${rel}/${SUMS}`, async (f) => {
-      let off = 0;
-      while (off < sumBytes.length) off += await f.write(sumBytes.subarray(off));
-    });
-  } finally {
-    await Deno.remove(scratch, { recursive: true }).catch(() => {});
   }
+  let sums = "";
+  for (const name of [...files.keys()].sort()) {
+    let digest = "";
+    await writer.writeFileWith(`${rel}/${name}`, async (file) => {
+      const sink = new HashingSink(file);
+      await files.get(name)!(sink);
+      digest = sink.hash.digest("hex");
+    });
+    sums += `${digest}  ${name}\n`;
+  }
+  const sumBytes = enc.encode(sums);
+  await writer.writeFileWith(`${rel}/${SUMS}`, (f) => writeAll(f, sumBytes));
   return rel;
 }
 
