@@ -40,7 +40,7 @@ function perRolloutDlogp(
   rows: number,
 ) {
   const S = 6;
-  const mbs = withRef(packRollouts(seqs, rows, S, PAD));
+  const mbs = withRef(packRollouts(seqs, rows, PAD, S));
   const norm = roleNormalizers(seqs, opts.aggregation);
   let loss = 0;
   const out: number[][] = [];
@@ -119,7 +119,7 @@ Deno.test("token-mean: each role is divided by its own scored-token count", () =
 
 Deno.test("GRPO (solver rows only): no challenger term; reference required when beta > 0", () => {
   const seqs = rollouts().filter((s) => s.role === "solver");
-  const mbs = packRollouts(seqs, 4, 6, PAD);
+  const mbs = packRollouts(seqs, 4, PAD, 6);
   const norm = roleNormalizers(seqs, "sequence-sum");
   const r = lspMicroLoss(mbs[0], mbs[0].genLogp, norm, {
     beta: 0,
@@ -143,9 +143,9 @@ Deno.test("GRPO (solver rows only): no challenger term; reference required when 
 });
 
 Deno.test("packRollouts places generation log-probs at the positions that predict them", () => {
-  const mbs = packRollouts(rollouts(), 4, 6, PAD);
+  const mbs = packRollouts(rollouts(), 4, PAD, 6);
   assertEquals(mbs.length, 2);
-  assertEquals(mbs[1].batch, 4); // two real rows + two empty padding rows
+  assertEquals(mbs[1].batch, 2); // the last micro-batch holds the two remaining rows
   assertEquals(mbs[1].roles.length, 2);
   // Row 0: prompt [1,2], completion [3,4]: positions 1 and 2 predict 3 and 4.
   assertEquals([...mbs[0].targets.subarray(1, 3)], [3, 4]);
@@ -159,8 +159,28 @@ Deno.test("packRollouts places generation log-probs at the positions that predic
   assertEquals(m.mismatches, 1);
   assert(m.maxAbsDiff > 0);
   assertThrows(
-    () => packRollouts([{ ...rollouts()[0], logprobs: [-1] }], 2, 6, PAD),
+    () => packRollouts([{ ...rollouts()[0], logprobs: [-1] }], 2, PAD),
     Error,
     "1 log-probs for 2 tokens",
   );
+});
+
+Deno.test("packRollouts without seqLen: longest first, each micro-batch padded to its own rows", () => {
+  const seqs = rollouts();
+  const mbs = packRollouts(seqs, 2, PAD);
+  // Lengths: 4, 3, 4, 3, 4, 6 -> sorted (stable) 6, 4, 4, 4, 3, 3.
+  assertEquals(mbs.map((m) => m.seqLen), [6, 4, 3]);
+  assertEquals(mbs[0].advantages, [-0.25, 0.1]);
+  assertEquals(mbs[2].roles, ["challenger", "solver"]);
+  // Nothing is lost: the loss over the regrouped batches equals the fixed-shape one.
+  const opts = {
+    beta: 0,
+    alphaCh: 0.5,
+    aggregation: "sequence-sum" as const,
+    klEstimator: "k1" as const,
+  };
+  const norm = roleNormalizers(seqs, "sequence-sum");
+  const total = (xs: ReturnType<typeof packRollouts>) =>
+    xs.reduce((a, mb) => a + lspMicroLoss(mb, mb.genLogp, norm, opts).loss, 0);
+  assertAlmostEquals(total(mbs), total(packRollouts(seqs, 6, PAD, 6)), 1e-12);
 });

@@ -75,33 +75,43 @@ export interface MicroLossResult {
 }
 
 /**
- * Packs sequences into micro-batches of `rowsPerPass` rows padded to `seqLen`. The last batch
- * is filled with empty rows (one pad token, nothing scored) so every pass has the same shape.
+ * Packs sequences into micro-batches of at most `rowsPerPass` rows. Sequences are taken longest
+ * first (a stable sort, so the grouping is deterministic) and each micro-batch is padded only to
+ * its own longest row: the challenger's long prompt does not pad every short solver row. A
+ * row's log-probs do not depend on the padded length or on the other rows (the engine's
+ * kernels are row-invariant), so the grouping changes no bits, only the work.
+ * `seqLen` forces one padded length for every micro-batch instead (tests, fixed shapes).
  */
 export function packRollouts(
   seqs: readonly RolloutSequence[],
   rowsPerPass: number,
-  seqLen: number,
   padId: number,
+  seqLen?: number,
 ): RlMicroBatch[] {
+  seqs.forEach((s, i) => {
+    if (s.logprobs.length !== s.completion.length) {
+      throw new Error(
+        `rollout ${i}: ${s.logprobs.length} log-probs for ${s.completion.length} tokens`,
+      );
+    }
+    if (s.prompt.length === 0) throw new Error(`rollout ${i}: empty prompt`);
+  });
+  const len = (s: RolloutSequence) => s.prompt.length + s.completion.length;
+  const ordered = seqLen === undefined
+    ? seqs.map((s, i) => ({ s, i })).sort((a, b) => len(b.s) - len(a.s) || a.i - b.i).map((x) =>
+      x.s
+    )
+    : [...seqs];
   const out: RlMicroBatch[] = [];
-  for (let r0 = 0; r0 < seqs.length; r0 += rowsPerPass) {
-    const chunk = seqs.slice(r0, r0 + rowsPerPass);
-    seqs.slice(r0, r0 + rowsPerPass).forEach((s, k) => {
-      if (s.logprobs.length !== s.completion.length) {
-        throw new Error(
-          `rollout ${r0 + k}: ${s.logprobs.length} log-probs for ${s.completion.length} tokens`,
-        );
-      }
-      if (s.prompt.length === 0) throw new Error(`rollout ${r0 + k}: empty prompt`);
-    });
+  for (let r0 = 0; r0 < ordered.length; r0 += rowsPerPass) {
+    const chunk = ordered.slice(r0, r0 + rowsPerPass);
+    const S = seqLen ?? Math.max(...chunk.map(len));
     const rows = chunk.map((s) => ({ prompt: s.prompt, completion: s.completion }));
-    while (rows.length < rowsPerPass) rows.push({ prompt: [padId], completion: [] });
-    const packed = packPromptCompletions(rows, padId, seqLen);
-    const genLogp = new Float32Array(rowsPerPass * seqLen);
+    const packed = packPromptCompletions(rows, padId, S);
+    const genLogp = new Float32Array(chunk.length * S);
     chunk.forEach((s, b) => {
       // Completion token k is the target of position prompt.length - 1 + k.
-      const base = b * seqLen + s.prompt.length - 1;
+      const base = b * S + s.prompt.length - 1;
       s.logprobs.forEach((lp, k) => (genLogp[base + k] = lp));
     });
     out.push({

@@ -32,8 +32,10 @@ export const ModelSourceSchema = z.strictObject({
   rootHash: z.string().default(""),
   synthetic: ModelConfigField.optional(),
   seed: z.number().int().min(0).default(0),
-  /** Tokenizer folder; "" = the model's own folder (required with `synthetic`). */
+  /** Tokenizer folder; "" = the model's own folder. */
   tokenizer: z.string().default(""),
+  /** Tokenizer folder used with `synthetic` when `tokenizer` is "" (smoke runs of real shapes). */
+  syntheticTokenizer: z.string().default(""),
 });
 
 /** Parsed {@link ModelSourceSchema}. */
@@ -182,14 +184,15 @@ export async function loadModelSource(
   const r = resolveModelSource(src, field);
   const tokenizer = src.tokenizer ? resolve(src.tokenizer) : "";
   if (r.kind === "synthetic") {
-    if (!tokenizer) {
+    const tok = tokenizer || (src.syntheticTokenizer ? resolve(src.syntheticTokenizer) : "");
+    if (!tok) {
       throw new Error(`${field}.tokenizer: required with ${field}.synthetic (a tokenizer folder)`);
     }
     const config = await resolveModelConfig(src.synthetic!, `${field}.synthetic`);
     return {
       model: LlamaModel.synthetic(gpu, config, src.seed),
       dir: "",
-      tokenizerDir: tokenizer,
+      tokenizerDir: tok,
       bundle: null,
       description: `synthetic ${config.architecture} (seed ${src.seed})`,
     };
