@@ -14,10 +14,9 @@
  * @module
  */
 import type { Gpu } from "../../gpu/device.ts";
-import { createBuffer, uploadBuffer } from "../../gpu/buffers.ts";
+import { createBuffer, uploadBuffer, writeBuffer } from "../../gpu/buffers.ts";
 import type { Recorder } from "../../gpu/recorder.ts";
-import { matmul } from "../../gpu/matmul.ts";
-import { embedding } from "../../gpu/embedding.ts";
+import { embedTokens, linear } from "./linear.ts";
 import { rmsnorm } from "../../gpu/rmsnorm.ts";
 import { rope } from "../../gpu/rope.ts";
 import { attention } from "../../gpu/attention.ts";
@@ -113,10 +112,13 @@ export function recordLayerForward(
   const hd = c.headDim;
   const p = layerPrefix(l);
   const w = (n: string) => model.w(p + n);
+  // Matrices go through linear(), which reads f32 or packed BF16 weights alike.
+  const mm = (n: string, x: GPUBuffer, y: GPUBuffer, K: number, N: number, acc = false) =>
+    linear(rec, model, p + n, x, y, M, K, N, acc);
   rmsnorm(rec, xIn, w("input_layernorm.weight"), a.xn1, a.rstd1, M, D, c.rmsNormEps);
-  matmul(rec, a.xn1, w("self_attn.q_proj.weight"), a.q, M, D, H * hd);
-  matmul(rec, a.xn1, w("self_attn.k_proj.weight"), a.k, M, D, G * hd);
-  matmul(rec, a.xn1, w("self_attn.v_proj.weight"), a.v, M, D, G * hd);
+  mm("self_attn.q_proj.weight", a.xn1, a.q, D, H * hd);
+  mm("self_attn.k_proj.weight", a.xn1, a.k, D, G * hd);
+  mm("self_attn.v_proj.weight", a.xn1, a.v, D, G * hd);
   rope(rec, a.q, a.q, pos, model.invFreq, M, H, hd);
   rope(rec, a.k, a.k, pos, model.invFreq, M, G, hd);
   let kc = a.k, vc = a.v;
@@ -129,13 +131,13 @@ export function recordLayerForward(
   attention(rec, a.q, kc, vc, seq, pos, a.att, a.attLse, M, H, G, hd, kv.S, 1 / Math.sqrt(hd));
   // h = xIn + o(att): copy then accumulate, the same two steps in every pass.
   rec.copy(xIn, 0, a.h, 0, M * D * 4);
-  matmul(rec, a.att, w("self_attn.o_proj.weight"), a.h, M, H * hd, D, true);
+  mm("self_attn.o_proj.weight", a.att, a.h, H * hd, D, true);
   rmsnorm(rec, a.h, w("post_attention_layernorm.weight"), a.xn2, a.rstd2, M, D, c.rmsNormEps);
-  matmul(rec, a.xn2, w("mlp.gate_proj.weight"), a.gate, M, D, I);
-  matmul(rec, a.xn2, w("mlp.up_proj.weight"), a.up, M, D, I);
+  mm("mlp.gate_proj.weight", a.xn2, a.gate, D, I);
+  mm("mlp.up_proj.weight", a.xn2, a.up, D, I);
   swiglu(rec, a.gate, a.up, a.act, M * I);
   rec.copy(a.h, 0, xOut, 0, M * D * 4);
-  matmul(rec, a.act, w("mlp.down_proj.weight"), xOut, M, I, D, true);
+  mm("mlp.down_proj.weight", a.act, xOut, I, D, true);
 }
 
 /** Options of a {@link ForwardPass}. */
@@ -201,6 +203,8 @@ export class ForwardPass {
   tokensHost: Uint32Array | null = null;
   #logitsFull: GPUBuffer | null = null;
   #picked: GPUBuffer | null = null;
+  /** Upload buffers for token ids [M], each free again once the recorder that used it submits. */
+  #idUploads: { buf: GPUBuffer; rec: Recorder | null; submitCount: number }[] = [];
 
   constructor(model: LlamaModel, B: number, S: number, opts: ForwardPassOptions = {}) {
     for (const [what, v] of [["B", B], ["S", S]] as const) {
@@ -267,9 +271,23 @@ export class ForwardPass {
         throw new Error(`forward: ${what}[${i}] = ${ids[i]} is >= vocab ${limit}`);
       }
     }
-    // A fresh upload copied in by the recorder keeps two forwards in one submission ordered.
-    const src = uploadBuffer(this.model.gpu, ids, `pass.${what}.upload`);
-    rec.copy(src, 0, dst, 0, ids.byteLength);
+    // queue.writeBuffer lands at once, before the recorder's pending work, so an upload buffer
+    // is rewritten only after the submission that reads it: two forwards recorded into one
+    // submission take two buffers. The pool stays as large as the most ids ever in flight.
+    let slot = this.#idUploads.find((u) => !u.rec || u.rec.submitCount !== u.submitCount);
+    if (!slot) {
+      const buf = createBuffer(this.model.gpu, this.M * 4, "pass.ids.upload");
+      this.#idUploads.push(slot = { buf, rec: null, submitCount: 0 });
+    }
+    writeBuffer(this.model.gpu, slot.buf, ids);
+    slot.rec = rec;
+    slot.submitCount = rec.submitCount;
+    rec.copy(slot.buf, 0, dst, 0, ids.byteLength);
+  }
+
+  /** Number of token-id upload buffers the pass holds (they are reused, never leaked). */
+  get idUploadBuffers(): number {
+    return this.#idUploads.length;
   }
 
   /** Records embedding -> layers -> final norm for `tokens` (B*S ids). */
@@ -277,7 +295,7 @@ export class ForwardPass {
     const c = this.model.config, M = this.M, D = c.hiddenSize;
     this.#uploadIds(rec, tokens, this.tokens, "tokens", c.vocabSize);
     this.tokensHost = tokens.slice();
-    embedding(rec, this.tokens, this.model.w("model.embed_tokens.weight"), this.xs[0], M, D);
+    embedTokens(rec, this.model, this.tokens, this.xs[0], M);
     for (let l = 0; l < c.numLayers; l++) this.recordLayer(rec, l);
     rmsnorm(
       rec,
@@ -341,12 +359,12 @@ export class ForwardPass {
     const c = this.model.config, V = c.vocabSize, D = c.hiddenSize;
     this.forwardTrunk(rec, tokens);
     this.#uploadIds(rec, targets, this.targets, "targets", V);
-    const head = this.model.w(this.model.headName);
+    const head = this.model.headName;
     const ch = this.chunk;
     for (let r0 = 0; r0 < this.M; r0 += this.chunkRows) {
       const n = Math.min(this.chunkRows, this.M - r0);
       this.headChunkInput(rec, r0, n);
-      matmul(rec, ch.xf, head, ch.logits, n, D, V);
+      linear(rec, this.model, head, ch.xf, ch.logits, n, D, V);
       tokenLogprobs(rec, ch.logits, ch.targets, ch.logp, ch.lse, n, V);
       if (opts.entropy) entropy(rec, ch.logits, ch.lse, ch.entropy, n, V);
       if (ch.logp !== this.logp) {
@@ -364,10 +382,11 @@ export class ForwardPass {
     const c = this.model.config;
     this.forwardTrunk(rec, tokens);
     this.#logitsFull ??= createBuffer(this.model.gpu, this.M * c.vocabSize * 4, "pass.logits");
-    matmul(
+    linear(
       rec,
+      this.model,
+      this.model.headName,
       this.xf,
-      this.model.w(this.model.headName),
       this.#logitsFull,
       this.M,
       c.hiddenSize,
@@ -410,7 +429,7 @@ export class ForwardPass {
     }
     const picked = this.forwardHidden(rec, tokens, rows);
     const out = createBuffer(this.model.gpu, rows.length * c.numLabels * 4, "pass.scores");
-    matmul(rec, picked, this.model.w("score.weight"), out, rows.length, D, c.numLabels);
+    linear(rec, this.model, "score.weight", picked, out, rows.length, D, c.numLabels);
     return out;
   }
 
@@ -437,6 +456,8 @@ export class ForwardPass {
     this.#logitsFull?.destroy();
     this.#picked?.destroy();
     this.#logitsFull = this.#picked = null;
+    for (const u of this.#idUploads) u.buf.destroy();
+    this.#idUploads = [];
     destroyBackwardScratch(this);
   }
 
@@ -447,6 +468,7 @@ export class ForwardPass {
    */
   backward(rec: Recorder, dlogp: GPUBuffer, grads: Weights): void {
     this.#requireCausalLm("backward");
+    this.model.requireTrainable("backward");
     recordBackward(this, rec, dlogp, grads);
   }
 }

@@ -12,8 +12,7 @@
  */
 import { createBuffer, uploadBuffer } from "../../gpu/buffers.ts";
 import { Recorder } from "../../gpu/recorder.ts";
-import { matmul } from "../../gpu/matmul.ts";
-import { embedding } from "../../gpu/embedding.ts";
+import { embedTokens, linear } from "./linear.ts";
 import { rmsnorm } from "../../gpu/rmsnorm.ts";
 import { kvStore } from "../../gpu/attention.ts";
 import { tokenLogprobs } from "../../gpu/logprobs.ts";
@@ -148,7 +147,6 @@ export async function generate(
   const xf = buf(B * D * 4, "gen.xf"), rstdF = buf(B * 4, "gen.rstdF");
   const logits = buf(B * V * 4, "gen.logits"), lse = buf(B * 4, "gen.lse");
   const logp = buf(B * 4, "gen.logp"), sampled = buf(B * 4, "gen.sampled");
-  const embed = model.w("model.embed_tokens.weight"), head = model.w(model.headName);
   const normW = model.w("model.norm.weight");
 
   /** Runs all layers over M rows from xa; returns the buffer holding the output. */
@@ -181,7 +179,7 @@ export async function generate(
     nextPos: GPUBuffer,
   ) => {
     rmsnorm(rec, xLast, normW, xf, rstdF, n, D, c.rmsNormEps);
-    matmul(rec, xf, head, logits, n, D, V);
+    linear(rec, model, model.headName, xf, logits, n, D, V);
     sample(
       rec,
       logits,
@@ -230,7 +228,7 @@ export async function generate(
         const tok = upload(Uint32Array.from(ids.slice(r0, r0 + m)), "gen.prefill.tokens");
         const sq = upload(Uint32Array.from(seqs.slice(r0, r0 + m)), "gen.prefill.seq");
         const ps = upload(Uint32Array.from(poss.slice(r0, r0 + m)), "gen.prefill.pos");
-        embedding(rec, tok, embed, xa, m, D);
+        embedTokens(rec, model, tok, xa, m);
         const out = layers(rec, m, sq, ps);
         // Keep the last prompt row of every sequence that ends in this chunk.
         let end = 0;
@@ -254,7 +252,7 @@ export async function generate(
       const g = generated + step; // the token being fed is number g-1, at position len+g-1
       const pos = upload(Uint32Array.from(live.map((b) => lens[b] + g - 1)), "gen.pos");
       const nextPos = upload(Uint32Array.from(live.map((b) => lens[b] + g)), "gen.nextPos");
-      embedding(rec, sampled, embed, xa, n, D);
+      embedTokens(rec, model, sampled, xa, n);
       const out = layers(rec, n, seqBuf, pos);
       headStep(rec, out, n, rowBuf, nextPos);
       rec.copy(sampled, 0, segTokens, step * n * 4, n * 4);

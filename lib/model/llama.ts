@@ -1,6 +1,10 @@
 /**
- * The Llama model object: config, f32 weights on the GPU under HF names, and the few derived
+ * The Llama model object: config, weights on the GPU under HF names, and the few derived
  * tensors every pass needs (RoPE inverse frequencies, the LM head, zeroed gradient buffers).
+ *
+ * Weights are f32, or (storage "bf16", for frozen models: the reference and the reward model)
+ * packed BF16 matrices with f32 norm weights; the passes pick the kernel per weight
+ * (linear.ts), and a BF16 model refuses gradients.
  *
  * The passes themselves live next door: forward.ts (training/scoring pass over planned
  * activations), backward.ts (its reverse) and generate.ts (prefill + KV-cache decode).
@@ -11,13 +15,28 @@ import type { Gpu } from "../../gpu/device.ts";
 import { createBuffer, uploadBuffer } from "../../gpu/buffers.ts";
 import { ropeInvFreq } from "../../gpu/rope.ts";
 import { expectedTensors, type LlamaConfig, loadLlamaConfig } from "./config.ts";
-import { loadWeights, syntheticWeights, type Weights } from "./weights.ts";
+import {
+  isPackedBf16,
+  type LoadOptions,
+  type LoadProgress,
+  loadWeights,
+  syntheticWeights,
+  type Weights,
+  type WeightStorage,
+} from "./weights.ts";
 
-/** A Llama (causal LM or sequence classifier) whose f32 weights live on the GPU. */
+/** Options of {@link LlamaModel.load}. */
+export interface LlamaLoadOptions extends LoadOptions {
+  onProgress?: (p: LoadProgress) => void;
+}
+
+/** A Llama (causal LM or sequence classifier) whose weights live on the GPU. */
 export class LlamaModel {
   readonly gpu: Gpu;
   readonly config: LlamaConfig;
   readonly weights: Weights;
+  /** "bf16" when any weight is packed BF16: then the model is frozen (forward only). */
+  readonly storage: WeightStorage;
   #shapes: Map<string, number[]>;
   #invFreq: GPUBuffer | null = null;
 
@@ -29,16 +48,22 @@ export class LlamaModel {
     for (const name of this.#shapes.keys()) {
       if (!weights.has(name)) throw new Error(`model weights: missing tensor ${name}`);
     }
+    this.storage = [...weights.values()].some(isPackedBf16) ? "bf16" : "f32";
   }
 
-  /** Loads config.json and the safetensors weights of an HF model folder. */
+  /**
+   * Loads config.json and the safetensors weights of an HF model folder. `opts` may be a
+   * progress callback, or options: `storage` "f32" (default), "bf16" or "auto" (see
+   * WeightStorage), `roundToBf16`, `onProgress`.
+   */
   static async load(
     gpu: Gpu,
     dir: string,
-    onProgress?: Parameters<typeof loadWeights>[3],
+    opts: LlamaLoadOptions | ((p: LoadProgress) => void) = {},
   ): Promise<LlamaModel> {
+    const o = typeof opts === "function" ? { onProgress: opts } : opts;
     const config = await loadLlamaConfig(dir);
-    const weights = await loadWeights(gpu, dir, config, onProgress);
+    const weights = await loadWeights(gpu, dir, config, o.onProgress, o);
     return new LlamaModel(gpu, config, weights);
   }
 
@@ -71,6 +96,21 @@ export class LlamaModel {
     return n;
   }
 
+  /** Whether the weight `name` is stored as packed BF16 (else f32). */
+  isBf16(name: string): boolean {
+    return isPackedBf16(this.w(name));
+  }
+
+  /** Throws unless the weights are f32: a BF16-stored model is frozen (forward only). */
+  requireTrainable(what: string): void {
+    if (this.storage !== "f32") {
+      throw new Error(
+        `${what}: this model's weights are stored as BF16 (a frozen copy: forward only); ` +
+          `load it with storage "f32" to train it or take gradients`,
+      );
+    }
+  }
+
   /** A weight by HF name (clear error when absent). */
   w(name: string): GPUBuffer {
     const b = this.weights.get(name);
@@ -96,8 +136,9 @@ export class LlamaModel {
     return this.#invFreq;
   }
 
-  /** Zeroed f32 gradient buffers, one per parameter, under HF names. */
+  /** Zeroed f32 gradient buffers, one per parameter, under HF names (f32 models only). */
   zeroGrads(): Weights {
+    this.requireTrainable("zeroGrads");
     const g: Weights = new Map();
     for (const name of this.#shapes.keys()) {
       g.set(name, createBuffer(this.gpu, this.paramNumel(name) * 4, `grad ${name}`));

@@ -1,5 +1,6 @@
 /**
- * Model weights on the GPU: `Weights` maps HF tensor names to f32 storage buffers.
+ * Model weights on the GPU: `Weights` maps HF tensor names to storage buffers, f32, or packed
+ * BF16 (gpu/bf16.ts) for frozen models loaded with storage "bf16" ({@link isPackedBf16} tells).
  *
  * Loading streams each tensor from its safetensors file to its buffer in chunks (a 3B model in
  * bf16 is ~6 GB on disk and ~13 GB as f32, so nothing holds a whole model on the host), with a
@@ -12,6 +13,7 @@ import type { Gpu } from "../../gpu/device.ts";
 import { createBuffer, writeBuffer } from "../../gpu/buffers.ts";
 import { Recorder } from "../../gpu/recorder.ts";
 import { fillConst, fillNormal } from "../../gpu/init.ts";
+import { packBf16, packedBf16Bytes, unpackBf16 } from "../../gpu/bf16.ts";
 import {
   checkTensors,
   expectedTensors,
@@ -22,6 +24,8 @@ import {
 } from "./config.ts";
 import {
   type Dtype,
+  DTYPE_BYTES,
+  f32ToBf16,
   INDEX_FILE,
   ModelFormatError,
   openCheckpoint,
@@ -32,15 +36,32 @@ import {
 } from "./safetensors.ts";
 import { tensorSeed } from "./random_model.ts";
 
-/** HF tensor name -> f32 GPU buffer (buffers may be padded past the tensor's end). */
+/** HF tensor name -> GPU buffer (buffers may be padded past the tensor's end). */
 export type Weights = Map<string, GPUBuffer>;
+
+/**
+ * How a model's weights are stored on the GPU: "f32", or "bf16" (matrices as packed BF16, norm
+ * weights f32; frozen models only). "auto" picks "bf16" when every matrix in the checkpoint is
+ * BF16 (then storing them is exact), else "f32".
+ */
+export type WeightStorage = "f32" | "bf16";
+/** A requested {@link WeightStorage}, or "auto". */
+export type WeightStorageChoice = WeightStorage | "auto";
+
+/** Buffers holding packed BF16 rather than f32 (made by {@link loadWeights}). */
+const packedBuffers = new WeakSet<GPUBuffer>();
+
+/** Whether a weight buffer holds packed BF16 (two values per u32, gpu/bf16.ts) rather than f32. */
+export function isPackedBf16(buf: GPUBuffer): boolean {
+  return packedBuffers.has(buf);
+}
 
 /** Progress of {@link loadWeights}, reported after each chunk. */
 export interface LoadProgress {
   tensor: string;
   tensorIndex: number;
   tensorCount: number;
-  /** Bytes of f32 uploaded so far over all tensors, and in total. */
+  /** Bytes uploaded so far over all tensors, and in total (as stored on the GPU). */
   doneBytes: number;
   totalBytes: number;
 }
@@ -51,6 +72,13 @@ export interface LoadOptions {
   chunkBytes?: number;
   /** Uploaded bytes after which the queue is flushed (default 512 MiB). */
   flushBytes?: number;
+  /** Weight storage on the GPU (default "f32"); see {@link WeightStorage}. */
+  storage?: WeightStorageChoice;
+  /**
+   * With storage "bf16": round F32/F16 matrices to BF16 (nearest even). Without it such a
+   * checkpoint is refused, since rounding changes the model; BF16 tensors are stored as-is.
+   */
+  roundToBf16?: boolean;
 }
 
 /** Element counts of buffers this module created, so readback needs no shapes. */
@@ -62,9 +90,9 @@ const FLUSH_BYTES = 512 << 20;
 const numelOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 /**
- * Loads the checkpoint in `dir` (validated against `config`, see checkTensors) into f32 GPU
- * buffers, streaming each tensor in chunks. Tied models get no `lm_head.weight` entry even if
- * the file carries one.
+ * Loads the checkpoint in `dir` (validated against `config`, see checkTensors) into GPU buffers
+ * (f32, or packed BF16 matrices with `opts.storage`), streaming each tensor in chunks. Tied
+ * models get no `lm_head.weight` entry even if the file carries one.
  */
 export async function loadWeights(
   gpu: Gpu,
@@ -78,21 +106,47 @@ export async function loadWeights(
   const ckpt = await openCheckpoint(dir);
   checkTensors(config, ckpt);
   const want = expectedTensors(config);
+  let storage = opts.storage ?? "f32";
+  if (storage === "auto") {
+    const allBf16 = [...want.keys()].every((name) =>
+      isNormWeight(name) || ckpt.tensors.get(name)!.info.dtype === "BF16"
+    );
+    storage = allBf16 ? "bf16" : "f32";
+  }
+  const packs = (name: string) => storage === "bf16" && !isNormWeight(name);
+  if (storage === "bf16" && !opts.roundToBf16) {
+    for (const name of want.keys()) {
+      const { file, info } = ckpt.tensors.get(name)!;
+      if (packs(name) && info.dtype !== "BF16") {
+        throw new ModelFormatError(
+          `${file.path}: tensor ${name} is ${info.dtype}; storage "bf16" keeps BF16 tensors as ` +
+            `they are and rounds others only when asked (roundToBf16), or load it as "f32"`,
+        );
+      }
+    }
+  }
+  const storedBytes = (name: string, n: number) => packs(name) ? packedBf16Bytes(n) : n * 4;
   let totalBytes = 0;
-  for (const s of want.values()) totalBytes += numelOf(s) * 4;
+  for (const [name, s] of want) totalBytes += storedBytes(name, numelOf(s));
   const weights: Weights = new Map();
   let doneBytes = 0, sinceFlush = 0, index = 0;
   try {
     for (const [name, shape] of want) {
-      const { file } = ckpt.tensors.get(name)!;
+      const { file, info } = ckpt.tensors.get(name)!;
       const n = numelOf(shape);
-      const buf = createBuffer(gpu, n * 4, name);
+      const packed = packs(name);
+      const buf = createBuffer(gpu, storedBytes(name, n), name);
       elementCounts.set(buf, n);
+      if (packed) packedBuffers.add(buf);
       weights.set(name, buf);
-      await streamTensorF32(file, name, chunkBytes, async (chunk, offset) => {
-        writeBuffer(gpu, buf, chunk, offset * 4);
-        doneBytes += chunk.byteLength;
-        sinceFlush += chunk.byteLength;
+      // Packed chunks must start on a word: an even number of elements per chunk.
+      const eb = DTYPE_BYTES[info.dtype];
+      const readBytes = packed ? Math.max(2, 2 * Math.floor(chunkBytes / eb / 2)) * eb : chunkBytes;
+      await streamTensorF32(file, name, readBytes, async (chunk, offset) => {
+        const data = packed ? packBf16(narrowToBf16(chunk, info.dtype === "BF16")) : chunk;
+        writeBuffer(gpu, buf, data, packed ? offset * 2 : offset * 4);
+        doneBytes += data.byteLength;
+        sinceFlush += data.byteLength;
         if (sinceFlush >= flushBytes) {
           // Uploads are staged until a submission; flush so staging memory stays bounded.
           gpu.device.queue.submit([]);
@@ -119,6 +173,18 @@ export async function loadWeights(
 }
 
 /**
+ * BF16 bits of f32 values: the high halves when the values were widened from BF16 (exact, NaN
+ * payloads included), else rounded to nearest even.
+ */
+function narrowToBf16(x: Float32Array, fromBf16: boolean): Uint16Array {
+  if (!fromBf16) return f32ToBf16(x);
+  const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const out = new Uint16Array(x.length);
+  for (let i = 0; i < u.length; i++) out[i] = u[i] >>> 16;
+  return out;
+}
+
+/**
  * Random weights made on the GPU: N(0, 0.02^2) for matrices, ones for norm weights. Each
  * tensor's stream is keyed by (seed, name), so a given seed always gives the same weights.
  * The fills are submitted before this returns.
@@ -139,8 +205,9 @@ export function syntheticWeights(gpu: Gpu, config: LlamaConfig, seed: number): W
 }
 
 /**
- * Reads every weight back to the host, one tensor at a time. Lengths come from `config` when
- * given, else from the buffers' recorded sizes (buffers made here), else from the buffer size.
+ * Reads every weight back to the host as f32, one tensor at a time (packed BF16 widened
+ * exactly). Lengths come from `config` when given, else from the buffers' recorded sizes
+ * (buffers made here), else from the buffer size.
  */
 export async function readWeightsToHost(
   gpu: Gpu,
@@ -151,16 +218,18 @@ export async function readWeightsToHost(
   const out = new Map<string, Float32Array>();
   for (const [name, buf] of weights) {
     const shape = shapes?.get(name);
+    const packed = isPackedBf16(buf);
     const n = shape ? numelOf(shape) : elementCounts.get(buf) ?? buf.size / 4;
-    if (n * 4 > buf.size) {
+    const bytes = packed ? packedBf16Bytes(n) : n * 4;
+    if (bytes > buf.size) {
       throw new RangeError(
-        `readWeightsToHost: ${name} needs ${n * 4} bytes, buffer has ${buf.size}`,
+        `readWeightsToHost: ${name} needs ${bytes} bytes, buffer has ${buf.size}`,
       );
     }
     const rec = new Recorder(gpu);
-    const p = rec.read(buf, 0, n * 4);
+    const p = rec.read(buf, 0, bytes);
     await rec.submit();
-    out.set(name, new Float32Array(await p));
+    out.set(name, packed ? unpackBf16(new Uint32Array(await p), n) : new Float32Array(await p));
   }
   return out;
 }
@@ -213,7 +282,8 @@ export async function loadModelDir(
   gpu: Gpu,
   dir: string,
   onProgress?: (p: LoadProgress) => void,
+  opts: LoadOptions = {},
 ): Promise<{ config: LlamaConfig; weights: Weights }> {
   const config = await loadLlamaConfig(dir);
-  return { config, weights: await loadWeights(gpu, dir, config, onProgress) };
+  return { config, weights: await loadWeights(gpu, dir, config, onProgress, opts) };
 }

@@ -1,0 +1,41 @@
+/**
+ * The weight-reading ops of a pass, dispatched by how the weight is stored: f32 weights use
+ * `matmul` / `embedding`, packed BF16 weights (frozen models) `matmulBf16W` / `embeddingBf16`.
+ * Both kernels of a pair share their WGSL and reduction order, so a BF16-stored model gives the
+ * same bits as the same weights widened to f32.
+ *
+ * @module
+ */
+import type { Recorder } from "../../gpu/recorder.ts";
+import { matmul, matmulBf16W } from "../../gpu/matmul.ts";
+import { embedding, embeddingBf16 } from "../../gpu/embedding.ts";
+import type { LlamaModel } from "./llama.ts";
+
+/** y[M,N] (+)= x[M,K] · W[N,K]ᵀ for the model's weight `name`, in its storage. Records only. */
+export function linear(
+  rec: Recorder,
+  model: LlamaModel,
+  name: string,
+  x: GPUBuffer,
+  y: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+  accumulate = false,
+): void {
+  const mm = model.isBf16(name) ? matmulBf16W : matmul;
+  mm(rec, x, model.w(name), y, M, K, N, accumulate);
+}
+
+/** y[t,:] = embed_tokens[tokens[t],:] for T token ids (u32), in the table's storage. */
+export function embedTokens(
+  rec: Recorder,
+  model: LlamaModel,
+  tokens: GPUBuffer,
+  y: GPUBuffer,
+  T: number,
+): void {
+  const name = "model.embed_tokens.weight";
+  const gather = model.isBf16(name) ? embeddingBf16 : embedding;
+  gather(rec, tokens, model.w(name), y, T, model.config.hiddenSize);
+}
