@@ -9,6 +9,7 @@ import { ForwardPass } from "../lib/model/forward.ts";
 import { generate } from "../lib/model/generate.ts";
 import { isPackedBf16, loadWeights, readWeightsToHost } from "../lib/model/weights.ts";
 import { bf16ToF32, type Dtype, f32ToBf16 } from "../lib/model/safetensors.ts";
+import { trainableParams } from "../lib/train/optimizer.ts";
 import { someTokens } from "./reference/llama_ref.ts";
 
 /** Writes a random checkpoint of `config` in `dtype` to a temp dir (std 0.3: peaked outputs). */
@@ -181,6 +182,24 @@ Deno.test("ForwardPass reuses its token-id upload buffers; two forwards in one s
     assert.equal(pass.idUploadBuffers, 4);
     pass.destroy();
     assert.equal(pass.idUploadBuffers, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the optimizer refuses a BF16-stored model's weights", async () => {
+  const gpu = await getGpu();
+  const dir = await checkpoint(tinyTestConfig(), "BF16", 25);
+  try {
+    const model = await LlamaModel.load(gpu, dir, { storage: "bf16" });
+    assert.throws(
+      () => trainableParams(model),
+      /trainableParams: model\.embed_tokens\.weight is stored as BF16 \(a frozen model/,
+    );
+    assert.equal(
+      trainableParams(await LlamaModel.load(gpu, dir)).length,
+      model.paramNames().length,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -15,6 +15,7 @@ import type { Gpu } from "../../gpu/device.ts";
 import { createBuffer, readF32, writeBuffer } from "../../gpu/buffers.ts";
 import type { Recorder } from "../../gpu/recorder.ts";
 import { adamw, clipScale, sumSquares } from "../../gpu/optimizer.ts";
+import { isPackedBf16 } from "../model/weights.ts";
 
 /** AdamW hyper-parameters (the learning rate comes per step from the schedule). */
 export interface AdamWConfig {
@@ -52,11 +53,16 @@ export interface ParameterSource {
 
 /** Every parameter of a model as a {@link TrainableParam} (its own weight buffer is updated). */
 export function trainableParams(model: ParameterSource): TrainableParam[] {
-  return model.paramNames().map((name) => ({
-    name,
-    shape: model.paramShape(name),
-    buffer: model.w(name),
-  }));
+  return model.paramNames().map((name) => {
+    const buffer = model.w(name);
+    if (isPackedBf16(buffer)) {
+      throw new Error(
+        `trainableParams: ${name} is stored as BF16 (a frozen model: forward only); ` +
+          `load the model with storage "f32" to train it`,
+      );
+    }
+    return { name, shape: model.paramShape(name), buffer };
+  });
 }
 
 /** Optimizer state of one parameter. */
