@@ -48,6 +48,18 @@ export type WeightStorage = "f32" | "bf16";
 /** A requested {@link WeightStorage}, or "auto". */
 export type WeightStorageChoice = WeightStorage | "auto";
 
+/** The storage choices a manifest may name, for zod enums and messages. */
+export const WEIGHT_STORAGE_CHOICES = ["auto", "f32", "bf16"] as const;
+
+/**
+ * Load options for a frozen model (the LSP reference, a reward model) from a storage knob:
+ * "auto" stores a BF16 checkpoint as BF16 (exact) and any other as f32; "bf16" is an explicit
+ * request, so F32/F16 matrices are rounded to BF16; "f32" widens everything.
+ */
+export function frozenLoadOptions(storage: WeightStorageChoice): LoadOptions {
+  return { storage, roundToBf16: storage === "bf16" };
+}
+
 /** Buffers holding packed BF16 rather than f32 (made by {@link loadWeights}). */
 const packedBuffers = new WeakSet<GPUBuffer>();
 

@@ -20,6 +20,7 @@ import type { Gpu } from "../../gpu/device.ts";
 import { Recorder } from "../../gpu/recorder.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { ForwardPass } from "../model/forward.ts";
+import { frozenLoadOptions, type WeightStorageChoice } from "../model/weights.ts";
 import { type ChatTokenizer, loadTokenizer } from "../model/tokenizer.ts";
 import type { RewardItem, TaskReward } from "./reward.ts";
 
@@ -31,6 +32,11 @@ export interface RewardModelOptions {
   maxTokens?: number;
   /** Where truncation warnings go (default console.warn). */
   onWarning?: (message: string) => void;
+  /**
+   * Weight storage for {@link RewardModel.load} (default "auto": BF16 checkpoints stay 16-bit,
+   * exact; see frozenLoadOptions). The reward model is frozen, so BF16 costs nothing in bits.
+   */
+  storage?: WeightStorageChoice;
 }
 
 /** Counters over a reward model's life. */
@@ -134,7 +140,7 @@ export class RewardModel implements TaskReward {
     await requireModelFiles(dir);
     // The tokenizer first: it is cheap, and a missing template should fail before GBs load.
     const tokenizer = await loadTokenizer(dir);
-    const model = await LlamaModel.load(gpu, dir);
+    const model = await LlamaModel.load(gpu, dir, frozenLoadOptions(opts.storage ?? "auto"));
     return new RewardModel(model, tokenizer, opts, dir);
   }
 
