@@ -12,6 +12,7 @@ import { z } from "zod";
 import type { Gpu } from "../../gpu/device.ts";
 import { verifyBundle } from "../bundle/verify.ts";
 import { LlamaModel } from "../model/llama.ts";
+import { frozenLoadOptions, type WeightStorageChoice } from "../model/weights.ts";
 import { latestCheckpoint } from "../train/checkpoint.ts";
 import { ModelConfigField, resolveModelConfig } from "../train/model_config.ts";
 
@@ -175,15 +176,27 @@ export interface LoadedModel {
   description: string;
 }
 
-/** Loads a model source (a bundle is re-verified file by file and its root hash checked). */
+/**
+ * Loads a model source (a bundle is re-verified file by file and its root hash checked).
+ * `storage` is the weight storage of a frozen copy ("auto": 16-bit when the checkpoint is BF16;
+ * see frozenLoadOptions); a model to train keeps the default "f32".
+ */
 export async function loadModelSource(
   gpu: Gpu,
   src: ModelSource,
   field: string,
+  storage: WeightStorageChoice = "f32",
 ): Promise<LoadedModel> {
   const r = resolveModelSource(src, field);
+  const loadOpts = frozenLoadOptions(storage);
   const tokenizer = src.tokenizer ? resolve(src.tokenizer) : "";
   if (r.kind === "synthetic") {
+    if (storage === "bf16") {
+      throw new Error(
+        `${field}: storage "bf16" needs a checkpoint; synthetic weights are made in f32 ` +
+          `(use "auto" or "f32")`,
+      );
+    }
     const tok = tokenizer || (src.syntheticTokenizer ? resolve(src.syntheticTokenizer) : "");
     if (!tok) {
       throw new Error(`${field}.tokenizer: required with ${field}.synthetic (a tokenizer folder)`);
@@ -199,7 +212,7 @@ export async function loadModelSource(
   }
   if (r.kind === "dir") {
     return {
-      model: await LlamaModel.load(gpu, r.dir),
+      model: await LlamaModel.load(gpu, r.dir, loadOpts),
       dir: r.dir,
       tokenizerDir: tokenizer || r.dir,
       bundle: null,
@@ -216,7 +229,7 @@ export async function loadModelSource(
   const ckpt = await latestCheckpoint(join(r.bundle, "checkpoints"));
   if (!ckpt) throw new Error(`${field}.bundle: ${r.bundle} holds no complete checkpoint`);
   return {
-    model: await LlamaModel.load(gpu, ckpt),
+    model: await LlamaModel.load(gpu, ckpt, loadOpts),
     dir: ckpt,
     tokenizerDir: tokenizer || ckpt,
     bundle: { dir: r.bundle, rootHash: v.rootHash },
