@@ -3,6 +3,8 @@
  *
  * @module
  */
+import { benchModelKind } from "../bench/bench_model.ts";
+import { benchTrainKind } from "../bench/bench_train.ts";
 import { gpuProbeKind } from "../probe/gpu_probe.ts";
 import { tinyPretrainKind } from "../tinyworld/pretrain.ts";
 import { sftKind } from "../train/sft.ts";
@@ -16,6 +18,8 @@ export const KINDS: readonly ExperimentKind[] = [
   lspKind,
   grpoKind,
   tinyPretrainKind,
+  benchModelKind,
+  benchTrainKind,
 ];
 
 /** The kind called `name`, or undefined. */
