@@ -4,10 +4,14 @@
  * A tensor of n BF16 values is stored row-major as ceil(n/2) u32 words, value 2i in the low
  * half of word i and value 2i+1 in the high half (little-endian, so the bytes are exactly those
  * of a BF16 safetensors tensor). BF16 is the high half of an f32, so widening is a 16-bit shift:
- * exact, and no `shader-f16` needed.
+ * exact, and no `shader-f16` needed. {@link packBf16Gpu} goes the other way on the GPU (round
+ * to nearest even, as `f32ToBf16` in lib/model/safetensors.ts), for weights made on the GPU.
  *
  * @module
  */
+import { grid, kernel, type Recorder } from "./recorder.ts";
+
+const WG = 256;
 
 /**
  * WGSL function `<name>(i: u32) -> f32` returning element i of the packed BF16 array bound as
@@ -46,4 +50,39 @@ export function unpackBf16(words: Uint32Array, n: number): Float32Array {
     u[i] = i & 1 ? w & 0xffff0000 : (w << 16) >>> 0;
   }
   return out;
+}
+
+const PACK_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> words: array<u32>;
+struct P { n: u32 }
+@group(0) @binding(2) var<uniform> p: P;
+// BF16 bits of x[i], rounded to nearest even; a NaN stays a quiet NaN. 0 past the end.
+fn bf16Bits(i: u32) -> u32 {
+  if (i >= p.n) { return 0u; }
+  let b = bitcast<u32>(x[i]);
+  if ((b & 0x7fffffffu) > 0x7f800000u) { return (b >> 16u) | 0x40u; }
+  return (b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u;
+}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let w = (wid.x + wid.y * nwg.x) * ${WG}u + lid;
+  if (w >= (p.n + 1u) / 2u) { return; }
+  words[w] = bf16Bits(2u * w) | (bf16Bits(2u * w + 1u) << 16u);
+}`;
+
+/**
+ * Packs n f32 values of `x` into packed BF16 words in `out` (rounded to nearest even, like
+ * `f32ToBf16`). Records only.
+ */
+export function packBf16Gpu(rec: Recorder, x: GPUBuffer, out: GPUBuffer, n: number): void {
+  if (!Number.isInteger(n) || n < 0) throw new Error(`packBf16Gpu: n must be >= 0, got ${n}`);
+  if (out.size < packedBf16Bytes(n)) {
+    throw new Error(
+      `packBf16Gpu: out holds ${out.size} bytes, ${n} values need ${packedBf16Bytes(n)}`,
+    );
+  }
+  const k = kernel(rec.gpu, "packBf16", PACK_WGSL);
+  rec.dispatch(k, [x, out], [n], grid(rec.gpu, Math.ceil(n / 2 / WG)));
 }

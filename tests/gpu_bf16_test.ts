@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { getGpu } from "../gpu/device.ts";
 import { matmul, matmulBf16W } from "../gpu/matmul.ts";
 import { embedding, embeddingBf16 } from "../gpu/embedding.ts";
-import { packBf16, unpackBf16 } from "../gpu/bf16.ts";
+import { packBf16, packBf16Gpu, packedBf16Bytes, unpackBf16 } from "../gpu/bf16.ts";
+import { createBuffer } from "../gpu/buffers.ts";
 import { bf16ToF32, f32ToBf16 } from "../lib/model/safetensors.ts";
 import { assertClose, randn } from "./helpers.ts";
 import { randInts, run, up, zeros } from "./gpu_kernel_helpers.ts";
@@ -105,4 +106,32 @@ Deno.test("embeddingBf16 gathers the widened rows bit for bit; an outside token 
   }, [[y, 16]]);
   assertSameBits(r.subarray(0, 8), w.widened.subarray(16, 24), "row 2");
   assert.ok(r.subarray(8).every((v) => Number.isNaN(v)), "token 3 is outside: NaN row");
+});
+
+Deno.test("packBf16Gpu rounds to nearest even exactly like f32ToBf16 (ties, NaN, inf, odd n)", async () => {
+  const gpu = await getGpu();
+  const special = new Uint32Array([
+    0x3f808000, // tie, even below: stays 0x3f80
+    0x3f818000, // tie, odd below: rounds up to 0x3f82
+    0x3f808001, // just above a tie: up
+    0x7f7fffff, // max finite: rounds to inf
+    0x7f800000, // inf
+    0xff800001, // signalling NaN: quiet NaN
+    0x00000001, // smallest subnormal: 0
+    0x80000000, // -0
+  ]);
+  for (const n of [1, 8, 9, 1001]) {
+    const x = randn(n, n, 3);
+    x.set(new Float32Array(special.buffer).subarray(0, Math.min(n, special.length)));
+    const out = createBuffer(gpu, packedBf16Bytes(n), "packed");
+    const [r] = await run(gpu, (rec) => packBf16Gpu(rec, up(gpu, x), out, n), [[
+      out,
+      Math.ceil(n / 2),
+    ]]);
+    assert.deepEqual(
+      Array.from(new Uint32Array(r.buffer)),
+      Array.from(packBf16(f32ToBf16(x))),
+      `n=${n}`,
+    );
+  }
 });
