@@ -204,3 +204,18 @@ Deno.test("the optimizer refuses a BF16-stored model's weights", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("synthetic bf16 weights are the f32 synthetic weights rounded to BF16", async () => {
+  const gpu = await getGpu();
+  const config = tinyTestConfig({ tieWordEmbeddings: true });
+  const f32 = LlamaModel.synthetic(gpu, config, 7);
+  const bf16 = LlamaModel.synthetic(gpu, config, 7, "bf16");
+  assert.equal(bf16.storage, "bf16");
+  const hf = await readWeightsToHost(gpu, f32.weights);
+  const hb = await readWeightsToHost(gpu, bf16.weights);
+  for (const [name, data] of hf) {
+    assert.equal(bf16.isBf16(name), !isNormWeight(name), name);
+    const want = isNormWeight(name) ? data : bf16ToF32(f32ToBf16(data));
+    assert.deepEqual(hb.get(name), want, name);
+  }
+});

@@ -67,9 +67,17 @@ export class LlamaModel {
     return new LlamaModel(gpu, config, weights);
   }
 
-  /** Random N(0, 0.02) weights of the config's shapes, made on the GPU (deterministic in seed). */
-  static synthetic(gpu: Gpu, config: LlamaConfig, seed: number): LlamaModel {
-    return new LlamaModel(gpu, config, syntheticWeights(gpu, config, seed));
+  /**
+   * Random N(0, 0.02) weights of the config's shapes, made on the GPU (deterministic in seed);
+   * with storage "bf16", the same values rounded to BF16 (a frozen model).
+   */
+  static synthetic(
+    gpu: Gpu,
+    config: LlamaConfig,
+    seed: number,
+    storage: WeightStorage = "f32",
+  ): LlamaModel {
+    return new LlamaModel(gpu, config, syntheticWeights(gpu, config, seed, storage));
   }
 
   /** Parameter names in HF order (a tied model has no lm_head.weight). */

@@ -13,7 +13,7 @@ import type { Gpu } from "../../gpu/device.ts";
 import { createBuffer, writeBuffer } from "../../gpu/buffers.ts";
 import { Recorder } from "../../gpu/recorder.ts";
 import { fillConst, fillNormal } from "../../gpu/init.ts";
-import { packBf16, packedBf16Bytes, unpackBf16 } from "../../gpu/bf16.ts";
+import { packBf16, packBf16Gpu, packedBf16Bytes, unpackBf16 } from "../../gpu/bf16.ts";
 import {
   checkTensors,
   expectedTensors,
@@ -199,18 +199,34 @@ function narrowToBf16(x: Float32Array, fromBf16: boolean): Uint16Array {
 /**
  * Random weights made on the GPU: N(0, 0.02^2) for matrices, ones for norm weights. Each
  * tensor's stream is keyed by (seed, name), so a given seed always gives the same weights.
+ * With storage "bf16" the matrices are those same values rounded to BF16 and packed, each
+ * drawn into a temporary f32 buffer freed after its own submission (peak: one f32 tensor).
  * The fills are submitted before this returns.
  */
-export function syntheticWeights(gpu: Gpu, config: LlamaConfig, seed: number): Weights {
+export function syntheticWeights(
+  gpu: Gpu,
+  config: LlamaConfig,
+  seed: number,
+  storage: WeightStorage = "f32",
+): Weights {
   const weights: Weights = new Map();
   const rec = new Recorder(gpu);
   for (const [name, shape] of expectedTensors(config)) {
     const n = numelOf(shape);
-    const buf = createBuffer(gpu, n * 4, name);
+    const packed = storage === "bf16" && !isNormWeight(name);
+    const buf = createBuffer(gpu, packed ? packedBf16Bytes(n) : n * 4, name);
     elementCounts.set(buf, n);
-    if (isNormWeight(name)) fillConst(rec, buf, n, 1);
-    else fillNormal(rec, buf, n, tensorSeed(seed, name), 0.02);
     weights.set(name, buf);
+    if (isNormWeight(name)) fillConst(rec, buf, n, 1);
+    else if (!packed) fillNormal(rec, buf, n, tensorSeed(seed, name), 0.02);
+    else {
+      packedBuffers.add(buf);
+      const tmp = createBuffer(gpu, n * 4, `${name} (f32 draw)`);
+      fillNormal(rec, tmp, n, tensorSeed(seed, name), 0.02);
+      packBf16Gpu(rec, tmp, buf, n);
+      void rec.submit();
+      tmp.destroy(); // freed once the submission that reads it is done
+    }
   }
   void rec.submit();
   return weights;
