@@ -179,7 +179,8 @@ export interface LoadedModel {
 /**
  * Loads a model source (a bundle is re-verified file by file and its root hash checked).
  * `storage` is the weight storage of a frozen copy ("auto": 16-bit when the checkpoint is BF16;
- * see frozenLoadOptions); a model to train keeps the default "f32".
+ * see frozenLoadOptions; synthetic weights are rounded only for "bf16"); a model to train keeps
+ * the default "f32".
  */
 export async function loadModelSource(
   gpu: Gpu,
@@ -191,19 +192,14 @@ export async function loadModelSource(
   const loadOpts = frozenLoadOptions(storage);
   const tokenizer = src.tokenizer ? resolve(src.tokenizer) : "";
   if (r.kind === "synthetic") {
-    if (storage === "bf16") {
-      throw new Error(
-        `${field}: storage "bf16" needs a checkpoint; synthetic weights are made in f32 ` +
-          `(use "auto" or "f32")`,
-      );
-    }
     const tok = tokenizer || (src.syntheticTokenizer ? resolve(src.syntheticTokenizer) : "");
     if (!tok) {
       throw new Error(`${field}.tokenizer: required with ${field}.synthetic (a tokenizer folder)`);
     }
     const config = await resolveModelConfig(src.synthetic!, `${field}.synthetic`);
     return {
-      model: LlamaModel.synthetic(gpu, config, src.seed),
+      // "auto" never rounds, so synthetic (f32-drawn) weights stay f32 unless "bf16" is asked.
+      model: LlamaModel.synthetic(gpu, config, src.seed, storage === "bf16" ? "bf16" : "f32"),
       dir: "",
       tokenizerDir: tok,
       bundle: null,
