@@ -361,7 +361,18 @@ async function runRl(ctx: RunContext, p: Params): Promise<void> {
     if (iter === 1 || iter === p.iterations || iter % p.samplesEvery === 0) {
       await ctx.appendJsonl("samples.jsonl", { iter, queries: r.samples }, { deterministic: true });
     }
-    const m = r.metrics as { solverReward: { mean: number }; loss: { total: number } };
+    const m = r.metrics as {
+      solverReward: { mean: number };
+      loss: { total: number };
+      logprobCheck: { mismatches: number; compared: number; maxAbsDiff: number };
+    };
+    if (m.logprobCheck.mismatches > 0) {
+      ctx.log(
+        `warning: iteration ${iter}: the training forward differs from generation at ` +
+          `${m.logprobCheck.mismatches} of ${m.logprobCheck.compared} tokens (max |diff| ` +
+          `${m.logprobCheck.maxAbsDiff}); the update used the generation log-probs`,
+      );
+    }
     ctx.log(
       `iter ${iter}/${p.iterations}: reward ${m.solverReward.mean.toFixed(3)}, loss ` +
         `${m.loss.total.toFixed(4)}, ${

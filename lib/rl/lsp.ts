@@ -168,6 +168,15 @@ async function sample(
 }
 
 /**
+ * LM-head rows per chunk such that one chunk's [rows, vocab] f32 logits fit the device's
+ * storage-binding limit (lavapipe grants 128 MiB, less than the pass's default chunk).
+ */
+function headChunkRows(model: LlamaModel): number {
+  const limit = model.gpu.device.limits.maxStorageBufferBindingSize;
+  return Math.max(1, Math.floor(limit / (model.config.vocabSize * 4)));
+}
+
+/**
  * One optimizer step over micro-batches of different padded lengths: per micro-batch a forward
  * (one readback of the log-probs), the loss on the host, and the backward accumulating into the
  * optimizer's gradients; AdamW runs with the last backward. The same sequence of submissions
@@ -188,7 +197,10 @@ async function accumulateAndStep(
   let report: Promise<StepReport> | null = null;
   for (let k = 0; k < micro.length; k++) {
     const mb = micro[k];
-    const pass = new ForwardPass(policy, mb.batch, mb.seqLen, { recompute });
+    const pass = new ForwardPass(policy, mb.batch, mb.seqLen, {
+      recompute,
+      headChunkRows: headChunkRows(policy),
+    });
     try {
       const fwd = new Recorder(gpu);
       const out = pass.forwardLogprobs(fwd, mb.tokens, mb.targets);
@@ -328,7 +340,9 @@ export async function lspIteration(
   const micro = packRollouts(seqs, cfg.rowsPerPass, tok.padId);
   const norm = roleNormalizers(seqs, cfg.aggregation);
   for (const mb of micro) {
-    const refPass = new ForwardPass(reference, mb.batch, mb.seqLen);
+    const refPass = new ForwardPass(reference, mb.batch, mb.seqLen, {
+      headChunkRows: headChunkRows(reference),
+    });
     try {
       const rec = new Recorder(reference.gpu);
       const out = refPass.forwardLogprobs(rec, mb.tokens, mb.targets);
