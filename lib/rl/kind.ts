@@ -15,6 +15,7 @@ import { z } from "zod";
 import { getGpu, type Gpu } from "../../gpu/device.ts";
 import { defineKind, type RunContext } from "../runner/kind.ts";
 import { loadTokenizer } from "../model/tokenizer.ts";
+import { WEIGHT_STORAGE_CHOICES } from "../model/weights.ts";
 import { RewardModel } from "../rewards/reward_model.ts";
 import type { TaskReward } from "../rewards/reward.ts";
 import { VerifierTaskReward } from "../rewards/verifier_reward.ts";
@@ -70,6 +71,8 @@ const RewardSchema = z.strictObject({
   model: ModelSourceSchema.prefault({}),
   batchSize: z.number().int().min(1).default(4),
   maxTokens: z.number().int().min(2).default(2048),
+  /** Weight storage of the frozen reward model ("auto": BF16 checkpoints stay 16-bit, exact). */
+  storage: z.enum(WEIGHT_STORAGE_CHOICES).default("auto"),
 });
 
 const EvalSchema = z.strictObject({
@@ -90,6 +93,10 @@ const EvalSchema = z.strictObject({
 const common = {
   /** The policy's starting point; the frozen reference is a second copy of it. */
   model: ModelSourceSchema,
+  /** The frozen reference's weight storage ("auto": 16-bit when the checkpoint is BF16, exact). */
+  reference: z.strictObject({
+    storage: z.enum(WEIGHT_STORAGE_CHOICES).default("auto"),
+  }).prefault({}),
   iterations: z.number().int().min(1),
   /** N: queries per iteration (= batchSize * gradAccum, as the paper's table). */
   queries: z.number().int().min(1).default(8),
@@ -182,7 +189,7 @@ async function taskRewardOf(gpu: Gpu, p: Params): Promise<TaskReward> {
       partialCredit: r.partialCredit,
     });
   }
-  const m = await loadModelSource(gpu, r.model, "reward.model");
+  const m = await loadModelSource(gpu, r.model, "reward.model", r.storage);
   const tok = await loadTokenizer(m.tokenizerDir);
   return new RewardModel(
     m.model,
@@ -220,7 +227,7 @@ async function runRl(ctx: RunContext, p: Params): Promise<void> {
 
   ctx.log("loading the policy and the frozen reference");
   const policy: LoadedModel = await loadModelSource(gpu, p.model, "model");
-  const reference = await loadModelSource(gpu, p.model, "model");
+  const reference = await loadModelSource(gpu, p.model, "model", p.reference.storage);
   if (policy.bundle) await ctx.recordParent(policy.bundle.dir);
   const tok = await loadTokenizer(policy.tokenizerDir);
   if (tok.vocabSize > policy.model.config.vocabSize) {
