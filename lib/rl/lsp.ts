@@ -171,7 +171,7 @@ async function sample(
  * LM-head rows per chunk such that one chunk's [rows, vocab] f32 logits fit the device's
  * storage-binding limit (lavapipe grants 128 MiB, less than the pass's default chunk).
  */
-function headChunkRows(model: LlamaModel): number {
+export function headChunkRows(model: LlamaModel): number {
   const limit = model.gpu.device.limits.maxStorageBufferBindingSize;
   return Math.max(1, Math.floor(limit / (model.config.vocabSize * 4)));
 }
@@ -184,7 +184,7 @@ function headChunkRows(model: LlamaModel): number {
  * gets a pass of its own shape (freed after its backward), so short solver rows are not padded
  * to the challenger's long prompt.
  */
-async function accumulateAndStep(
+export async function accumulateAndStep(
   policy: LlamaModel,
   optimizer: AdamW,
   micro: RlMicroBatch[],
