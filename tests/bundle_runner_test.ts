@@ -241,3 +241,35 @@ Deno.test("--resume continues a run killed before sealing, keeping the files it 
   assert.equal(prov.resumed, true);
   assert.ok((await verifyBundle(dir)).ok);
 });
+
+Deno.test("--resume drops listed files that were removed since, instead of failing incomplete", async () => {
+  const s = setup([], "resumable");
+  const dir = join(s.root, "gone");
+  crashAtStep = 2;
+  const out = await run(s, { outDir: dir });
+  crashAtStep = -1;
+  assert.equal(out.status, "failed");
+  assert.ok(out.index!.files.some((f) => f.path === "first.bin"));
+  // Both resume sources list first.bin: the sealed index here, status.json after a hard kill.
+  await Deno.remove(join(dir, "first.bin"));
+  const resumed = await run(s, { outDir: dir, resume: true });
+  assert.equal(resumed.status, "completed", resumed.error);
+  assert.ok(!resumed.index!.files.some((f) => f.path === "first.bin"));
+  const log = await Deno.readTextFile(join(dir, "log.txt"));
+  assert.match(log, /first\.bin was listed by the unfinished run but is gone/);
+  assert.ok((await verifyBundle(dir)).ok);
+
+  // The same after a hard kill: no bundle.json, status.json still lists the removed file.
+  const dir2 = join(s.root, "gone2");
+  crashAtStep = 2;
+  await run(s, { outDir: dir2 });
+  crashAtStep = -1;
+  await Deno.remove(join(dir2, "bundle.json"));
+  await Deno.remove(join(dir2, "first.bin"));
+  const st = JSON.parse(await Deno.readTextFile(join(dir2, "status.json")));
+  assert.equal(st.files["first.bin"], true);
+  await Deno.writeTextFile(join(dir2, "status.json"), JSON.stringify({ ...st, status: "running" }));
+  const resumed2 = await run(s, { outDir: dir2, resume: true });
+  assert.equal(resumed2.status, "completed", resumed2.error);
+  assert.ok((await verifyBundle(dir2)).ok);
+});

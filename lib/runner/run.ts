@@ -98,6 +98,14 @@ async function readJson(path: string): Promise<unknown> {
   }
 }
 
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
 async function isEmptyOrMissing(dir: string): Promise<boolean> {
   try {
     for await (const _ of Deno.readDir(dir)) return false;
@@ -221,7 +229,14 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
       ? old.data.files.map((f) => [f.path, f.deterministic])
       : Object.entries(oldStatus.success ? oldStatus.data.files ?? {} : {});
     for (const [rel, deterministic] of known) {
-      if (!RESERVED.has(rel)) bundle.register(rel, { deterministic });
+      if (RESERVED.has(rel)) continue;
+      // A file removed since (by hand, or lost) is not carried over: registered but absent, it
+      // would make the resumed run fail as incomplete. The kind writes it again if it needs it.
+      if (!(await isFile(join(dir, rel)))) {
+        resumeNotes.push(`resume: ${rel} was listed by the unfinished run but is gone; dropped`);
+        continue;
+      }
+      bundle.register(rel, { deterministic });
     }
     // Verify the latest checkpoint and cut JSONL files back to it (lib/repro/resume.ts).
     try {
