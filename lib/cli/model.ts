@@ -37,7 +37,10 @@ Subcommands:
   generate  (--model DIR | --synthetic CONFIG.json) (--prompt "..." [--chat] | --tokens 1,2,3)
             [--n K] [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]
             [--readback-every K]
-            K samples of one prompt; prints one JSON line per sample and a stats line
+            K samples of one prompt (--prompt needs --model's tokenizer); prints one JSON
+            line per sample and a stats line
+            (defaults: --n 1, --max-new-tokens 64, --temperature 0.7, --top-p 0.9,
+            --readback-every 8 decode steps between host readbacks)
   grad      (--model DIR | --synthetic CONFIG.json [--seed S]) --tokens 1,2,3,... --out FILE.safetensors
             gradient of the mean next-token NLL (position t predicts t+1) w.r.t. every
             parameter, F32, under HF names
