@@ -13,7 +13,9 @@ export const verifyCommand: Command = {
   usage: `Usage: deno task verify <bundle-dir>
 
 Recomputes the size and sha256 of every file listed in <bundle-dir>/bundle.json and the root
-hash, and reports files on disk that are not listed. Prints one OK line, or every problem.
+hash, and reports files on disk that are not listed. reproductions.jsonl, which \`repro\` adds
+to a sealed bundle, is the one unlisted file accepted: each line must be a verdict about this
+bundle's root hash. Prints one OK line, or every problem.
 
 Options:
   -h, --help  show this help
