@@ -146,6 +146,8 @@ export const LspSchema = z.strictObject({
     max: z.number().int().min(1).default(7),
     /** Score of an unreadable or out-of-range judgement (counted in the metrics). */
     fallback: z.number().default(0),
+    /** R + weight * R_Q (the paper: no rescaling, 1). */
+    weight: z.number().min(0).default(1),
     batchSize: z.number().int().min(1).default(32),
   }),
 });
@@ -302,6 +304,7 @@ async function runRl(ctx: RunContext, p: Params): Promise<void> {
       : { maxNewTokens: 1, temperature: 1, topP: 1 },
     solver: p.solver,
     advantageNorm: p.loss.advantageNorm,
+    selfRewardWeight: selfPlay ? p.selfReward.weight : 1,
     beta: p.loss.beta,
     alphaCh: p.loss.alphaCh,
     aggregation: p.loss.aggregation,

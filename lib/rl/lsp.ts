@@ -63,6 +63,11 @@ export interface LspIterationConfig extends LspLossOptions {
   challenger: SamplingOptions;
   solver: SamplingOptions;
   advantageNorm: AdvantageNormalization;
+  /**
+   * Multiplies R_Q before it is added to R (the paper adds them unscaled: 1; with R in 0..1 and
+   * R_Q in 0..7 the judge then dominates both roles' advantages).
+   */
+  selfRewardWeight: number;
   /** Sequences per forward/backward pass (a memory knob: gradients are summed exactly). */
   rowsPerPass: number;
   /** Sequences per generate() call. */
@@ -310,9 +315,11 @@ export async function lspIteration(
     Array.from({ length: N }, (_, i) => flat.slice(i * G, (i + 1) * G));
   const R = group(flatR);
   const RQ = judged ? group(judged.scores) : null;
+  const w = cfg.selfRewardWeight;
+  const weightedRQ = RQ ? RQ.map((row) => row.map((x) => w * x)) : null;
 
   // 4. Advantages.
-  const adv = lspAdvantages(R, RQ, cfg.advantageNorm);
+  const adv = lspAdvantages(R, weightedRQ, cfg.advantageNorm);
 
   // 5. Losses and one optimizer step.
   t = clock();
