@@ -9,6 +9,11 @@
  * `checkpointEvery` iterations and at the end, and at the end eval.json (the tiny world's
  * held-out evaluation, or AlpacaEval with the reward model as judge).
  *
+ * Resumable: `--resume` loads the policy, AdamW state and data position from the latest
+ * complete checkpoint and continues at the next iteration. Nothing else crosses iterations
+ * (samplers are keyed by seed and iteration, the lr and the samples cadence by the iteration),
+ * so the resumed run writes the uninterrupted run's bytes.
+ *
  * @module
  */
 import { z } from "zod";
@@ -24,7 +29,9 @@ import { loadEvalSet } from "../eval/eval_set.ts";
 import { tinyEval } from "../eval/tiny_eval.ts";
 import { AdamW, trainableParams } from "../train/optimizer.ts";
 import { lrAt, type LrSchedule } from "../train/schedule.ts";
-import { saveCheckpoint } from "../train/checkpoint.ts";
+import { latestCheckpoint, loadTrainCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
+import { LlamaModel } from "../model/llama.ts";
+import { join } from "node:path";
 import { DataOrder } from "../train/data.ts";
 import { lspIteration, type LspIterationConfig } from "./lsp.ts";
 import { fillChallengerPrompt, readPromptSource } from "./roles.ts";
@@ -227,9 +234,18 @@ async function runRl(ctx: RunContext, p: Params): Promise<void> {
   const gpu = await getGpu();
   ctx.recordGpu(gpu.info);
 
+  const resumeFrom = ctx.resume ? await latestCheckpoint(join(ctx.bundleDir, "checkpoints")) : null;
   ctx.log("loading the policy and the frozen reference");
-  const policy: LoadedModel = await loadModelSource(gpu, p.model, "model");
-  const reference = await loadModelSource(gpu, p.model, "model", p.reference.storage);
+  let policy: LoadedModel;
+  let reference: LoadedModel;
+  if (resumeFrom) {
+    // The reference stays the source model; the policy is the checkpoint's (F32) weights.
+    reference = await loadModelSource(gpu, p.model, "model", p.reference.storage);
+    policy = { ...reference, model: await LlamaModel.load(gpu, resumeFrom) };
+  } else {
+    policy = await loadModelSource(gpu, p.model, "model");
+    reference = await loadModelSource(gpu, p.model, "model", p.reference.storage);
+  }
   if (policy.bundle) await ctx.recordParent(policy.bundle.dir);
   const tok = await loadTokenizer(policy.tokenizerDir);
   if (tok.vocabSize > policy.model.config.vocabSize) {
@@ -282,6 +298,23 @@ async function runRl(ctx: RunContext, p: Params): Promise<void> {
     maxGradNorm: o.maxGradNorm,
   });
   const sched = schedule(p);
+  let position = 0;
+  let firstIter = 1;
+  if (resumeFrom) {
+    const ck = await loadTrainCheckpoint(resumeFrom);
+    const iteration = ck.state.extra?.iteration;
+    // One optimizer step per iteration: the runner cut the JSONL files back to `step`.
+    if (iteration !== ck.state.step) {
+      throw new Error(
+        `${join(resumeFrom, "state.json")}: extra.iteration (${iteration}) must equal step ` +
+          `(${ck.state.step})`,
+      );
+    }
+    optimizer.loadState(ck.optimizer, ck.state.step, resumeFrom);
+    position = ck.state.dataPosition;
+    firstIter = ck.state.step + 1;
+    ctx.log(`resuming from ${resumeFrom} (iteration ${ck.state.step})`);
+  }
   ctx.recordProvenance("rl", {
     kind: selfPlay ? (judge ? "lsp" : "lsp-zero") : "grpo",
     policy: policy.description,
@@ -289,6 +322,7 @@ async function runRl(ctx: RunContext, p: Params): Promise<void> {
     reward: taskReward.name,
     parameters: optimizer.numel,
     datasetSize: dataset?.length ?? null,
+    resumedFrom: resumeFrom ? `checkpoints/${resumeFrom.split("/").pop()}` : null,
   });
 
   const cfg: LspIterationConfig = {
@@ -314,8 +348,7 @@ async function runRl(ctx: RunContext, p: Params): Promise<void> {
     recompute: p.recompute,
   };
 
-  let position = 0;
-  const checkpoint = async () => {
+  const checkpoint = async (iter: number) => {
     const rel = await saveCheckpoint(
       { writeFileWith: (r, w) => ctx.writeFileWith(r, { deterministic: true }, w) },
       "checkpoints",
@@ -329,6 +362,7 @@ async function runRl(ctx: RunContext, p: Params): Promise<void> {
           dataPosition: position,
           rng: { kind: "generation-streams", seed: ctx.seed },
           lrSchedule: sched,
+          extra: { iteration: iter },
         },
         tokenizerDir: policy.tokenizerDir,
       },
@@ -336,7 +370,7 @@ async function runRl(ctx: RunContext, p: Params): Promise<void> {
     ctx.log(`checkpoint ${rel}`);
   };
 
-  for (let iter = 1; iter <= p.iterations; iter++) {
+  for (let iter = firstIter; iter <= p.iterations; iter++) {
     ctx.throwIfAborted();
     let given: string[] | null = null;
     if (dataset && order) {
@@ -395,7 +429,7 @@ async function runRl(ctx: RunContext, p: Params): Promise<void> {
       throw new Error(`iteration ${iter}: loss is ${m.loss.total}`);
     }
     if (iter === p.iterations || (p.checkpointEvery > 0 && iter % p.checkpointEvery === 0)) {
-      await checkpoint();
+      await checkpoint(iter);
     }
   }
 
@@ -464,6 +498,7 @@ export const lspKind = defineKind({
   description: "Language Self-Play: challenger and solver from one model, optional self-reward",
   schema: LspSchema,
   inputs: inputsOf,
+  resumable: true,
   run: runRl,
 });
 
@@ -473,5 +508,6 @@ export const grpoKind = defineKind({
   description: "GRPO data baseline: LSP's solver update on queries read from a dataset",
   schema: GrpoSchema,
   inputs: inputsOf,
+  resumable: true,
   run: runRl,
 });
