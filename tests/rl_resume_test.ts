@@ -1,7 +1,8 @@
 // Exact resume of the RL kinds: a short tiny-LSP run (the lsp kind on a small generated model
-// with the tiny world's tokenizer, verifier, prompts and held-out eval) killed with SIGKILL after
-// its first checkpoint and continued with --resume writes the uninterrupted run's bytes: the same
-// final checkpoint, the same metrics.jsonl and samples.jsonl (no line lost or written twice).
+// with the tiny world's tokenizer, verifier, prompts and held-out eval) and a short GRPO run
+// (whose dataset position crosses an epoch), each killed with SIGKILL after its first checkpoint
+// and continued with --resume, write the uninterrupted run's bytes: the same final checkpoint,
+// the same metrics.jsonl and samples.jsonl (no line lost or written twice).
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ROOT } from "./cli_helpers.ts";
@@ -19,7 +20,7 @@ import {
 const ITERATIONS = 3;
 const asset = (name: string) => join(ROOT, "experiments", "assets", "tiny", name);
 
-async function writeManifest(dir: string): Promise<string> {
+async function writeManifest(dir: string, kind: "lsp" | "grpo"): Promise<string> {
   const modelDir = join(dir, "model");
   await writeRandomModel(
     modelDir,
@@ -33,12 +34,19 @@ async function writeManifest(dir: string): Promise<string> {
     { dtype: "F32", seed: 7, std: 0.5 },
   );
   await writeTinyTokenizer(modelDir);
-  const manifest = join(dir, "tiny-lsp-resume.jsonc");
+  const lsp = {
+    kind: "lsp",
+    challenger: { prompt: { file: asset("challenger_prompt.txt") }, maxNewTokens: 6 },
+    selfReward: { enabled: true, prompt: { file: asset("judge_prompt.txt") }, maxNewTokens: 6 },
+    eval: { kind: "tiny", perCell: 1, maxNewTokens: 4 },
+  };
+  // 5 tasks, 2 per iteration: iteration 3 reads across the epoch boundary (a new shuffle).
+  const grpo = { kind: "grpo", data: { source: "tiny", size: 5 }, eval: { kind: "none" } };
+  const manifest = join(dir, `tiny-${kind}-resume.jsonc`);
   await Deno.writeTextFile(
     manifest,
     JSON.stringify({
-      kind: "lsp",
-      description: "three tiny LSP iterations (resume check)",
+      description: `three tiny ${kind} iterations (resume check)`,
       seed: 3,
       model: { dir: modelDir },
       iterations: ITERATIONS,
@@ -47,15 +55,13 @@ async function writeManifest(dir: string): Promise<string> {
       gradAccum: 2,
       answersPerQuery: 2,
       rowsPerPass: 4,
-      challenger: { prompt: { file: asset("challenger_prompt.txt") }, maxNewTokens: 6 },
       solver: { maxNewTokens: 5 },
-      selfReward: { enabled: true, prompt: { file: asset("judge_prompt.txt") }, maxNewTokens: 6 },
       reward: { kind: "verifier" },
       // Cosine: the resumed iterations must take the lr of their own iteration.
       optimizer: { lr: 1e-3, schedule: "cosine" },
       samplesEvery: 2,
       checkpointEvery: 1,
-      eval: { kind: "tiny", perCell: 1, maxNewTokens: 4 },
+      ...(kind === "lsp" ? lsp : grpo),
     }),
   );
   return manifest;
@@ -73,11 +79,11 @@ async function latestComplete(bundle: string): Promise<number> {
   return best;
 }
 
-Deno.test("rl resume: tiny-lsp killed with SIGKILL after a checkpoint, then --resume, gives the uninterrupted run's bytes", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "rl-resume-" });
+async function killAndResume(kind: "lsp" | "grpo") {
+  const dir = await Deno.makeTempDir({ prefix: `rl-resume-${kind}-` });
   try {
     const program = await snapshotProgram(dir);
-    const manifest = await writeManifest(dir);
+    const manifest = await writeManifest(dir, kind);
     const a = join(dir, "A"), b = join(dir, "B");
     const ra = await runCli(program, ["exp", manifest, "--out", a]);
     assert.equal(ra.code, 0, ra.stderr);
@@ -90,7 +96,7 @@ Deno.test("rl resume: tiny-lsp killed with SIGKILL after a checkpoint, then --re
     const status = JSON.parse(await Deno.readTextFile(join(b, "status.json")));
     assert.equal(status.status, "running", "the kill must land before the run finished");
     const killedAt = await latestComplete(b);
-    console.log(`killed after step-1 was saved; latest complete: step-${killedAt}`);
+    console.log(`${kind}: killed after step-1 was saved; latest complete: step-${killedAt}`);
     assert.ok(killedAt >= 1 && killedAt < ITERATIONS);
 
     const rb = await runCli(program, ["exp", manifest, "--resume", "--out", b]);
@@ -127,4 +133,12 @@ Deno.test("rl resume: tiny-lsp killed with SIGKILL after a checkpoint, then --re
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("rl resume: tiny-lsp killed with SIGKILL after a checkpoint, then --resume, gives the uninterrupted run's bytes", async () => {
+  await killAndResume("lsp");
+});
+
+Deno.test("rl resume: grpo (dataset position across an epoch) killed and resumed gives the same bytes", async () => {
+  await killAndResume("grpo");
 });
