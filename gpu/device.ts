@@ -30,6 +30,12 @@ export interface Gpu {
   info: GpuInfo;
   /** Set when the device is lost; every later submit throws with this reason. */
   lost: string | null;
+  /**
+   * The first WebGPU validation or out-of-memory error the device reported. Such errors are
+   * asynchronous and would otherwise only be logged while the run goes on with wrong numbers:
+   * every later submit and readback throws with it instead.
+   */
+  error: string | null;
 }
 
 /** Raised when no adapter or device can be had; the message says what to install. */
@@ -142,6 +148,7 @@ export async function createGpu(opts: GpuOptions = {}): Promise<Gpu> {
     adapter,
     device,
     lost: null,
+    error: null,
     info: {
       vendor: ai.vendor,
       architecture: ai.architecture,
@@ -159,7 +166,9 @@ export async function createGpu(opts: GpuOptions = {}): Promise<Gpu> {
     gpu.lost = `${l.reason}: ${l.message}`;
   });
   device.addEventListener("uncapturederror", (ev) => {
-    console.error(`WebGPU error: ${(ev as GPUUncapturedErrorEvent).error.message}`);
+    const message = (ev as GPUUncapturedErrorEvent).error.message;
+    console.error(`WebGPU error: ${message}`);
+    gpu.error ??= message;
   });
   return gpu;
 }

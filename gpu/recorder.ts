@@ -150,7 +150,7 @@ export class Recorder {
 
   /** Encodes and submits everything recorded; resolves pending reads. Returns when submitted. */
   submit(): Promise<void> {
-    if (this.gpu.lost) throw new Error(`the GPU device was lost (${this.gpu.lost})`);
+    this.#throwIfBroken();
     const device = this.gpu.device;
     const commands = this.#commands;
     const reads = this.#reads;
@@ -206,11 +206,20 @@ export class Recorder {
         const copy = r.staging.getMappedRange().slice(0, r.size);
         r.staging.unmap();
         r.staging.destroy();
+        this.#throwIfBroken(); // data computed after a WebGPU error is not to be trusted
         r.resolve(copy);
       } catch (e) {
         r.reject(this.gpu.lost ? new Error(`the GPU device was lost (${this.gpu.lost})`) : e);
       }
     })).then(() => {});
+  }
+
+  /** Refuses to go on after a lost device or a WebGPU error (results would be wrong). */
+  #throwIfBroken(): void {
+    if (this.gpu.lost) throw new Error(`the GPU device was lost (${this.gpu.lost})`);
+    if (this.gpu.error) {
+      throw new Error(`a WebGPU error made the results invalid: ${this.gpu.error}`);
+    }
   }
 }
 
