@@ -219,7 +219,9 @@ export class ForwardPass {
     const M = this.M = B * S;
     const D = c.hiddenSize, V = c.vocabSize;
     this.recompute = opts.recompute ?? false;
-    const fit = Math.max(1, Math.floor(HEAD_CHUNK_BYTES / (V * 4)));
+    // A chunk's logits are one binding: never past the device's limit (lavapipe: 128 MiB).
+    const chunkBytes = Math.min(HEAD_CHUNK_BYTES, gpu.device.limits.maxStorageBufferBindingSize);
+    const fit = Math.max(1, Math.floor(chunkBytes / (V * 4)));
     this.chunkRows = Math.min(M, opts.headChunkRows ?? fit, fit);
     const seq = new Uint32Array(M), pos = new Uint32Array(M);
     for (let m = 0; m < M; m++) {

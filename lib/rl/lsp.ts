@@ -173,15 +173,6 @@ async function sample(
 }
 
 /**
- * LM-head rows per chunk such that one chunk's [rows, vocab] f32 logits fit the device's
- * storage-binding limit (lavapipe grants 128 MiB, less than the pass's default chunk).
- */
-export function headChunkRows(model: LlamaModel): number {
-  const limit = model.gpu.device.limits.maxStorageBufferBindingSize;
-  return Math.max(1, Math.floor(limit / (model.config.vocabSize * 4)));
-}
-
-/**
  * One optimizer step over micro-batches of different padded lengths: per micro-batch a forward
  * (one readback of the log-probs), the loss on the host, and the backward accumulating into the
  * optimizer's gradients; AdamW runs with the last backward. The same sequence of submissions
@@ -204,7 +195,6 @@ export async function accumulateAndStep(
     const mb = micro[k];
     const pass = new ForwardPass(policy, mb.batch, mb.seqLen, {
       recompute,
-      headChunkRows: headChunkRows(policy),
     });
     try {
       const fwd = new Recorder(gpu);
@@ -347,9 +337,7 @@ export async function lspIteration(
   const micro = packRollouts(seqs, cfg.rowsPerPass, tok.padId);
   const norm = roleNormalizers(seqs, cfg.aggregation);
   for (const mb of micro) {
-    const refPass = new ForwardPass(reference, mb.batch, mb.seqLen, {
-      headChunkRows: headChunkRows(reference),
-    });
+    const refPass = new ForwardPass(reference, mb.batch, mb.seqLen, {});
     try {
       const rec = new Recorder(reference.gpu);
       const out = refPass.forwardLogprobs(rec, mb.tokens, mb.targets);
