@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { pathExists } from "../util/fs.ts";
 
 /** Raised for any malformed model file; the message names the file and the tensor or field. */
 export class ModelFormatError extends Error {
@@ -787,16 +788,6 @@ export const SINGLE_FILE = "model.safetensors";
 /** Name of the shard index. */
 export const INDEX_FILE = "model.safetensors.index.json";
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /**
  * Opens a checkpoint directory: `model.safetensors`, else the shards listed in
  * `model.safetensors.index.json`. The index is validated: no duplicate names, every shard exists
@@ -806,12 +797,12 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
   const single = `${dir}/${SINGLE_FILE}`;
   const index = `${dir}/${INDEX_FILE}`;
   const tensors: Checkpoint["tensors"] = new Map();
-  if (await exists(single)) {
+  if (await pathExists(single)) {
     const file = await openSafetensors(single);
     for (const info of file.tensors.values()) tensors.set(info.name, { file, info });
     return { dir, tensors };
   }
-  if (!(await exists(index))) {
+  if (!(await pathExists(index))) {
     throw new ModelFormatError(`${dir}: neither ${SINGLE_FILE} nor ${INDEX_FILE} found`);
   }
   let text: string;
@@ -837,7 +828,7 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
   }
   for (const shard of [...byShard.keys()].sort()) {
     const path = `${dir}/${shard}`;
-    if (!(await exists(path))) {
+    if (!(await pathExists(path))) {
       throw new ModelFormatError(
         `${index}: shard ${shard} (holding ${JSON.stringify(byShard.get(shard)![0])}) is missing`,
       );

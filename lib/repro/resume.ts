@@ -11,6 +11,7 @@
 import { join } from "node:path";
 import type { BundleWriter } from "../bundle/writer.ts";
 import { latestCheckpoint, verifyCheckpoint } from "../train/checkpoint.ts";
+import { pathExists } from "../util/fs.ts";
 
 /** Where checkpointing kinds keep `step-N/` folders inside their bundle. */
 export const CHECKPOINTS_DIR = "checkpoints";
@@ -33,16 +34,6 @@ export interface ResumePoint {
 /** A checkpoint on disk that does not match its SHA256SUMS (the message names the file). */
 export class CorruptCheckpointError extends Error {
   override name = "CorruptCheckpointError";
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** The iteration a parsed JSONL line belongs to, or null when it carries none. */
@@ -91,7 +82,7 @@ export async function prepareResume(
   log: (msg: string) => void = () => {},
 ): Promise<ResumePoint> {
   const dir = writer.dir;
-  const checkpointing = await exists(join(dir, CHECKPOINTS_DIR));
+  const checkpointing = await pathExists(join(dir, CHECKPOINTS_DIR));
   const latest = checkpointing ? await latestCheckpoint(join(dir, CHECKPOINTS_DIR)) : null;
   const checkpoint = latest ? `${CHECKPOINTS_DIR}/${latest.split("/").pop()}` : null;
   let step = 0;
@@ -151,7 +142,7 @@ export async function resumeHint(bundleDir: string): Promise<string> {
       latest.split("/").pop()
     }; continue the run with --resume`;
   }
-  return (await exists(root))
+  return (await pathExists(root))
     ? "no checkpoint was complete yet; --resume starts the run from the beginning"
     : "continue the run with --resume";
 }

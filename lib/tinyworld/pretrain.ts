@@ -20,7 +20,7 @@ import { defineKind, type RunContext } from "../runner/kind.ts";
 import { generate } from "../model/generate.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { type ChatTokenizer, loadTokenizer } from "../model/tokenizer.ts";
-import { runSft, SftSchema } from "../train/sft.ts";
+import { runSft, sftInputs, SftSchema } from "../train/sft.ts";
 import { latestCheckpoint } from "../train/checkpoint.ts";
 import {
   type ChatMessage,
@@ -235,13 +235,6 @@ export const tinyPretrainKind = defineKind({
   description: "SFT of a small Llama on the tiny world's mixture, then its held-out evaluation",
   schema: TinyPretrainSchema,
   resumable: true,
-  inputs: (p) => {
-    const out: string[] = [];
-    if (typeof p.model === "string") out.push(p.model);
-    else if (typeof p.model.synthetic === "string") out.push(p.model.synthetic);
-    if (p.tokenizer) out.push(p.tokenizer);
-    if ("jsonl" in p.data) out.push(p.data.jsonl);
-    return out;
-  },
+  inputs: sftInputs,
   run: runTinyPretrain,
 });

@@ -26,6 +26,7 @@ import {
 import type { Weights } from "../model/weights.ts";
 import type { AdamW } from "./optimizer.ts";
 import type { LrSchedule } from "./schedule.ts";
+import { pathExists } from "../util/fs.ts";
 
 /** Files copied from the source model folder when present. */
 export const TOKENIZER_FILES = [
@@ -61,16 +62,6 @@ const SUMS = "SHA256SUMS";
 /** `step-N` folder name of a step. */
 export function checkpointName(step: number): string {
   return `step-${step}`;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /**
@@ -204,7 +195,7 @@ export async function saveCheckpoint(
   if (opts.tokenizerDir) {
     for (const f of TOKENIZER_FILES) {
       const src = join(opts.tokenizerDir, f);
-      if (await exists(src)) files.set(f, (s) => copyInto(src, s));
+      if (await pathExists(src)) files.set(f, (s) => copyInto(src, s));
     }
   }
   let sums = "";
@@ -280,7 +271,7 @@ export async function latestCheckpoint(root: string): Promise<string | null> {
     for await (const e of Deno.readDir(root)) {
       const m = /^step-(\d+)$/.exec(e.name);
       if (!e.isDirectory || !m || Number(m[1]) <= best) continue;
-      if (await exists(join(root, e.name, SUMS))) best = Number(m[1]);
+      if (await pathExists(join(root, e.name, SUMS))) best = Number(m[1]);
     }
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;

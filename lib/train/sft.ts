@@ -248,19 +248,22 @@ export async function runSft(ctx: RunContext, p: SftParams): Promise<void> {
   }
 }
 
+/** Files an SFT run reads (model or synthetic config, tokenizer, JSONL data): they enter the run id. */
+export function sftInputs(p: z.infer<typeof SftSchema>): string[] {
+  const out: string[] = [];
+  if (typeof p.model === "string") out.push(p.model);
+  else if (typeof p.model.synthetic === "string") out.push(p.model.synthetic);
+  if (p.tokenizer) out.push(p.tokenizer);
+  if ("jsonl" in p.data) out.push(p.data.jsonl);
+  return out;
+}
+
 /** The `sft` experiment kind. */
 export const sftKind = defineKind({
   kind: "sft",
   description: "supervised fine-tuning on chat examples (JSONL or a generator), resumable",
   schema: SftSchema,
   resumable: true,
-  inputs: (p) => {
-    const out: string[] = [];
-    if (typeof p.model === "string") out.push(p.model);
-    else if (typeof p.model.synthetic === "string") out.push(p.model.synthetic);
-    if (p.tokenizer) out.push(p.tokenizer);
-    if ("jsonl" in p.data) out.push(p.data.jsonl);
-    return out;
-  },
+  inputs: sftInputs,
   run: runSft,
 });
