@@ -104,6 +104,8 @@ export async function prepareResume(
     step = state.step as number;
   }
 
+  await settleUnregistered(writer, checkpoint, log);
+
   // Only kinds that checkpoint are cut back: others (a kind that resumes from its own metrics)
   // keep their lines.
   const truncated: Record<string, number> = {};
@@ -125,6 +127,51 @@ export async function prepareResume(
     }
   }
   return { checkpoint, step, checkpointing, truncated };
+}
+
+/** Files the runner itself writes (and registers) around a resume: never a crash leftover. */
+const RUNNER_FILES = new Set([
+  "bundle.json",
+  "status.json",
+  "manifest.json",
+  "provenance.json",
+  "log.txt",
+  "resumes.jsonl",
+  "reproductions.jsonl",
+]);
+
+async function* walk(dir: string, prefix = ""): AsyncGenerator<string> {
+  for await (const e of Deno.readDir(join(dir, prefix))) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory) yield* walk(dir, rel);
+    else yield rel;
+  }
+}
+
+/**
+ * Files on disk that status.json does not list: a process killed between writing a file and
+ * recording it in status.json leaves one behind. Inside the verified checkpoint (its SHA256SUMS,
+ * written last, is typically the one) they are adopted as deterministic checkpoint files;
+ * anywhere else they are removed, and the resumed run writes again what it needs.
+ */
+async function settleUnregistered(
+  writer: BundleWriter,
+  checkpoint: string | null,
+  log: (msg: string) => void,
+): Promise<void> {
+  const strays: string[] = [];
+  for await (const rel of walk(writer.dir)) {
+    if (!RUNNER_FILES.has(rel) && !writer.files.has(rel)) strays.push(rel);
+  }
+  for (const rel of strays.sort()) {
+    if (checkpoint && rel.startsWith(`${checkpoint}/`)) {
+      writer.register(rel, { deterministic: true });
+      log(`resume: adopted ${rel}, written before the crash but not yet recorded`);
+    } else {
+      await Deno.remove(join(writer.dir, rel));
+      log(`resume: removed ${rel}, left unrecorded by the crash`);
+    }
+  }
 }
 
 /**
