@@ -16,6 +16,7 @@
  * @module
  */
 import { f32, grid, kernel, type Recorder } from "./recorder.ts";
+import { treeReduceWgsl } from "./reduce.ts";
 
 /** Keys (forward, dq) or queries (dk/dv) handled per tile; also the workgroup size. */
 export const TILE = 64;
@@ -84,31 +85,8 @@ export function kvStore(
   );
 }
 
-/** WGSL helpers shared by the tiled kernels: fixed-shape tree reductions over TILE lanes. */
-const TREE_WGSL = /* wgsl */ `
-var<workgroup> red: array<f32, ${TILE}>;
-fn treeMax(lid: u32, x: f32) -> f32 {
-  red[lid] = x;
-  workgroupBarrier();
-  for (var w = ${TILE / 2}u; w > 0u; w = w >> 1u) {
-    if (lid < w) { red[lid] = max(red[lid], red[lid + w]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-fn treeSum(lid: u32, x: f32) -> f32 {
-  red[lid] = x;
-  workgroupBarrier();
-  for (var w = ${TILE / 2}u; w > 0u; w = w >> 1u) {
-    if (lid < w) { red[lid] = red[lid] + red[lid + w]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}`;
+/** Fixed-shape tree reductions over TILE lanes (reduceMax, reduceSum). */
+const TREE_WGSL = treeReduceWgsl(TILE);
 
 function attentionWgsl(hd: number): string {
   const nd = Math.ceil(hd / TILE);
@@ -155,12 +133,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       for (var d = 0u; d < HD; d++) { dot = dot + qs[d] * kc[kb + d]; }
       s = dot * p.scale;
     }
-    let mNew = max(mRun, treeMax(lid, s));
+    let mNew = max(mRun, reduceMax(lid, s));
     var e: f32 = 0.0;
     if (j <= last) { e = exp(s - mNew); }
     probs[lid] = e;
     let alpha = exp(mRun - mNew);
-    lRun = lRun * alpha + treeSum(lid, e); // treeSum's barriers also publish probs
+    lRun = lRun * alpha + reduceSum(lid, e); // reduceSum's barriers also publish probs
     mRun = mNew;
     let jEnd = min(T, last + 1u - t * T);
     for (var c = 0u; c < ${nd}u; c++) {

@@ -10,34 +10,11 @@
  * @module
  */
 import { grid, kernel, type Recorder } from "./recorder.ts";
+import { treeReduceWgsl } from "./reduce.ts";
 
 const WG = 256;
 
-/** WGSL helpers: workgroup scratch and fixed-order tree reductions (max and sum). */
-const REDUCE_WGSL = /* wgsl */ `
-var<workgroup> red: array<f32, ${WG}>;
-fn reduceMax(t: u32, v: f32) -> f32 {
-  red[t] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) { red[t] = max(red[t], red[t + s]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-fn reduceSum(t: u32, v: f32) -> f32 {
-  red[t] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) { red[t] = red[t] + red[t + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}`;
+const REDUCE_WGSL = treeReduceWgsl(WG);
 
 /** Computes the row's max-shifted logsumexp into `rowLse`; `t` and `base` must be in scope. */
 const ROW_LSE_WGSL = /* wgsl */ `

@@ -10,22 +10,13 @@
  */
 import { createBuffer } from "./buffers.ts";
 import { cdiv, f32, grid, kernel, type Recorder } from "./recorder.ts";
+import { treeReduceWgsl } from "./reduce.ts";
 
 const WG = 256;
 /** Most first-level workgroups of {@link sumSquares}; also its scratch size. */
 const MAX_PARTIAL_GROUPS = 1024;
 
-const REDUCE_SUM_WGSL = /* wgsl */ `
-var<workgroup> red: array<f32, ${WG}>;
-fn reduceSum(t: u32, v: f32) -> f32 {
-  red[t] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) { red[t] = red[t] + red[t + s]; }
-    workgroupBarrier();
-  }
-  return red[0];
-}`;
+const REDUCE_SUM_WGSL = treeReduceWgsl(WG);
 
 const SUM_SQUARES_PARTIAL_WGSL = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;

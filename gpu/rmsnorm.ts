@@ -9,23 +9,12 @@
  * @module
  */
 import { cdiv, f32, grid, kernel, type Recorder } from "./recorder.ts";
+import { treeReduceWgsl } from "./reduce.ts";
 
 const WG = 256;
 const WG_DW = 64; // small groups: the weight gradient has only D threads, spread them wide
 
-const REDUCE_SUM_WGSL = /* wgsl */ `
-var<workgroup> red: array<f32, ${WG}>;
-fn reduceSum(t: u32, v: f32) -> f32 {
-  red[t] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) { red[t] = red[t] + red[t + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}`;
+const REDUCE_SUM_WGSL = treeReduceWgsl(WG);
 
 const FORWARD_WGSL = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
