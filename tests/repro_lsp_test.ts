@@ -3,8 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ROOT } from "./cli_helpers.ts";
-import { tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
-import { TINY_VOCAB_SIZE, writeTinyTokenizer } from "../lib/tinyworld/tokenizer.ts";
+import { tinyRlModel } from "./rl_fixtures.ts";
 import { deterministicFiles, runCli, snapshotProgram } from "./repro_fixtures.ts";
 
 const asset = (name: string) => join(ROOT, "experiments", "assets", "tiny", name);
@@ -13,19 +12,7 @@ Deno.test("repro: two runs of a short tiny-lsp match in metrics, samples, eval a
   const dir = await Deno.makeTempDir({ prefix: "repro-lsp-" });
   try {
     const program = await snapshotProgram(dir);
-    const modelDir = join(dir, "model");
-    await writeRandomModel(
-      modelDir,
-      tinyTestConfig({
-        vocabSize: TINY_VOCAB_SIZE,
-        maxPositionEmbeddings: 256,
-        bosTokenId: 1,
-        eosTokenIds: [2],
-        padTokenId: 0,
-      }),
-      { dtype: "F32", seed: 7, std: 0.5 },
-    );
-    await writeTinyTokenizer(modelDir);
+    const modelDir = await tinyRlModel(dir);
     const manifest = join(dir, "tiny-lsp-short.jsonc");
     await Deno.writeTextFile(
       manifest,

@@ -5,29 +5,10 @@ import { assert, assertEquals } from "./rl_asserts.ts";
 import { join } from "node:path";
 import { loadManifest } from "../lib/manifest/load.ts";
 import { runExperiment } from "../lib/runner/run.ts";
-import { tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
-import { writeTinyTokenizer } from "../lib/tinyworld/tokenizer.ts";
-import { TINY_VOCAB_SIZE } from "../lib/tinyworld/tokenizer.ts";
+import { tinyRlModel } from "./rl_fixtures.ts";
 import { grpoKind, lspKind } from "../lib/rl/kind.ts";
 
 const kinds = [lspKind, grpoKind];
-
-async function tinyModel(dir: string): Promise<string> {
-  const modelDir = join(dir, "model");
-  await writeRandomModel(
-    modelDir,
-    tinyTestConfig({
-      vocabSize: TINY_VOCAB_SIZE,
-      maxPositionEmbeddings: 256,
-      bosTokenId: 1,
-      eosTokenIds: [2],
-      padTokenId: 0,
-    }),
-    { dtype: "F32", seed: 7, std: 0.5 },
-  );
-  await writeTinyTokenizer(modelDir);
-  return modelDir;
-}
 
 function lspBody(modelDir: string, selfReward: boolean) {
   return {
@@ -72,7 +53,7 @@ const readJsonl = async (path: string) =>
 Deno.test("tiny LSP: two iterations write metrics, samples, timings, checkpoints and eval", async () => {
   const dir = await Deno.makeTempDir({ prefix: "rl-lsp-" });
   try {
-    const modelDir = await tinyModel(dir);
+    const modelDir = await tinyRlModel(dir);
     const r = await run(dir, "tiny-lsp-test", lspBody(modelDir, true));
     assertEquals(r.status, "completed", r.error);
     const metrics = await readJsonl(join(r.bundleDir, "metrics.jsonl"));
@@ -114,7 +95,7 @@ Deno.test("tiny LSP: two iterations write metrics, samples, timings, checkpoints
 Deno.test("tiny LSP-Zero has no self-reward; GRPO has no challenger", async () => {
   const dir = await Deno.makeTempDir({ prefix: "rl-zero-" });
   try {
-    const modelDir = await tinyModel(dir);
+    const modelDir = await tinyRlModel(dir);
     const zero = lspBody(modelDir, false);
     const r = await run(dir, "zero", { ...zero, iterations: 1, eval: { kind: "none" } });
     assertEquals(r.status, "completed", r.error);

@@ -6,8 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ROOT } from "./cli_helpers.ts";
-import { tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
-import { TINY_VOCAB_SIZE, writeTinyTokenizer } from "../lib/tinyworld/tokenizer.ts";
+import { tinyRlModel } from "./rl_fixtures.ts";
 import {
   deterministicFiles,
   runCli,
@@ -21,19 +20,7 @@ const ITERATIONS = 3;
 const asset = (name: string) => join(ROOT, "experiments", "assets", "tiny", name);
 
 async function writeManifest(dir: string, kind: "lsp" | "grpo"): Promise<string> {
-  const modelDir = join(dir, "model");
-  await writeRandomModel(
-    modelDir,
-    tinyTestConfig({
-      vocabSize: TINY_VOCAB_SIZE,
-      maxPositionEmbeddings: 256,
-      bosTokenId: 1,
-      eosTokenIds: [2],
-      padTokenId: 0,
-    }),
-    { dtype: "F32", seed: 7, std: 0.5 },
-  );
-  await writeTinyTokenizer(modelDir);
+  const modelDir = await tinyRlModel(dir);
   const lsp = {
     kind: "lsp",
     challenger: { prompt: { file: asset("challenger_prompt.txt") }, maxNewTokens: 6 },
