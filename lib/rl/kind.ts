@@ -30,6 +30,7 @@ import { tinyEval } from "../eval/tiny_eval.ts";
 import { AdamW, trainableParams } from "../train/optimizer.ts";
 import { lrAt, type LrSchedule } from "../train/schedule.ts";
 import { latestCheckpoint, loadTrainCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
+import { OptimizerSchema } from "../train/optimizer_schema.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { join } from "node:path";
 import { DataOrder } from "../train/data.ts";
@@ -55,19 +56,6 @@ const SamplingSchema = z.strictObject({
   maxNewTokens: z.number().int().min(1),
   temperature: z.number().min(0).default(1),
   topP: z.number().gt(0).max(1).default(1),
-});
-
-const OptimizerSchema = z.strictObject({
-  lr: z.number().positive(),
-  schedule: z.enum(["constant", "cosine"]).default("constant"),
-  warmupSteps: z.number().int().min(0).default(0),
-  minLr: z.number().min(0).default(0),
-  beta1: z.number().min(0).max(1).default(0.9),
-  beta2: z.number().min(0).max(1).default(0.999),
-  eps: z.number().positive().default(1e-8),
-  weightDecay: z.number().min(0).default(0),
-  /** Global gradient-norm clip (<= 0: off). */
-  maxGradNorm: z.number().default(1),
 });
 
 const RewardSchema = z.strictObject({

@@ -12,6 +12,7 @@
  */
 import { join, resolve } from "node:path";
 import { z } from "zod";
+import { OptimizerSchema } from "./optimizer_schema.ts";
 import { getGpu } from "../../gpu/device.ts";
 import { defineKind, type RunContext } from "../runner/kind.ts";
 import { LlamaModel } from "../model/llama.ts";
@@ -38,17 +39,7 @@ import {
   type TrainState,
 } from "./checkpoint.ts";
 
-const OptimizerSchema = z.strictObject({
-  lr: z.number().positive().default(1e-5),
-  schedule: z.enum(["constant", "cosine"]).default("constant"),
-  warmupSteps: z.number().int().min(0).default(0),
-  minLr: z.number().min(0).default(0),
-  beta1: z.number().min(0).max(1).default(0.9),
-  beta2: z.number().min(0).max(1).default(0.999),
-  eps: z.number().positive().default(1e-8),
-  weightDecay: z.number().min(0).default(0),
-  maxGradNorm: z.number().default(1),
-});
+const SftOptimizerSchema = OptimizerSchema.extend({ lr: z.number().positive().default(1e-5) });
 
 /** Parameters of the `sft` kind. */
 export const SftSchema = z.strictObject({
@@ -81,7 +72,7 @@ export const SftSchema = z.strictObject({
   shuffle: z.boolean().default(true),
   /** Per-layer activation recomputation in the backward. */
   recompute: z.boolean().default(false),
-  optimizer: OptimizerSchema.prefault({}),
+  optimizer: SftOptimizerSchema.prefault({}),
   /** Save a checkpoint every K steps (0: only at the end). */
   checkpointEvery: z.number().int().min(0).default(0),
 });
