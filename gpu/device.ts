@@ -21,7 +21,18 @@ export interface GpuInfo {
   requestedLimits: Record<string, number>;
   /** Whether `shader-f16` was enabled on the device. */
   f16: boolean;
+  /** Which kernel style the engine uses on this adapter (see {@link KernelStyle}). */
+  kernels: KernelStyle;
 }
+
+/**
+ * How row-wise kernels (attention, matmul, norms, log-softmax) are laid out. "workgroup" spreads
+ * one row over a workgroup with shared-memory tiles and tree reductions: right for a real GPU.
+ * "serial" gives each row (or output element) one invocation that replays exactly the same
+ * arithmetic order with no barriers: right for CPU adapters such as lavapipe, where every
+ * workgroup barrier is a costly context switch. Both give the same bits (tests/serial_kernels_test.ts).
+ */
+export type KernelStyle = "workgroup" | "serial";
 
 /** A device plus what we know about it. All engine code takes this object. */
 export interface Gpu {
@@ -49,6 +60,23 @@ export interface GpuOptions {
   highPerformance?: boolean;
   /** Enable `shader-f16` when the adapter has it (default true). */
   f16?: boolean;
+  /**
+   * Kernel style; default: SELFPLAY_KERNELS if set, else "serial" on a fallback (CPU) adapter
+   * and "workgroup" otherwise.
+   */
+  kernels?: KernelStyle;
+}
+
+/** The kernel style for an adapter: an explicit choice, SELFPLAY_KERNELS, or the adapter kind. */
+export function chooseKernelStyle(
+  explicit: KernelStyle | undefined,
+  isFallback: boolean,
+): KernelStyle {
+  if (explicit) return explicit;
+  const env = Deno.env.get("SELFPLAY_KERNELS");
+  if (env === "serial" || env === "workgroup") return env;
+  if (env) throw new Error(`SELFPLAY_KERNELS=${env}: expected "serial" or "workgroup"`);
+  return isFallback ? "serial" : "workgroup";
 }
 
 const LIMIT_NAMES = [
@@ -144,6 +172,7 @@ export async function createGpu(opts: GpuOptions = {}): Promise<Gpu> {
     );
   }
   const ai = adapter.info;
+  const isFallbackAdapter = Boolean((ai as { isFallbackAdapter?: boolean }).isFallbackAdapter);
   const gpu: Gpu = {
     adapter,
     device,
@@ -154,12 +183,13 @@ export async function createGpu(opts: GpuOptions = {}): Promise<Gpu> {
       architecture: ai.architecture,
       device: ai.device,
       description: ai.description,
-      isFallbackAdapter: Boolean((ai as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+      isFallbackAdapter,
       backend: guessBackend(ai.description),
       features: [...adapter.features].sort(),
       adapterLimits: limitsOf(adapter.limits),
       requestedLimits: limitsOf(device.limits),
       f16: wantF16,
+      kernels: chooseKernelStyle(opts.kernels, isFallbackAdapter),
     },
   };
   device.lost.then((l) => {
