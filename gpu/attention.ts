@@ -13,10 +13,16 @@
  * backward reduces over query rows (i ascending, in tiles) and over the heads of a group (h
  * ascending) inside one workgroup per output row; no atomics anywhere.
  *
+ * On CPU adapters (`gpu.info.kernels === "serial"`) each of those workgroups is replaced by one
+ * invocation that replays its lanes' arithmetic in the same order with no barriers (barriers are
+ * what make the workgroup kernels slow on lavapipe); the bits are the same. Long rows fall back
+ * to the workgroup kernels (llvmpipe caps an invocation's loop iterations: gpu/serial.ts).
+ *
  * @module
  */
 import { f32, grid, kernel, type Recorder } from "./recorder.ts";
 import { treeReduceWgsl } from "./reduce.ts";
+import { useSerial } from "./serial.ts";
 
 /** Keys (forward, dq) or queries (dk/dv) handled per tile; also the workgroup size. */
 export const TILE = 64;
@@ -161,6 +167,239 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }`;
 }
 
+/** Invocations per workgroup for the serial (one row per invocation) kernels. */
+const SERIAL_WG = 64;
+
+/**
+ * Upper bounds on one serial invocation's loop iterations (see gpu/serial.ts), for keys or
+ * query rows up to S and kv groups of `group` heads: per tile, the score loop with its inner
+ * d loop, the softmax and tree passes, and the d loop with its inner key loop.
+ */
+export function serialLoops(kind: "forward" | "dkv" | "dq", S: number, hd: number, group: number): number {
+  const tiles = Math.ceil(S / TILE) + 1;
+  const scores = TILE * (hd + 2), apply = hd * (TILE + 2), tree = 2 * TILE + 16;
+  const perTile = kind === "forward" ? scores + apply + tree : scores + apply;
+  return (kind === "dkv" ? group : 1) * tiles * (perTile + 1) + 4 * (hd + 1);
+}
+
+/**
+ * WGSL for the serial replay of {@link treeReduceWgsl}'s sum over one private array of TILE
+ * lanes: the same pairs in the same passes, so the same bits without barriers.
+ */
+const SERIAL_TREE_SUM = /* wgsl */ `
+fn treeSum(red: ptr<function, array<f32, ${TILE}>>) -> f32 {
+  for (var s = ${TILE / 2}u; s > 0u; s >>= 1u) {
+    for (var t = 0u; t < s; t++) { (*red)[t] = (*red)[t] + (*red)[t + s]; }
+  }
+  return (*red)[0];
+}`;
+
+/**
+ * The forward with one invocation per (row, head), for CPU adapters: each invocation replays
+ * what the workgroup kernel's TILE lanes do for its row, in the same order (see the module
+ * notes), so the output and lse bits are the same.
+ */
+function attentionSerialWgsl(hd: number): string {
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> kc: array<f32>;
+@group(0) @binding(2) var<storage, read> vc: array<f32>;
+@group(0) @binding(3) var<storage, read> seq: array<u32>;
+@group(0) @binding(4) var<storage, read> pos: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+struct P { M: u32, nHeads: u32, nKv: u32, S: u32, scale: f32 }
+@group(0) @binding(7) var<uniform> p: P;
+const HD = ${hd}u;
+const T = ${TILE}u;
+${SERIAL_TREE_SUM}
+@compute @workgroup_size(${SERIAL_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let id = (wid.x + wid.y * nwg.x) * ${SERIAL_WG}u + lid;
+  if (id >= p.M * p.nHeads) { return; }
+  let m = id / p.nHeads;
+  let h = id % p.nHeads;
+  let g = h / (p.nHeads / p.nKv);
+  let last = pos[m];
+  let kvStride = p.nKv * HD;
+  let base = seq[m] * p.S * kvStride + g * HD;
+  var qs: array<f32, HD>;
+  for (var d = 0u; d < HD; d++) { qs[d] = q[id * HD + d]; }
+  var acc: array<f32, HD>;
+  var probs: array<f32, T>;
+  var red: array<f32, T>;
+  var mRun: f32 = ${NEG_BIG};
+  var lRun: f32 = 0.0;
+  let nTiles = last / T + 1u;
+  for (var t = 0u; t < nTiles; t++) {
+    let jEnd = min(T, last + 1u - t * T);
+    var mx: f32 = ${NEG_BIG};
+    for (var l = 0u; l < jEnd; l++) {
+      let kb = base + (t * T + l) * kvStride;
+      var dot: f32 = 0.0;
+      for (var d = 0u; d < HD; d++) { dot = dot + qs[d] * kc[kb + d]; }
+      let s = dot * p.scale;
+      probs[l] = s;
+      mx = max(mx, s);
+    }
+    let mNew = max(mRun, mx);
+    for (var l = 0u; l < T; l++) {
+      var e: f32 = 0.0;
+      if (l < jEnd) { e = exp(probs[l] - mNew); }
+      probs[l] = e;
+      red[l] = e;
+    }
+    let alpha = exp(mRun - mNew);
+    lRun = lRun * alpha + treeSum(&red);
+    mRun = mNew;
+    for (var d = 0u; d < HD; d++) {
+      var a: f32 = 0.0;
+      for (var jj = 0u; jj < jEnd; jj++) {
+        a = a + probs[jj] * vc[base + (t * T + jj) * kvStride + d];
+      }
+      acc[d] = acc[d] * alpha + a;
+    }
+  }
+  for (var d = 0u; d < HD; d++) { out[id * HD + d] = acc[d] / lRun; }
+  lse[id] = mRun + log(lRun);
+}`;
+}
+
+/** dk, dv with one invocation per (sequence, key position, kv head): the serial replay. */
+function backwardKvSerialWgsl(hd: number): string {
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> kc: array<f32>;
+@group(0) @binding(2) var<storage, read> vc: array<f32>;
+@group(0) @binding(3) var<storage, read> lse: array<f32>;
+@group(0) @binding(4) var<storage, read> dout: array<f32>;
+@group(0) @binding(5) var<storage, read> delta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dv: array<f32>;
+struct P { B: u32, S: u32, nHeads: u32, nKv: u32, scale: f32 }
+@group(0) @binding(8) var<uniform> p: P;
+const HD = ${hd}u;
+const T = ${TILE}u;
+@compute @workgroup_size(${SERIAL_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let id = (wid.x + wid.y * nwg.x) * ${SERIAL_WG}u + lid; // ((b * S) + j) * nKv + g
+  if (id >= p.B * p.S * p.nKv) { return; }
+  let g = id % p.nKv;
+  let bj = id / p.nKv;
+  let j = bj % p.S;
+  let b = bj / p.S;
+  var ks: array<f32, HD>;
+  var vs: array<f32, HD>;
+  for (var d = 0u; d < HD; d++) {
+    ks[d] = kc[id * HD + d];
+    vs[d] = vc[id * HD + d];
+  }
+  let group = p.nHeads / p.nKv;
+  let count = p.S - j; // query rows i = j..S-1 see key j
+  let nTiles = (count + T - 1u) / T;
+  var accK: array<f32, HD>;
+  var accV: array<f32, HD>;
+  var probs: array<f32, T>;
+  var dscores: array<f32, T>;
+  for (var hi = 0u; hi < group; hi++) {
+    let h = g * group + hi;
+    for (var t = 0u; t < nTiles; t++) {
+      let iEnd = min(T, count - t * T);
+      for (var l = 0u; l < iEnd; l++) {
+        let rh = (b * p.S + j + t * T + l) * p.nHeads + h;
+        var s: f32 = 0.0;
+        var dp: f32 = 0.0;
+        for (var d = 0u; d < HD; d++) {
+          s = s + q[rh * HD + d] * ks[d];
+          dp = dp + dout[rh * HD + d] * vs[d];
+        }
+        let pr = exp(s * p.scale - lse[rh]);
+        probs[l] = pr;
+        dscores[l] = pr * (dp - delta[rh]);
+      }
+      for (var d = 0u; d < HD; d++) {
+        var av: f32 = 0.0;
+        var ak: f32 = 0.0;
+        for (var ii = 0u; ii < iEnd; ii++) {
+          let x = ((b * p.S + j + t * T + ii) * p.nHeads + h) * HD + d;
+          av = av + probs[ii] * dout[x];
+          ak = ak + dscores[ii] * q[x];
+        }
+        accV[d] = accV[d] + av;
+        accK[d] = accK[d] + ak;
+      }
+    }
+  }
+  for (var d = 0u; d < HD; d++) {
+    dk[id * HD + d] = accK[d] * p.scale;
+    dv[id * HD + d] = accV[d];
+  }
+}`;
+}
+
+/** dq with one invocation per (row, head): the serial replay. */
+function backwardQSerialWgsl(hd: number): string {
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> kc: array<f32>;
+@group(0) @binding(2) var<storage, read> vc: array<f32>;
+@group(0) @binding(3) var<storage, read> out: array<f32>;
+@group(0) @binding(4) var<storage, read> lse: array<f32>;
+@group(0) @binding(5) var<storage, read> dout: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dq: array<f32>;
+struct P { B: u32, S: u32, nHeads: u32, nKv: u32, scale: f32 }
+@group(0) @binding(7) var<uniform> p: P;
+const HD = ${hd}u;
+const T = ${TILE}u;
+@compute @workgroup_size(${SERIAL_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let id = (wid.x + wid.y * nwg.x) * ${SERIAL_WG}u + lid; // m * nHeads + h
+  if (id >= p.B * p.S * p.nHeads) { return; }
+  let m = id / p.nHeads;
+  let h = id % p.nHeads;
+  let g = h / (p.nHeads / p.nKv);
+  let last = m % p.S;
+  let kvStride = p.nKv * HD;
+  let base = (m / p.S) * p.S * kvStride + g * HD;
+  var qs: array<f32, HD>;
+  var dos: array<f32, HD>;
+  for (var d = 0u; d < HD; d++) {
+    qs[d] = q[id * HD + d];
+    dos[d] = dout[id * HD + d];
+  }
+  var delta: f32 = 0.0;
+  for (var d = 0u; d < HD; d++) { delta = delta + out[id * HD + d] * dos[d]; }
+  let rowLse = lse[id];
+  var acc: array<f32, HD>;
+  var dscores: array<f32, T>;
+  let nTiles = last / T + 1u;
+  for (var t = 0u; t < nTiles; t++) {
+    let jEnd = min(T, last + 1u - t * T);
+    for (var l = 0u; l < jEnd; l++) {
+      let kb = base + (t * T + l) * kvStride;
+      var s: f32 = 0.0;
+      var dp: f32 = 0.0;
+      for (var d = 0u; d < HD; d++) {
+        s = s + qs[d] * kc[kb + d];
+        dp = dp + dos[d] * vc[kb + d];
+      }
+      dscores[l] = exp(s * p.scale - rowLse) * (dp - delta);
+    }
+    for (var d = 0u; d < HD; d++) {
+      var a: f32 = 0.0;
+      for (var jj = 0u; jj < jEnd; jj++) {
+        a = a + dscores[jj] * kc[base + (t * T + jj) * kvStride + d];
+      }
+      acc[d] = acc[d] + a;
+    }
+  }
+  for (var d = 0u; d < HD; d++) { dq[id * HD + d] = acc[d] * p.scale; }
+}`;
+}
+
 /**
  * Records causal GQA attention for M query rows: for row m and head h (kv head
  * g = h / (nHeads/nKv)), out[m,h,:] = softmax over j <= pos[m] of (q[m,h]·kc[seq[m],j,g] * scale)
@@ -185,12 +424,15 @@ export function attention(
   scale: number,
 ): void {
   checkShapes("attention", nHeads, nKv, hd);
-  const k = kernel(rec.gpu, `attention_hd${hd}`, attentionWgsl(hd));
+  const serial = useSerial(rec.gpu, serialLoops("forward", S, hd, 1));
+  const k = serial
+    ? kernel(rec.gpu, `attentionSerial_hd${hd}`, attentionSerialWgsl(hd))
+    : kernel(rec.gpu, `attention_hd${hd}`, attentionWgsl(hd));
   rec.dispatch(
     k,
     [q, kc, vc, seq, pos, out, lse],
     [M, nHeads, nKv, S, f32(scale)],
-    grid(rec.gpu, M * nHeads),
+    grid(rec.gpu, serial ? Math.ceil(M * nHeads / SERIAL_WG) : M * nHeads),
   );
 }
 
@@ -413,16 +655,22 @@ export function attentionBackward(
     [rows],
     grid(gpu, Math.ceil(rows / TILE)),
   );
+  const serialKv = useSerial(gpu, serialLoops("dkv", S, hd, nHeads / nKv));
+  const serialQ = useSerial(gpu, serialLoops("dq", S, hd, 1));
   rec.dispatch(
-    kernel(gpu, `attentionBackwardKv_hd${hd}`, backwardKvWgsl(hd)),
+    serialKv
+      ? kernel(gpu, `attentionBackwardKvSerial_hd${hd}`, backwardKvSerialWgsl(hd))
+      : kernel(gpu, `attentionBackwardKv_hd${hd}`, backwardKvWgsl(hd)),
     [q, kc, vc, lse, dout, dq, dk, dv],
     params,
-    grid(gpu, B * S * nKv),
+    grid(gpu, serialKv ? Math.ceil(B * S * nKv / SERIAL_WG) : B * S * nKv),
   );
   rec.dispatch(
-    kernel(gpu, `attentionBackwardQ_hd${hd}`, backwardQWgsl(hd)),
+    serialQ
+      ? kernel(gpu, `attentionBackwardQSerial_hd${hd}`, backwardQSerialWgsl(hd))
+      : kernel(gpu, `attentionBackwardQ_hd${hd}`, backwardQWgsl(hd)),
     [q, kc, vc, out, lse, dout, dq],
     params,
-    grid(gpu, rows),
+    grid(gpu, serialQ ? Math.ceil(rows / SERIAL_WG) : rows),
   );
 }
