@@ -5,11 +5,13 @@
  *
  * One workgroup owns one row. Each of its 256 threads walks the row with stride 256 in ascending
  * order, then a fixed-shape tree combines the 256 partials, so a row's result never depends on
- * the other rows (generation and training see the same bits).
+ * the other rows (generation and training see the same bits). In the "serial" kernel style (CPU
+ * adapters, gpu/device.ts) one invocation owns one row and replays the same lane partials and
+ * tree without barriers, giving the same bits; the backward is elementwise and has one style.
  *
  * @module
  */
-import { grid, kernel, type Recorder } from "./recorder.ts";
+import { cdiv, grid, kernel, type Recorder } from "./recorder.ts";
 import { treeReduceWgsl } from "./reduce.ts";
 
 const WG = 256;
@@ -49,6 +51,72 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
 }`;
 
+const SERIAL_WG = 64; // rows per workgroup in the serial style (one invocation per row)
+
+/**
+ * lavapipe (Mesa's gallivm) silently ends a shader's loops after 65535 iterations counted over
+ * all loops of one invocation (LP_MAX_TGSI_LOOP_ITERATIONS; measured: a loop of 70000 stops at
+ * 65535, and two loops of 40000 stop at 65535 together; every loop entry costs one more). A
+ * serial kernel whose loops could run longer is not used: the workgroup kernel, which gives the
+ * same bits and loops 256 times less per invocation, runs instead.
+ */
+const SERIAL_LOOP_BUDGET = 65535;
+
+/**
+ * The "serial" style (gpu/device.ts `KernelStyle`): one invocation per row, no barriers. The
+ * trees replay the workgroup kernels' reductions over WG lane partials (lane t's strided values
+ * in `red[t]`) in the same pairing order, so the bits are the same.
+ */
+const SERIAL_TREES_WGSL = /* wgsl */ `
+fn serialTreeMax(red: ptr<function, array<f32, ${WG}>>) -> f32 {
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    for (var t = 0u; t < s; t++) { (*red)[t] = max((*red)[t], (*red)[t + s]); }
+  }
+  return (*red)[0];
+}
+fn serialTreeSum(red: ptr<function, array<f32, ${WG}>>) -> f32 {
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    for (var t = 0u; t < s; t++) { (*red)[t] = (*red)[t] + (*red)[t + s]; }
+  }
+  return (*red)[0];
+}
+fn serialRowLse(base: u32) -> f32 {
+  var red: array<f32, ${WG}>;
+  for (var t = 0u; t < ${WG}u; t++) {
+    var mx = -3.4028235e38;
+    for (var v = t; v < p.V; v += ${WG}u) { mx = max(mx, logits[base + v]); }
+    red[t] = mx;
+  }
+  let mx = serialTreeMax(&red);
+  for (var t = 0u; t < ${WG}u; t++) {
+    var s = 0.0;
+    for (var v = t; v < p.V; v += ${WG}u) { s += exp(logits[base + v] - mx); }
+    red[t] = s;
+  }
+  let s = serialTreeSum(&red);
+  return mx + log(s);
+}`;
+
+const SERIAL_TOKEN_LOGPROBS_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> targets: array<u32>;
+@group(0) @binding(2) var<storage, read_write> logp: array<f32>;
+@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
+struct P { M: u32, V: u32 }
+@group(0) @binding(4) var<uniform> p: P;
+${SERIAL_TREES_WGSL}
+@compute @workgroup_size(${SERIAL_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lane: u32) {
+  let row = (wid.x + wid.y * nwg.x) * ${SERIAL_WG}u + lane;
+  if (row >= p.M) { return; }
+  let base = row * p.V;
+  let rowLse = serialRowLse(base);
+  lse[row] = rowLse;
+  let tgt = targets[row];
+  if (tgt < p.V) { logp[row] = logits[base + tgt] - rowLse; } else { logp[row] = bitcast<f32>(0x7fc00000u); }
+}`;
+
 /**
  * lse[m] = logsumexp(logits[m,:]) and logp[m] = logits[m, targets[m]] - lse[m] for M rows of
  * V logits. A target >= V gives NaN. Records only.
@@ -62,6 +130,12 @@ export function tokenLogprobs(
   M: number,
   V: number,
 ): void {
+  // Serial loops: two lane passes of V + 513 and two trees of 272.
+  if (rec.gpu.info.kernels === "serial" && 2 * V + 2048 <= SERIAL_LOOP_BUDGET) {
+    const k = kernel(rec.gpu, "tokenLogprobsSerial", SERIAL_TOKEN_LOGPROBS_WGSL);
+    rec.dispatch(k, [logits, targets, logp, lse], [M, V], grid(rec.gpu, cdiv(M, SERIAL_WG)));
+    return;
+  }
   const k = kernel(rec.gpu, "tokenLogprobs", TOKEN_LOGPROBS_WGSL);
   rec.dispatch(k, [logits, targets, logp, lse], [M, V], grid(rec.gpu, M));
 }
@@ -135,6 +209,33 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (t == 0u) { out[row] = -s; }
 }`;
 
+const SERIAL_ENTROPY_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> lse: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+struct P { M: u32, V: u32 }
+@group(0) @binding(3) var<uniform> p: P;
+${SERIAL_TREES_WGSL}
+@compute @workgroup_size(${SERIAL_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lane: u32) {
+  let row = (wid.x + wid.y * nwg.x) * ${SERIAL_WG}u + lane;
+  if (row >= p.M) { return; }
+  let base = row * p.V;
+  let l = lse[row];
+  var red: array<f32, ${WG}>;
+  for (var t = 0u; t < ${WG}u; t++) {
+    var s = 0.0;
+    for (var v = t; v < p.V; v += ${WG}u) {
+      let z = logits[base + v] - l;
+      let e = exp(z);
+      if (e > 0.0) { s += e * z; }
+    }
+    red[t] = s;
+  }
+  out[row] = -serialTreeSum(&red);
+}`;
+
 /**
  * out[m] = entropy of softmax(logits[m,:]) in nats, = -Σ p log p, using the `lse` saved by
  * {@link tokenLogprobs}. Records only.
@@ -147,6 +248,12 @@ export function entropy(
   M: number,
   V: number,
 ): void {
+  // Serial loops: one lane pass of V + 513 and one tree of 272.
+  if (rec.gpu.info.kernels === "serial" && V + 1024 <= SERIAL_LOOP_BUDGET) {
+    const k = kernel(rec.gpu, "entropySerial", SERIAL_ENTROPY_WGSL);
+    rec.dispatch(k, [logits, lse, out], [M, V], grid(rec.gpu, cdiv(M, SERIAL_WG)));
+    return;
+  }
   const k = kernel(rec.gpu, "entropy", ENTROPY_WGSL);
   rec.dispatch(k, [logits, lse, out], [M, V], grid(rec.gpu, M));
 }

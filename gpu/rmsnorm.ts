@@ -4,7 +4,9 @@
  *
  * The forward and the input gradient use one workgroup per row with a fixed tree reduction, so a
  * row's bits do not depend on the batch. The weight gradient is a separate kernel with one
- * thread per feature that sums the rows in ascending order (no atomics).
+ * thread per feature that sums the rows in ascending order (no atomics). In the "serial" kernel
+ * style (CPU adapters, gpu/device.ts) the forward and input gradient run one row per invocation
+ * instead, replaying the same tree without barriers: the same bits, several times faster there.
  *
  * @module
  */
@@ -38,6 +40,63 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (t == 0u) { rstd[row] = r; }
 }`;
 
+const SERIAL_WG = 64; // rows per workgroup in the serial style (one invocation per row)
+
+/**
+ * lavapipe (Mesa's gallivm) silently ends a shader's loops after 65535 iterations counted over
+ * all loops of one invocation (LP_MAX_TGSI_LOOP_ITERATIONS; measured: a loop of 70000 stops at
+ * 65535, and two loops of 40000 stop at 65535 together; every loop entry costs one more). A
+ * serial kernel whose loops could run longer is not used: the workgroup kernel, which gives the
+ * same bits and loops 256 times less per invocation, runs instead.
+ */
+const SERIAL_LOOP_BUDGET = 65535;
+
+/**
+ * Whether a row of D runs as one serial invocation: the serial style is chosen and its loops
+ * (the lane loop: D + 513, the tree: 272, the output loop: D + 1) fit the budget.
+ */
+const useSerial = (rec: Recorder, D: number) =>
+  rec.gpu.info.kernels === "serial" && 2 * D + 1024 <= SERIAL_LOOP_BUDGET;
+
+/**
+ * WGSL for the "serial" style (gpu/device.ts `KernelStyle`): one invocation per row, no
+ * barriers. `serialTreeSum(&red)` replays the workgroup kernel's tree over WG lane partials
+ * (lane t's strided sum in `red[t]`) in the same pairing order, so the bits are the same.
+ */
+const SERIAL_TREE_SUM_WGSL = /* wgsl */ `
+fn serialTreeSum(red: ptr<function, array<f32, ${WG}>>) -> f32 {
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    for (var t = 0u; t < s; t++) { (*red)[t] = (*red)[t] + (*red)[t + s]; }
+  }
+  return (*red)[0];
+}`;
+
+const SERIAL_FORWARD_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> rstd: array<f32>;
+struct P { M: u32, D: u32, eps: f32 }
+@group(0) @binding(4) var<uniform> p: P;
+${SERIAL_TREE_SUM_WGSL}
+@compute @workgroup_size(${SERIAL_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lane: u32) {
+  let row = (wid.x + wid.y * nwg.x) * ${SERIAL_WG}u + lane;
+  if (row >= p.M) { return; }
+  let base = row * p.D;
+  var red: array<f32, ${WG}>;
+  for (var t = 0u; t < ${WG}u; t++) {
+    var ss = 0.0;
+    for (var d = t; d < p.D; d += ${WG}u) { let v = x[base + d]; ss += v * v; }
+    red[t] = ss;
+  }
+  let ss = serialTreeSum(&red);
+  let r = 1.0 / sqrt(ss / f32(p.D) + p.eps);
+  for (var d = 0u; d < p.D; d++) { y[base + d] = w[d] * (x[base + d] * r); }
+  rstd[row] = r;
+}`;
+
 /**
  * y[m,:] = w * (x[m,:] * rstd[m]) with rstd[m] = 1/sqrt(mean(x[m,:]²) + eps) saved for the
  * backward. x, y: [M, D]; w: [D]; rstd: [M]. `y` may not alias `x`. Records only.
@@ -52,6 +111,11 @@ export function rmsnorm(
   D: number,
   eps: number,
 ): void {
+  if (useSerial(rec, D)) {
+    const k = kernel(rec.gpu, "rmsnormSerial", SERIAL_FORWARD_WGSL);
+    rec.dispatch(k, [x, w, y, rstd], [M, D, f32(eps)], grid(rec.gpu, cdiv(M, SERIAL_WG)));
+    return;
+  }
   const k = kernel(rec.gpu, "rmsnorm", FORWARD_WGSL);
   rec.dispatch(k, [x, w, y, rstd], [M, D, f32(eps)], grid(rec.gpu, M));
 }
@@ -78,6 +142,37 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let r = rstd[row];
   let c = r * r * (s / f32(p.D));
   for (var d = t; d < p.D; d += ${WG}u) {
+    var v = r * (dy[base + d] * w[d] - x[base + d] * c);
+    if (p.accumulate != 0u) { v = dx[base + d] + v; }
+    dx[base + d] = v;
+  }
+}`;
+
+const SERIAL_BACKWARD_DX_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> rstd: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+struct P { M: u32, D: u32, accumulate: u32 }
+@group(0) @binding(5) var<uniform> p: P;
+${SERIAL_TREE_SUM_WGSL}
+@compute @workgroup_size(${SERIAL_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lane: u32) {
+  let row = (wid.x + wid.y * nwg.x) * ${SERIAL_WG}u + lane;
+  if (row >= p.M) { return; }
+  let base = row * p.D;
+  var red: array<f32, ${WG}>;
+  for (var t = 0u; t < ${WG}u; t++) {
+    var s = 0.0;
+    for (var d = t; d < p.D; d += ${WG}u) { s += dy[base + d] * w[d] * x[base + d]; }
+    red[t] = s;
+  }
+  let s = serialTreeSum(&red);
+  let r = rstd[row];
+  let c = r * r * (s / f32(p.D));
+  for (var d = 0u; d < p.D; d++) {
     var v = r * (dy[base + d] * w[d] - x[base + d] * c);
     if (p.accumulate != 0u) { v = dx[base + d] + v; }
     dx[base + d] = v;
@@ -118,8 +213,20 @@ export function rmsnormBackward(
   D: number,
   accumulateDx = false,
 ): void {
-  const kdx = kernel(rec.gpu, "rmsnormBackwardDx", BACKWARD_DX_WGSL);
-  rec.dispatch(kdx, [dy, x, w, rstd, dx], [M, D, accumulateDx ? 1 : 0], grid(rec.gpu, M));
+  const dxParams = [M, D, accumulateDx ? 1 : 0];
+  if (useSerial(rec, D)) {
+    const kdx = kernel(rec.gpu, "rmsnormBackwardDxSerial", SERIAL_BACKWARD_DX_WGSL);
+    rec.dispatch(kdx, [dy, x, w, rstd, dx], dxParams, grid(rec.gpu, cdiv(M, SERIAL_WG)));
+  } else {
+    const kdx = kernel(rec.gpu, "rmsnormBackwardDx", BACKWARD_DX_WGSL);
+    rec.dispatch(kdx, [dy, x, w, rstd, dx], dxParams, grid(rec.gpu, M));
+  }
+  if (rec.gpu.info.isFallbackAdapter && M + 1 > SERIAL_LOOP_BUDGET) {
+    // Its one thread per feature loops over all M rows: lavapipe would stop it early, silently.
+    throw new Error(
+      `rmsnormBackward: the weight gradient over M=${M} rows needs more loop iterations than a CPU adapter runs (${SERIAL_LOOP_BUDGET}); use fewer rows per pass`,
+    );
+  }
   const kdw = kernel(rec.gpu, "rmsnormBackwardDw", BACKWARD_DW_WGSL);
   rec.dispatch(kdw, [dy, x, rstd, dw], [M, D], grid(rec.gpu, cdiv(D, WG_DW)));
 }
