@@ -13,6 +13,7 @@
  */
 import { cdiv, grid, kernel, type Recorder } from "./recorder.ts";
 import { treeReduceWgsl } from "./reduce.ts";
+import { useSerial } from "./serial.ts";
 
 const WG = 256;
 
@@ -52,15 +53,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }`;
 
 const SERIAL_WG = 64; // rows per workgroup in the serial style (one invocation per row)
-
-/**
- * lavapipe (Mesa's gallivm) silently ends a shader's loops after 65535 iterations counted over
- * all loops of one invocation (LP_MAX_TGSI_LOOP_ITERATIONS; measured: a loop of 70000 stops at
- * 65535, and two loops of 40000 stop at 65535 together; every loop entry costs one more). A
- * serial kernel whose loops could run longer is not used: the workgroup kernel, which gives the
- * same bits and loops 256 times less per invocation, runs instead.
- */
-const SERIAL_LOOP_BUDGET = 65535;
 
 /**
  * The "serial" style (gpu/device.ts `KernelStyle`): one invocation per row, no barriers. The
@@ -131,7 +123,7 @@ export function tokenLogprobs(
   V: number,
 ): void {
   // Serial loops: two lane passes of V + 513 and two trees of 272.
-  if (rec.gpu.info.kernels === "serial" && 2 * V + 2048 <= SERIAL_LOOP_BUDGET) {
+  if (useSerial(rec.gpu, 2 * V + 2048)) {
     const k = kernel(rec.gpu, "tokenLogprobsSerial", SERIAL_TOKEN_LOGPROBS_WGSL);
     rec.dispatch(k, [logits, targets, logp, lse], [M, V], grid(rec.gpu, cdiv(M, SERIAL_WG)));
     return;
@@ -249,7 +241,7 @@ export function entropy(
   V: number,
 ): void {
   // Serial loops: one lane pass of V + 513 and one tree of 272.
-  if (rec.gpu.info.kernels === "serial" && V + 1024 <= SERIAL_LOOP_BUDGET) {
+  if (useSerial(rec.gpu, V + 1024)) {
     const k = kernel(rec.gpu, "entropySerial", SERIAL_ENTROPY_WGSL);
     rec.dispatch(k, [logits, lse, out], [M, V], grid(rec.gpu, cdiv(M, SERIAL_WG)));
     return;

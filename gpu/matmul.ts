@@ -13,6 +13,11 @@
  * are. There is no split-K and no atomics. For that reason there is no separate GEMV path for
  * M = 1: the same kernel serves decode and training, so their outputs agree bit for bit.
  *
+ * There is no "serial" variant (gpu/device.ts): barrier-free kernels with one invocation per
+ * 4x4, 8x4, 8x8, 4x8 or 16x4 output block, or 4-16 rows per workgroup, all gave these very bits
+ * but none ran faster than this kernel on lavapipe (2048x64x64 to 2048x176x64, within noise),
+ * because there the cost is the per-lane loads, not its two barriers per 16 k.
+ *
  * Frozen models may store their weights as packed BF16 (two per u32 word, element 2i in the low
  * half): {@link matmulBf16W} is the same template with only B's load changed to widen each value
  * exactly (a 16-bit shift into the high half of an f32), so it gives the very bits `matmul` gives

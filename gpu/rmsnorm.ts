@@ -12,6 +12,7 @@
  */
 import { cdiv, f32, grid, kernel, type Recorder } from "./recorder.ts";
 import { treeReduceWgsl } from "./reduce.ts";
+import { SERIAL_LOOP_BUDGET, useSerial } from "./serial.ts";
 
 const WG = 256;
 const WG_DW = 64; // small groups: the weight gradient has only D threads, spread them wide
@@ -42,21 +43,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 
 const SERIAL_WG = 64; // rows per workgroup in the serial style (one invocation per row)
 
-/**
- * lavapipe (Mesa's gallivm) silently ends a shader's loops after 65535 iterations counted over
- * all loops of one invocation (LP_MAX_TGSI_LOOP_ITERATIONS; measured: a loop of 70000 stops at
- * 65535, and two loops of 40000 stop at 65535 together; every loop entry costs one more). A
- * serial kernel whose loops could run longer is not used: the workgroup kernel, which gives the
- * same bits and loops 256 times less per invocation, runs instead.
- */
-const SERIAL_LOOP_BUDGET = 65535;
-
-/**
- * Whether a row of D runs as one serial invocation: the serial style is chosen and its loops
- * (the lane loop: D + 513, the tree: 272, the output loop: D + 1) fit the budget.
- */
-const useSerial = (rec: Recorder, D: number) =>
-  rec.gpu.info.kernels === "serial" && 2 * D + 1024 <= SERIAL_LOOP_BUDGET;
+/** Loop iterations of one serial row of D: lane loop D + 513, tree 272, output loop D + 1. */
+const serialLoops = (D: number) => 2 * D + 1024;
 
 /**
  * WGSL for the "serial" style (gpu/device.ts `KernelStyle`): one invocation per row, no
@@ -111,7 +99,7 @@ export function rmsnorm(
   D: number,
   eps: number,
 ): void {
-  if (useSerial(rec, D)) {
+  if (useSerial(rec.gpu, serialLoops(D))) {
     const k = kernel(rec.gpu, "rmsnormSerial", SERIAL_FORWARD_WGSL);
     rec.dispatch(k, [x, w, y, rstd], [M, D, f32(eps)], grid(rec.gpu, cdiv(M, SERIAL_WG)));
     return;
@@ -214,7 +202,7 @@ export function rmsnormBackward(
   accumulateDx = false,
 ): void {
   const dxParams = [M, D, accumulateDx ? 1 : 0];
-  if (useSerial(rec, D)) {
+  if (useSerial(rec.gpu, serialLoops(D))) {
     const kdx = kernel(rec.gpu, "rmsnormBackwardDxSerial", SERIAL_BACKWARD_DX_WGSL);
     rec.dispatch(kdx, [dy, x, w, rstd, dx], dxParams, grid(rec.gpu, cdiv(M, SERIAL_WG)));
   } else {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { getGpu, type Gpu, type KernelStyle } from "../gpu/device.ts";
-import type { Recorder } from "../gpu/recorder.ts";
+import { Recorder } from "../gpu/recorder.ts";
 import { rmsnorm, rmsnormBackward } from "../gpu/rmsnorm.ts";
 import { entropy, tokenLogprobs } from "../gpu/logprobs.ts";
 import { assertClose, randn } from "./helpers.ts";
@@ -140,4 +140,26 @@ Deno.test("serial tokenLogprobs and entropy are bit-identical to the workgroup k
     assertClose(lse, ref.lse, 1e-4, 1e-4, `serial lse ${shape}`);
     assertClose(ent, ref.ent, 1e-4, 1e-4, `serial entropy ${shape}`);
   }
+});
+
+Deno.test("rmsnormBackward refuses more rows than a CPU adapter's loop cap lets its dW sum", async () => {
+  const gpu = await getGpu();
+  if (!gpu.info.isFallbackAdapter) return; // the cap is llvmpipe's (gpu/serial.ts)
+  const M = 60000, D = 1;
+  const b = zeros(gpu, M * D);
+  assert.throws(
+    () =>
+      rmsnormBackward(
+        new Recorder(gpu),
+        b,
+        b,
+        zeros(gpu, D),
+        b,
+        zeros(gpu, M),
+        zeros(gpu, D),
+        M,
+        D,
+      ),
+    /rmsnormBackward: the weight gradient over M=60000 rows/,
+  );
 });
