@@ -26,11 +26,13 @@ export interface GpuInfo {
 }
 
 /**
- * How row-wise kernels (attention, matmul, norms, log-softmax) are laid out. "workgroup" spreads
- * one row over a workgroup with shared-memory tiles and tree reductions: right for a real GPU.
- * "serial" gives each row (or output element) one invocation that replays exactly the same
- * arithmetic order with no barriers: right for CPU adapters such as lavapipe, where every
- * workgroup barrier is a costly context switch. Both give the same bits (tests/serial_kernels_test.ts).
+ * How row-wise kernels (attention, RMSNorm, log-softmax, entropy) are laid out. "workgroup"
+ * spreads one row over a workgroup with shared-memory tiles and tree reductions: right for a real
+ * GPU. "serial" gives each row one invocation that replays exactly the same arithmetic order with
+ * no barriers: right for CPU adapters such as lavapipe, where every workgroup barrier is a costly
+ * context switch. Both give the same bits (tests/serial_kernels_test.ts,
+ * tests/gpu_attention_serial_test.ts); rows too long for lavapipe's loop cap keep the workgroup
+ * kernel (gpu/serial.ts). Matmul has one layout: no serial one measured faster.
  */
 export type KernelStyle = "workgroup" | "serial";
 
