@@ -134,8 +134,12 @@ Deno.test("committed base bundle: verifies, is named by its hash, loads, solves 
     )
       .join(", "),
   );
-  assert.ok(byLevel["1"].accuracy >= 0.15, `level 1 accuracy ${byLevel["1"].accuracy}`);
-  assert.ok(byLevel["5"].accuracy < byLevel["1"].accuracy - 0.1, "level 5 should be much harder");
+  assert.ok(byLevel["1"].accuracy >= 0.4, `level 1 accuracy ${byLevel["1"].accuracy}`);
+  assert.ok(byLevel["2"].accuracy >= 0.1, `level 2 accuracy ${byLevel["2"].accuracy}`);
+  assert.ok(byLevel["5"].accuracy <= 0.05, `level 5 accuracy ${byLevel["5"].accuracy}`);
+  // The challenger mostly writes tasks the parser accepts.
+  const wellFormed = ev.challenger.wellFormedShare;
+  assert.ok(wellFormed >= 0.5, `challenger well-formed share ${wellFormed}`);
 
   // The runner's loader takes it (re-verifying) and the model answers easy tasks itself.
   const gpu = await getGpu();
@@ -154,7 +158,7 @@ Deno.test("committed base bundle: verifies, is named by its hash, loads, solves 
   console.log(
     `level 1, ${tasks.length} held-out tasks: ${(report.overall.accuracy * 100).toFixed(0)}%`,
   );
-  assert.ok(report.overall.accuracy >= 0.1, JSON.stringify(report.byFamily));
+  assert.ok(report.overall.accuracy >= 0.3, JSON.stringify(report.byFamily));
 });
 
 Deno.test("base bundle: a wrong hash or a missing bundle is a clear error", async () => {
