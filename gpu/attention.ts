@@ -175,7 +175,12 @@ const SERIAL_WG = 64;
  * query rows up to S and kv groups of `group` heads: per tile, the score loop with its inner
  * d loop, the softmax and tree passes, and the d loop with its inner key loop.
  */
-export function serialLoops(kind: "forward" | "dkv" | "dq", S: number, hd: number, group: number): number {
+export function serialLoops(
+  kind: "forward" | "dkv" | "dq",
+  S: number,
+  hd: number,
+  group: number,
+): number {
   const tiles = Math.ceil(S / TILE) + 1;
   const scores = TILE * (hd + 2), apply = hd * (TILE + 2), tree = 2 * TILE + 16;
   const perTile = kind === "forward" ? scores + apply + tree : scores + apply;
