@@ -21,7 +21,7 @@
  * @module
  */
 import { f32, grid, kernel, type Recorder } from "./recorder.ts";
-import { treeReduceWgsl } from "./reduce.ts";
+import { serialTreeReduceWgsl, treeReduceWgsl } from "./reduce.ts";
 import { useSerial } from "./serial.ts";
 
 /** Keys (forward, dq) or queries (dk/dv) handled per tile; also the workgroup size. */
@@ -188,18 +188,6 @@ export function serialLoops(
 }
 
 /**
- * WGSL for the serial replay of {@link treeReduceWgsl}'s sum over one private array of TILE
- * lanes: the same pairs in the same passes, so the same bits without barriers.
- */
-const SERIAL_TREE_SUM = /* wgsl */ `
-fn treeSum(red: ptr<function, array<f32, ${TILE}>>) -> f32 {
-  for (var s = ${TILE / 2}u; s > 0u; s >>= 1u) {
-    for (var t = 0u; t < s; t++) { (*red)[t] = (*red)[t] + (*red)[t + s]; }
-  }
-  return (*red)[0];
-}`;
-
-/**
  * The forward with one invocation per (row, head), for CPU adapters: each invocation replays
  * what the workgroup kernel's TILE lanes do for its row, in the same order (see the module
  * notes), so the output and lse bits are the same.
@@ -217,7 +205,7 @@ struct P { M: u32, nHeads: u32, nKv: u32, S: u32, scale: f32 }
 @group(0) @binding(7) var<uniform> p: P;
 const HD = ${hd}u;
 const T = ${TILE}u;
-${SERIAL_TREE_SUM}
+${serialTreeReduceWgsl(TILE)}
 @compute @workgroup_size(${SERIAL_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
@@ -256,7 +244,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       red[l] = e;
     }
     let alpha = exp(mRun - mNew);
-    lRun = lRun * alpha + treeSum(&red);
+    lRun = lRun * alpha + serialTreeSum(&red);
     mRun = mNew;
     for (var d = 0u; d < HD; d++) {
       var a: f32 = 0.0;

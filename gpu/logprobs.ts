@@ -12,7 +12,7 @@
  * @module
  */
 import { cdiv, grid, kernel, type Recorder } from "./recorder.ts";
-import { treeReduceWgsl } from "./reduce.ts";
+import { serialTreeReduceWgsl, treeReduceWgsl } from "./reduce.ts";
 import { useSerial } from "./serial.ts";
 
 const WG = 256;
@@ -59,19 +59,7 @@ const SERIAL_WG = 64; // rows per workgroup in the serial style (one invocation 
  * trees replay the workgroup kernels' reductions over WG lane partials (lane t's strided values
  * in `red[t]`) in the same pairing order, so the bits are the same.
  */
-const SERIAL_TREES_WGSL = /* wgsl */ `
-fn serialTreeMax(red: ptr<function, array<f32, ${WG}>>) -> f32 {
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    for (var t = 0u; t < s; t++) { (*red)[t] = max((*red)[t], (*red)[t + s]); }
-  }
-  return (*red)[0];
-}
-fn serialTreeSum(red: ptr<function, array<f32, ${WG}>>) -> f32 {
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    for (var t = 0u; t < s; t++) { (*red)[t] = (*red)[t] + (*red)[t + s]; }
-  }
-  return (*red)[0];
-}
+const SERIAL_TREES_WGSL = serialTreeReduceWgsl(WG) + /* wgsl */ `
 fn serialRowLse(base: u32) -> f32 {
   var red: array<f32, ${WG}>;
   for (var t = 0u; t < ${WG}u; t++) {

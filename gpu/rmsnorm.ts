@@ -11,7 +11,7 @@
  * @module
  */
 import { cdiv, f32, grid, kernel, type Recorder } from "./recorder.ts";
-import { treeReduceWgsl } from "./reduce.ts";
+import { serialTreeReduceWgsl, treeReduceWgsl } from "./reduce.ts";
 import { SERIAL_LOOP_BUDGET, useSerial } from "./serial.ts";
 
 const WG = 256;
@@ -42,22 +42,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }`;
 
 const SERIAL_WG = 64; // rows per workgroup in the serial style (one invocation per row)
+/** `serialTreeSum(&red)`: the workgroup kernel's tree over WG lane partials, replayed. */
+const SERIAL_TREES_WGSL = serialTreeReduceWgsl(WG);
 
 /** Loop iterations of one serial row of D: lane loop D + 513, tree 272, output loop D + 1. */
 const serialLoops = (D: number) => 2 * D + 1024;
-
-/**
- * WGSL for the "serial" style (gpu/device.ts `KernelStyle`): one invocation per row, no
- * barriers. `serialTreeSum(&red)` replays the workgroup kernel's tree over WG lane partials
- * (lane t's strided sum in `red[t]`) in the same pairing order, so the bits are the same.
- */
-const SERIAL_TREE_SUM_WGSL = /* wgsl */ `
-fn serialTreeSum(red: ptr<function, array<f32, ${WG}>>) -> f32 {
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    for (var t = 0u; t < s; t++) { (*red)[t] = (*red)[t] + (*red)[t + s]; }
-  }
-  return (*red)[0];
-}`;
 
 const SERIAL_FORWARD_WGSL = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -66,7 +55,7 @@ const SERIAL_FORWARD_WGSL = /* wgsl */ `
 @group(0) @binding(3) var<storage, read_write> rstd: array<f32>;
 struct P { M: u32, D: u32, eps: f32 }
 @group(0) @binding(4) var<uniform> p: P;
-${SERIAL_TREE_SUM_WGSL}
+${SERIAL_TREES_WGSL}
 @compute @workgroup_size(${SERIAL_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lane: u32) {
@@ -144,7 +133,7 @@ const SERIAL_BACKWARD_DX_WGSL = /* wgsl */ `
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 struct P { M: u32, D: u32, accumulate: u32 }
 @group(0) @binding(5) var<uniform> p: P;
-${SERIAL_TREE_SUM_WGSL}
+${SERIAL_TREES_WGSL}
 @compute @workgroup_size(${SERIAL_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lane: u32) {
@@ -201,6 +190,13 @@ export function rmsnormBackward(
   D: number,
   accumulateDx = false,
 ): void {
+  // Checked before recording anything, so a refused call leaves the recorder as it was.
+  if (rec.gpu.info.isFallbackAdapter && M + 1 > SERIAL_LOOP_BUDGET) {
+    // Its one thread per feature loops over all M rows: lavapipe would stop it early, silently.
+    throw new Error(
+      `rmsnormBackward: the weight gradient over M=${M} rows needs more loop iterations than a CPU adapter runs (${SERIAL_LOOP_BUDGET}); use fewer rows per pass`,
+    );
+  }
   const dxParams = [M, D, accumulateDx ? 1 : 0];
   if (useSerial(rec.gpu, serialLoops(D))) {
     const kdx = kernel(rec.gpu, "rmsnormBackwardDxSerial", SERIAL_BACKWARD_DX_WGSL);
@@ -208,12 +204,6 @@ export function rmsnormBackward(
   } else {
     const kdx = kernel(rec.gpu, "rmsnormBackwardDx", BACKWARD_DX_WGSL);
     rec.dispatch(kdx, [dy, x, w, rstd, dx], dxParams, grid(rec.gpu, M));
-  }
-  if (rec.gpu.info.isFallbackAdapter && M + 1 > SERIAL_LOOP_BUDGET) {
-    // Its one thread per feature loops over all M rows: lavapipe would stop it early, silently.
-    throw new Error(
-      `rmsnormBackward: the weight gradient over M=${M} rows needs more loop iterations than a CPU adapter runs (${SERIAL_LOOP_BUDGET}); use fewer rows per pass`,
-    );
   }
   const kdw = kernel(rec.gpu, "rmsnormBackwardDw", BACKWARD_DW_WGSL);
   rec.dispatch(kdw, [dy, x, rstd, dw], [M, D], grid(rec.gpu, cdiv(D, WG_DW)));
