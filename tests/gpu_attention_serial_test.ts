@@ -3,42 +3,13 @@
  * as the workgroup kernels: forward (prefill and decode rows) and backward.
  */
 import assert from "node:assert/strict";
-import { getGpu, type KernelStyle } from "../gpu/device.ts";
+import { getGpu } from "../gpu/device.ts";
 import { createBuffer, readF32, uploadBuffer } from "../gpu/buffers.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import { attention, attentionBackward, serialLoops } from "../gpu/attention.ts";
 import { SERIAL_LOOP_BUDGET } from "../gpu/serial.ts";
 import { randn } from "./helpers.ts";
-
-/** Runs `f` with the shared device switched to `style`, restoring the adapter's own style. */
-async function withStyle<T>(style: KernelStyle, f: () => Promise<T>): Promise<T> {
-  const gpu = await getGpu();
-  const own = gpu.info.kernels;
-  gpu.info.kernels = style;
-  try {
-    return await f();
-  } finally {
-    gpu.info.kernels = own;
-  }
-}
-
-function assertSameBits(a: Float32Array, b: Float32Array, what: string): void {
-  assert.equal(a.length, b.length, `${what}: lengths`);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  let bad = -1, count = 0;
-  for (let i = 0; i < ua.length; i++) {
-    if (ua[i] !== ub[i]) {
-      if (bad < 0) bad = i;
-      count++;
-    }
-  }
-  assert.equal(
-    count,
-    0,
-    `${what}: ${count} elements differ, first at ${bad}: ${a[bad]} vs ${b[bad]}`,
-  );
-}
+import { assertSameBits, inBothStyles } from "./gpu_kernel_helpers.ts";
 
 const SHAPES = [
   { B: 3, S: 150, nHeads: 4, nKv: 2, hd: 16 },
@@ -61,35 +32,31 @@ for (const { B, S, nHeads, nKv, hd } of SHAPES) {
     for (let m = 0; m < M; m++) [seq[m], pos[m]] = [Math.floor(m / S), m % S];
     // Decode-style rows: one row per sequence at scattered positions.
     const dSeq = new Uint32Array([0, B - 1, 1, 0]), dPos = new Uint32Array([S - 1, 63, 64, 0]);
-    const run = (style: KernelStyle) =>
-      withStyle(style, async () => {
-        const out = createBuffer(gpu, M * nHeads * hd * 4, "out");
-        const lse = createBuffer(gpu, M * nHeads * 4, "lse");
-        const dOut = createBuffer(gpu, 4 * nHeads * hd * 4, "decode out");
-        const dLse = createBuffer(gpu, 4 * nHeads * 4, "decode lse");
-        const dq = createBuffer(gpu, M * nHeads * hd * 4, "dq");
-        const dk = createBuffer(gpu, M * nKv * hd * 4, "dk");
-        const dv = createBuffer(gpu, M * nKv * hd * 4, "dv");
-        const dQ = uploadBuffer(gpu, randn(4 * nHeads * hd, 5), "decode q");
-        const rec = new Recorder(gpu);
-        const sb = uploadBuffer(gpu, seq, "seq"), pb = uploadBuffer(gpu, pos, "pos");
-        attention(rec, q, kc, vc, sb, pb, out, lse, M, nHeads, nKv, hd, S, scale);
-        const dsb = uploadBuffer(gpu, dSeq, "dseq"), dpb = uploadBuffer(gpu, dPos, "dpos");
-        attention(rec, dQ, kc, vc, dsb, dpb, dOut, dLse, 4, nHeads, nKv, hd, S, scale);
-        attentionBackward(rec, q, kc, vc, out, lse, dout, dq, dk, dv, B, S, nHeads, nKv, hd, scale);
-        await rec.submit();
-        const names = ["out", "lse", "decode out", "decode lse", "dq", "dk", "dv"];
-        const bufs = [out, lse, dOut, dLse, dq, dk, dv];
-        return Object.fromEntries(
-          await Promise.all(bufs.map(async (b, i) => [names[i], await readF32(gpu, b)])),
-        ) as Record<string, Float32Array>;
-      });
-    const wg = await run("workgroup");
-    const se = await run("serial");
-    for (const name of Object.keys(wg)) {
-      assert.ok(wg[name].some((x) => x !== 0), `${name}: all zero`);
-      assertSameBits(se[name], wg[name], name);
-    }
+    const bits = await inBothStyles(gpu, async () => {
+      const out = createBuffer(gpu, M * nHeads * hd * 4, "out");
+      const lse = createBuffer(gpu, M * nHeads * 4, "lse");
+      const dOut = createBuffer(gpu, 4 * nHeads * hd * 4, "decode out");
+      const dLse = createBuffer(gpu, 4 * nHeads * 4, "decode lse");
+      const dq = createBuffer(gpu, M * nHeads * hd * 4, "dq");
+      const dk = createBuffer(gpu, M * nKv * hd * 4, "dk");
+      const dv = createBuffer(gpu, M * nKv * hd * 4, "dv");
+      const dQ = uploadBuffer(gpu, randn(4 * nHeads * hd, 5), "decode q");
+      const rec = new Recorder(gpu);
+      const sb = uploadBuffer(gpu, seq, "seq"), pb = uploadBuffer(gpu, pos, "pos");
+      attention(rec, q, kc, vc, sb, pb, out, lse, M, nHeads, nKv, hd, S, scale);
+      const dsb = uploadBuffer(gpu, dSeq, "dseq"), dpb = uploadBuffer(gpu, dPos, "dpos");
+      attention(rec, dQ, kc, vc, dsb, dpb, dOut, dLse, 4, nHeads, nKv, hd, S, scale);
+      attentionBackward(rec, q, kc, vc, out, lse, dout, dq, dk, dv, B, S, nHeads, nKv, hd, scale);
+      await rec.submit();
+      return await Promise.all(
+        [out, lse, dOut, dLse, dq, dk, dv].map((b) => readF32(gpu, b)),
+      );
+    });
+    const names = ["out", "lse", "decode out", "decode lse", "dq", "dk", "dv"];
+    names.forEach((name, i) => {
+      assert.ok(bits.workgroup[i].some((x) => x !== 0), `${name}: all zero`);
+      assertSameBits(bits.workgroup[i], bits.serial[i], name);
+    });
   });
 }
 

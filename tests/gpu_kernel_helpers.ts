@@ -1,5 +1,6 @@
 /** Helpers shared by the kernel tests: upload, run one recorder, read back, finite differences. */
-import type { Gpu } from "../gpu/device.ts";
+import assert from "node:assert/strict";
+import type { Gpu, KernelStyle } from "../gpu/device.ts";
 import { createBuffer, uploadBuffer } from "../gpu/buffers.ts";
 import { Recorder } from "../gpu/recorder.ts";
 
@@ -67,4 +68,36 @@ export async function finiteDiff(
     out.push((await loss(xp) - await loss(xm)) / step);
   }
   return out;
+}
+
+/**
+ * Runs `body` under each kernel style (restoring the device's own afterwards) and returns the
+ * outputs per style. `body` makes its own buffers, so the styles never share an output.
+ */
+export async function inBothStyles(
+  gpu: Gpu,
+  body: (gpu: Gpu) => Promise<Float32Array[]>,
+): Promise<Record<KernelStyle, Float32Array[]>> {
+  const own = gpu.info.kernels;
+  try {
+    gpu.info.kernels = "workgroup";
+    const workgroup = await body(gpu);
+    gpu.info.kernels = "serial";
+    const serial = await body(gpu);
+    return { workgroup, serial };
+  } finally {
+    gpu.info.kernels = own;
+  }
+}
+
+/** Asserts two f32 arrays have the same bit patterns, naming the first differing index. */
+export function assertSameBits(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length, `${what}: lengths`);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) {
+    if (ua[i] !== ub[i]) {
+      assert.fail(`${what}[${i}]: workgroup ${a[i]} vs serial ${b[i]} differ in bits`);
+    }
+  }
 }

@@ -4,44 +4,12 @@
  * Each test runs the same inputs under both styles on one device.
  */
 import assert from "node:assert/strict";
-import { getGpu, type Gpu, type KernelStyle } from "../gpu/device.ts";
+import { getGpu } from "../gpu/device.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import { rmsnorm, rmsnormBackward } from "../gpu/rmsnorm.ts";
 import { entropy, tokenLogprobs } from "../gpu/logprobs.ts";
 import { assertClose, randn } from "./helpers.ts";
-import { randInts, run, up, zeros } from "./gpu_kernel_helpers.ts";
-
-/**
- * Runs `body` under each kernel style (restoring the device's own afterwards) and returns the
- * outputs per style. `body` makes its own buffers, so the styles never share an output.
- */
-async function inBothStyles(
-  gpu: Gpu,
-  body: (gpu: Gpu) => Promise<Float32Array[]>,
-): Promise<Record<KernelStyle, Float32Array[]>> {
-  const own = gpu.info.kernels;
-  try {
-    gpu.info.kernels = "workgroup";
-    const workgroup = await body(gpu);
-    gpu.info.kernels = "serial";
-    const serial = await body(gpu);
-    return { workgroup, serial };
-  } finally {
-    gpu.info.kernels = own;
-  }
-}
-
-/** Asserts two f32 arrays have the same bit patterns, naming the first differing index. */
-function assertSameBits(a: Float32Array, b: Float32Array, what: string): void {
-  assert.equal(a.length, b.length, `${what}: lengths`);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) {
-    if (ua[i] !== ub[i]) {
-      assert.fail(`${what}[${i}]: workgroup ${a[i]} vs serial ${b[i]} differ in bits`);
-    }
-  }
-}
+import { assertSameBits, inBothStyles, randInts, run, up, zeros } from "./gpu_kernel_helpers.ts";
 
 /** f64 RMSNorm forward and backward (HF Llama: y = w * (x * rstd)). */
 function refRmsnorm(x: Float32Array, w: Float32Array, dy: Float32Array, M: number, D: number) {
