@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import { getGpu } from "../../gpu/device.ts";
-import { defineKind, type RunContext } from "../runner/kind.ts";
+import { defineKind, type RunContext } from "../experiment/kind.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { generate } from "../model/generate.ts";
 import { ModelConfigField, resolveModelConfig } from "../train/model_config.ts";

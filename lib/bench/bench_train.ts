@@ -9,7 +9,7 @@
 import { z } from "zod";
 import { getGpu } from "../../gpu/device.ts";
 import { Recorder } from "../../gpu/recorder.ts";
-import { defineKind, type RunContext } from "../runner/kind.ts";
+import { defineKind, type RunContext } from "../experiment/kind.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { ForwardPass } from "../model/forward.ts";
 import { meanNll } from "../train/losses.ts";

@@ -13,7 +13,7 @@ import {
   STATUS_SCHEMA,
 } from "./format.ts";
 import { hashFile, listFiles, rootHashOf } from "./hash.ts";
-import { checkReproductions, REPRODUCTIONS_FILE } from "../repro/reproductions.ts";
+import { checkReproductions, REPRODUCTIONS_FILE } from "./reproductions.ts";
 
 /** What {@link verifyBundle} found. */
 export interface VerifyResult {

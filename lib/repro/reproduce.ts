@@ -11,11 +11,11 @@ import type { BundleIndex } from "../bundle/format.ts";
 import { verifyBundle } from "../bundle/verify.ts";
 import { canonicalJson } from "../manifest/canonical.ts";
 import { displayPath, loadManifest } from "../manifest/load.ts";
-import type { ExperimentKind } from "../runner/kind.ts";
+import type { ExperimentKind } from "../experiment/kind.ts";
 import { runExperiment, type RunOutcome } from "../runner/run.ts";
-import { adapterIdentity } from "./claim.ts";
+import { adapterIdentity } from "../bundle/claim.ts";
 import { compareDeterministic, type FileComparison } from "./compare.ts";
-import { appendReproduction, type ReproductionRecord } from "./reproductions.ts";
+import { appendReproduction, type ReproductionRecord } from "../bundle/reproductions.ts";
 
 /** A bundle that cannot be reproduced as asked (printed without a stack). */
 export class ReproError extends Error {

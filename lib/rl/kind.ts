@@ -18,7 +18,7 @@
  */
 import { z } from "zod";
 import { getGpu, type Gpu } from "../../gpu/device.ts";
-import { defineKind, type RunContext } from "../runner/kind.ts";
+import { defineKind, type RunContext } from "../experiment/kind.ts";
 import { loadTokenizer } from "../model/tokenizer.ts";
 import { WEIGHT_STORAGE_CHOICES } from "../model/weights.ts";
 import { RewardModel } from "../rewards/reward_model.ts";

@@ -21,12 +21,12 @@ import { gitState, hostFacts, lockfileHash, type Provenance } from "../bundle/pr
 import { runIdOf } from "../bundle/run_id.ts";
 import { verifyBundle } from "../bundle/verify.ts";
 import { BundleWriter } from "../bundle/writer.ts";
-import type { ExperimentKind, RunContext, WriteOptions } from "./kind.ts";
+import type { ExperimentKind, RunContext, WriteOptions } from "../experiment/kind.ts";
 import { ProgressReporter } from "./progress.ts";
-import { DETERMINISM_CLAIM } from "../repro/claim.ts";
-import { CorruptCheckpointError, prepareResume, resumeHint } from "../repro/resume.ts";
-import { findResumeTarget } from "../repro/resume_guard.ts";
-import { namedWrite } from "../repro/faults.ts";
+import { DETERMINISM_CLAIM } from "../bundle/claim.ts";
+import { CorruptCheckpointError, prepareResume, resumeHint } from "./resume.ts";
+import { findResumeTarget } from "./resume_guard.ts";
+import { namedWrite } from "./faults.ts";
 
 /** A problem the user can fix (existing bundle, missing input); printed without a stack. */
 export class RunSetupError extends Error {

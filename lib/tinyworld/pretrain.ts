@@ -16,7 +16,7 @@
 import { z } from "zod";
 import { getGpu } from "../../gpu/device.ts";
 import { join } from "node:path";
-import { defineKind, type RunContext } from "../runner/kind.ts";
+import { defineKind, type RunContext } from "../experiment/kind.ts";
 import { generate } from "../model/generate.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { type ChatTokenizer, loadTokenizer } from "../model/tokenizer.ts";

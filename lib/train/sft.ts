@@ -14,7 +14,7 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 import { OptimizerSchema } from "./optimizer_schema.ts";
 import { getGpu } from "../../gpu/device.ts";
-import { defineKind, type RunContext } from "../runner/kind.ts";
+import { defineKind, type RunContext } from "../experiment/kind.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { ForwardPass } from "../model/forward.ts";
 import { loadTokenizer } from "../model/tokenizer.ts";

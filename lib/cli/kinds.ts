@@ -9,7 +9,7 @@ import { gpuProbeKind } from "../probe/gpu_probe.ts";
 import { tinyPretrainKind } from "../tinyworld/pretrain.ts";
 import { sftKind } from "../train/sft.ts";
 import { grpoKind, lspKind } from "../rl/kind.ts";
-import type { ExperimentKind } from "./kind.ts";
+import type { ExperimentKind } from "../experiment/kind.ts";
 
 /** Every experiment kind a manifest can name, in the order `list` shows them. */
 export const KINDS: readonly ExperimentKind[] = [
