@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { atomicWriteFile, atomicWriteWith } from "../lib/bundle/atomic.ts";
+import { atomicWriteFile, atomicWriteWith } from "../lib/util/atomic_write.ts";
 import { codeVersion } from "../lib/bundle/code_version.ts";
 import { BUNDLE_FORMAT } from "../lib/bundle/format.ts";
 import { hashFile, hashPath, listFiles, rootHashOf, sha256Hex } from "../lib/bundle/hash.ts";

@@ -14,7 +14,7 @@ import { LlamaModel } from "../model/llama.ts";
 import { ForwardPass } from "../model/forward.ts";
 import { meanNll } from "../train/losses.ts";
 import { AdamW, trainableParams } from "../train/optimizer.ts";
-import { trainStep } from "../train/step.ts";
+import { reusedPass, trainStep } from "../train/step.ts";
 import { ModelConfigField, resolveModelConfig } from "../train/model_config.ts";
 
 /** Parameters of `bench-train`. */
@@ -76,7 +76,13 @@ export async function benchTrain(
     return new Float32Array(await read);
   };
   const step = () =>
-    trainStep(pass, opt, [{ tokens, targets }], 1e-5, (logp) => meanNll(logp, mask, B, S));
+    trainStep(
+      reusedPass(pass),
+      opt,
+      [{ tokens, targets }],
+      1e-5,
+      (logp) => meanNll(logp, mask, B, S),
+    );
   const timed = async <T>(fn: () => Promise<T>) => {
     const t0 = performance.now();
     const r = await fn();

@@ -5,7 +5,7 @@
  * @module
  */
 import { join } from "node:path";
-import { atomicWriteFile, atomicWriteWith, isTempFile } from "./atomic.ts";
+import { atomicWriteFile, atomicWriteWith, isTempFile } from "../util/atomic_write.ts";
 import {
   BUNDLE_FORMAT,
   type BundleFileEntry,

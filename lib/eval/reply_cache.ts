@@ -13,7 +13,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { atomicWriteFile } from "../bundle/atomic.ts";
+import { atomicWriteFile } from "../util/atomic_write.ts";
 import type { Replies } from "./chat_replies.ts";
 
 /** What the cached replies depend on. */

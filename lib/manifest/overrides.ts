@@ -6,7 +6,7 @@
  */
 import type { z } from "zod";
 import { ManifestError } from "./errors.ts";
-import { isPlainObject } from "./merge.ts";
+import { isPlainObject } from "../util/plain_object.ts";
 import { childSchema, keysOf } from "./schema_keys.ts";
 import { nearestKey } from "./suggest.ts";
 

@@ -12,7 +12,7 @@
  */
 import { Tokenizer } from "@huggingface/tokenizers";
 import { Environment, Interpreter, Template } from "@huggingface/jinja";
-import { ModelFormatError } from "./safetensors.ts";
+import { ModelFormatError } from "./safetensors/format.ts";
 
 /** One chat message. */
 export interface ChatMessage {

@@ -23,14 +23,13 @@
  *
  * @module
  */
-import { uploadBuffer } from "../../gpu/buffers.ts";
-import { Recorder } from "../../gpu/recorder.ts";
-import { ForwardPass } from "../model/forward.ts";
 import { generate } from "../model/generate.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import type { ChatTokenizer } from "../model/tokenizer.ts";
 import { type RewardItem, scoreChecked, type TaskReward } from "../rewards/reward.ts";
-import type { AdamW, StepReport } from "../train/optimizer.ts";
+import type { AdamW } from "../train/optimizer.ts";
+import { scoreLogp } from "../train/score.ts";
+import { passPerMicroBatch, trainStep } from "../train/step.ts";
 import { type AdvantageNormalization, lspAdvantages, std } from "./advantages.ts";
 import {
   countLogprobMismatches,
@@ -173,52 +172,6 @@ async function sample(
 }
 
 /**
- * One optimizer step over micro-batches of different padded lengths: per micro-batch a forward
- * (one readback of the log-probs), the loss on the host, and the backward accumulating into the
- * optimizer's gradients; AdamW runs with the last backward. The same sequence of submissions
- * as the training library's trainStep, which takes a single (B, S) pass: here each micro-batch
- * gets a pass of its own shape (freed after its backward), so short solver rows are not padded
- * to the challenger's long prompt.
- */
-export async function accumulateAndStep(
-  policy: LlamaModel,
-  optimizer: AdamW,
-  micro: RlMicroBatch[],
-  lr: number,
-  recompute: boolean,
-  lossOf: (logp: Float32Array, mb: RlMicroBatch) => { loss: number; dlogp: Float32Array },
-): Promise<{ loss: number } & StepReport> {
-  const gpu = policy.gpu;
-  let loss = 0;
-  let report: Promise<StepReport> | null = null;
-  for (let k = 0; k < micro.length; k++) {
-    const mb = micro[k];
-    const pass = new ForwardPass(policy, mb.batch, mb.seqLen, {
-      recompute,
-    });
-    try {
-      const fwd = new Recorder(gpu);
-      const out = pass.forwardLogprobs(fwd, mb.tokens, mb.targets);
-      const read = fwd.read(out.logp, 0, mb.batch * mb.seqLen * 4);
-      await fwd.submit();
-      const l = lossOf(new Float32Array(await read), mb);
-      loss += l.loss;
-      const bwd = new Recorder(gpu);
-      if (k === 0) optimizer.zeroGrads(bwd);
-      const dlogp = uploadBuffer(gpu, l.dlogp, "rl.dlogp");
-      pass.backward(bwd, dlogp, optimizer.grads);
-      if (k === micro.length - 1) report = optimizer.recordStep(bwd, lr);
-      await bwd.submit();
-      dlogp.destroy();
-    } finally {
-      pass.destroy();
-    }
-  }
-  if (!report) throw new Error("accumulateAndStep: no micro-batches");
-  return { loss, ...(await report) };
-}
-
-/**
  * Runs one iteration at learning rate `lr`. `givenQueries` (GRPO) replaces the challenger and
  * must hold exactly N queries; LSP passes null.
  */
@@ -336,21 +289,12 @@ export async function lspIteration(
   );
   const micro = packRollouts(seqs, cfg.rowsPerPass, tok.padId);
   const norm = roleNormalizers(seqs, cfg.aggregation);
-  for (const mb of micro) {
-    const refPass = new ForwardPass(reference, mb.batch, mb.seqLen, {});
-    try {
-      const rec = new Recorder(reference.gpu);
-      const out = refPass.forwardLogprobs(rec, mb.tokens, mb.targets);
-      const read = rec.read(out.logp, 0, mb.batch * mb.seqLen * 4);
-      await rec.submit();
-      mb.refLogp = new Float32Array(await read);
-    } finally {
-      refPass.destroy();
-    }
-  }
+  // The frozen reference's log-probs of the same rows (the KL term's other side).
+  for (const mb of micro) mb.refLogp = await scoreLogp(reference, mb);
   const tallies: { solver: RoleTally; challenger: RoleTally }[] = [];
   let mismatches = 0, compared = 0, maxAbsDiff = 0;
-  const step = await accumulateAndStep(policy, optimizer, micro, lr, cfg.recompute, (logp, mb) => {
+  const passes = passPerMicroBatch<RlMicroBatch>(policy, { recompute: cfg.recompute });
+  const step = await trainStep(passes, optimizer, micro, lr, (logp, mb) => {
     const m = countLogprobMismatches(mb, logp);
     mismatches += m.mismatches;
     compared += m.compared;

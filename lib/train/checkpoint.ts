@@ -11,18 +11,15 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { basename, join } from "node:path";
-import { atomicWriteWith } from "../bundle/atomic.ts";
+import { atomicWriteWith } from "../util/atomic_write.ts";
 import { hashFile } from "../bundle/hash.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { readF32 } from "../../gpu/buffers.ts";
 import { expectedTensors, type LlamaConfig, toHfConfigJson } from "../model/config.ts";
-import {
-  type LazyTensorToWrite,
-  openSafetensors,
-  readTensorF32,
-  SINGLE_FILE,
-  writeSafetensorsTo,
-} from "../model/safetensors.ts";
+import { SINGLE_FILE } from "../model/safetensors/checkpoint_folder.ts";
+import { openSafetensors } from "../model/safetensors/header.ts";
+import { readTensorF32 } from "../model/safetensors/read.ts";
+import { type LazyTensorToWrite, writeSafetensorsTo } from "../model/safetensors/write.ts";
 import type { Weights } from "../model/weights.ts";
 import type { AdamW } from "./optimizer.ts";
 import type { LrSchedule } from "./schedule.ts";

@@ -21,7 +21,7 @@ import { loadTokenizer } from "../model/tokenizer.ts";
 import { packScored } from "./batch.ts";
 import { meanNll } from "./losses.ts";
 import { AdamW, trainableParams } from "./optimizer.ts";
-import { trainStep } from "./step.ts";
+import { reusedPass, trainStep } from "./step.ts";
 import { ModelConfigField, resolveModelConfig } from "./model_config.ts";
 import { lrAt, type LrSchedule } from "./schedule.ts";
 import {
@@ -209,7 +209,7 @@ export async function runSft(ctx: RunContext, p: SftParams): Promise<void> {
     const realTokens = micro.reduce((a, m) => a + m.lengths.reduce((x, y) => x + y, 0), 0);
     const lr = lrAt(schedule, opt.step + 1);
     const { loss, gradNorm, clipScale } = await trainStep(
-      pass,
+      reusedPass(pass),
       opt,
       micro,
       lr,
