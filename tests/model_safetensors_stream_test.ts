@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { getGpu } from "../gpu/device.ts";
 import { BundleWriter } from "../lib/bundle/writer.ts";
-import { hashFile } from "../lib/bundle/hash.ts";
+import { hashFile } from "../lib/util/hash_file.ts";
 import { LlamaModel } from "../lib/model/llama.ts";
 import { ForwardPass } from "../lib/model/forward.ts";
 import { tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";

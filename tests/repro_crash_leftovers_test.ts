@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { sha256Hex } from "../lib/bundle/hash.ts";
+import { sha256Hex } from "../lib/util/hash_file.ts";
 import { BundleWriter } from "../lib/bundle/writer.ts";
 import { prepareResume } from "../lib/runner/resume.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { z } from "zod";
-import { sha256Hex } from "../lib/bundle/hash.ts";
+import { sha256Hex } from "../lib/util/hash_file.ts";
 import type { BundleIndex } from "../lib/bundle/format.ts";
 import { loadManifest } from "../lib/manifest/load.ts";
 import { compareDeterministic, formatComparison } from "../lib/repro/compare.ts";

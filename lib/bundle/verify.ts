@@ -12,7 +12,8 @@ import {
   serializeIndex,
   STATUS_SCHEMA,
 } from "./format.ts";
-import { hashFile, listFiles, rootHashOf } from "./hash.ts";
+import { hashFile } from "../util/hash_file.ts";
+import { listFiles, rootHashOf } from "./hash.ts";
 import { checkReproductions, REPRODUCTIONS_FILE } from "./reproductions.ts";
 
 /** What {@link verifyBundle} found. */

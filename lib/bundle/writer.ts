@@ -15,7 +15,8 @@ import {
   serializeIndex,
   type StatusRecord,
 } from "./format.ts";
-import { hashFile, listFiles, rootHashOf } from "./hash.ts";
+import { hashFile } from "../util/hash_file.ts";
+import { listFiles, rootHashOf } from "./hash.ts";
 
 /** Whether a file must be reproduced byte for byte by a rerun. */
 export interface FileOptions {

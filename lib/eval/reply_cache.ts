@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { atomicWriteFile } from "../util/atomic_write.ts";
-import type { Replies } from "./chat_replies.ts";
+import type { Replies } from "../model/chat_replies.ts";
 
 /** What the cached replies depend on. */
 export interface ReplyCacheKeyParts {

@@ -11,10 +11,8 @@
 import { join } from "node:path";
 import type { BundleWriter } from "../bundle/writer.ts";
 import { latestCheckpoint, verifyCheckpoint } from "../train/checkpoint.ts";
+import { CHECKPOINTS_DIR } from "../train/run_checkpoints.ts";
 import { pathExists } from "../util/fs.ts";
-
-/** Where checkpointing kinds keep `step-N/` folders inside their bundle. */
-export const CHECKPOINTS_DIR = "checkpoints";
 
 /** The keys a JSONL line may use for its iteration; lines with none of them are kept. */
 const STEP_KEYS = ["step", "iter", "iteration"] as const;

@@ -12,7 +12,8 @@
 import { createHash, type Hash } from "node:crypto";
 import { basename, join } from "node:path";
 import { atomicWriteWith } from "../util/atomic_write.ts";
-import { hashFile } from "../bundle/hash.ts";
+import { hashFile } from "../util/hash_file.ts";
+import { writeAll } from "../util/byte_sink.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { readF32 } from "../../gpu/buffers.ts";
 import { expectedTensors, type LlamaConfig, toHfConfigJson } from "../model/config.ts";
@@ -91,11 +92,6 @@ class HashingSink implements PartialWriter {
     this.hash.update(chunk.subarray(0, n));
     return n;
   }
-}
-
-async function writeAll(sink: PartialWriter, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await sink.write(bytes.subarray(off));
 }
 
 async function copyInto(src: string, dst: PartialWriter): Promise<void> {

@@ -1,9 +1,8 @@
 /**
- * Where an RL run's models and data come from, resolved with errors a user can act on:
- * an HF folder given directly or through an environment variable (the message says exactly
- * what to download and where to put it), a completed result bundle's latest checkpoint (its
- * root hash checked when the manifest pins it), or synthetic weights of a config for a smoke run
- * of the real shapes.
+ * Where an RL run's models come from, resolved with errors a user can act on: an HF folder given
+ * directly or through an environment variable (the message says exactly what to download and
+ * where to put it), a completed result bundle's latest checkpoint (its root hash checked when the
+ * manifest pins it), or synthetic weights of a config for a smoke run of the real shapes.
  *
  * @module
  */
@@ -15,6 +14,7 @@ import { LlamaModel } from "../model/llama.ts";
 import { frozenLoadOptions, type WeightStorageChoice } from "../model/weights.ts";
 import { latestCheckpoint } from "../train/checkpoint.ts";
 import { ModelConfigField, resolveModelConfig } from "../train/model_config.ts";
+import { pathKind, resolveGivenPath } from "../data/file_source.ts";
 
 /**
  * A model as a manifest field. Exactly one source is used, in this order: `synthetic` (random
@@ -42,78 +42,17 @@ export const ModelSourceSchema = z.strictObject({
 /** Parsed {@link ModelSourceSchema}. */
 export type ModelSource = z.output<typeof ModelSourceSchema>;
 
-/** A file (eval set, dataset) given directly or through an environment variable. */
-export const FileSourceSchema = z.strictObject({
-  path: z.string().default(""),
-  env: z.string().default(""),
-  download: z.string().default(""),
-});
-
-/** Parsed {@link FileSourceSchema}. */
-export type FileSource = z.output<typeof FileSourceSchema>;
-
-function exists(path: string): "dir" | "file" | null {
-  try {
-    return Deno.statSync(path).isDirectory ? "dir" : "file";
-  } catch {
-    return null;
-  }
-}
-
-function fromEnv(
-  given: string,
-  env: string,
-  download: string,
-  field: string,
-  what: "folder" | "file",
-): string {
-  const fix = download
-    ? `download ${download} ${
-      what === "folder" ? "from Hugging Face into that folder" : "to that path"
-    }`
-    : `put the ${what} there`;
-  let path = given;
-  if (!path) {
-    const v = env ? Deno.env.get(env) : undefined;
-    if (!v) {
-      throw new Error(
-        `${field}: no ${what} given: set ${env ? `the environment variable ${env} or ` : ""}` +
-          `--set ${field}.${what === "folder" ? "dir" : "path"}=PATH and ${fix}`,
-      );
-    }
-    path = v;
-  }
-  const abs = resolve(path);
-  const kind = exists(abs);
-  if (kind === null) {
-    throw new Error(
-      `${field}: ${abs} does not exist: ${
-        fix.replace("that folder", abs).replace("that path", abs)
-      }`,
-    );
-  }
-  if ((kind === "dir") !== (what === "folder")) {
-    throw new Error(`${field}: ${abs} is not a ${what}`);
-  }
-  return abs;
-}
-
-/** A file path from a {@link FileSource}; errors say what to download and where. */
-export function resolveFileSource(src: FileSource, field: string): string {
-  return fromEnv(src.path, src.env, src.download, field, "file");
-}
-
 function completedBundles(dir: string): string[] {
   const out: string[] = [];
   const isCompleted = (d: string) => {
     try {
       return JSON.parse(Deno.readTextFileSync(join(d, "status.json"))).status === "completed" &&
-        exists(join(d, "bundle.json")) === "file";
+        pathKind(join(d, "bundle.json")) === "file";
     } catch {
       return false;
     }
   };
-  if (exists(join(dir, "bundle.json")) === "file") return isCompleted(dir) ? [dir] : [];
+  if (pathKind(join(dir, "bundle.json")) === "file") return isCompleted(dir) ? [dir] : [];
   try {
     for (const e of Deno.readDirSync(dir)) {
       if (e.isDirectory && isCompleted(join(dir, e.name))) out.push(join(dir, e.name));
@@ -137,7 +76,7 @@ export type ResolvedModelSource =
 export function resolveModelSource(src: ModelSource, field: string): ResolvedModelSource {
   if (src.synthetic !== undefined) return { kind: "synthetic" };
   if (src.dir || src.env) {
-    return { kind: "dir", dir: fromEnv(src.dir, src.env, src.download, field, "folder") };
+    return { kind: "dir", dir: resolveGivenPath(src.dir, src.env, src.download, field, "folder") };
   }
   if (!src.bundle) throw new Error(`${field}: give dir, env, bundle or synthetic`);
   const root = resolve(src.bundle);
