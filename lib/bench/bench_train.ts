@@ -8,6 +8,7 @@
  */
 import { z } from "zod";
 import { getGpu } from "../../gpu/device.ts";
+import { median } from "../util/median.ts";
 import { Recorder } from "../../gpu/recorder.ts";
 import { defineKind, type RunContext } from "../experiment/kind.ts";
 import { LlamaModel } from "../model/llama.ts";
@@ -15,7 +16,7 @@ import { ForwardPass } from "../model/forward.ts";
 import { meanNll } from "../train/losses.ts";
 import { AdamW, trainableParams } from "../train/optimizer.ts";
 import { reusedPass, trainStep } from "../train/step.ts";
-import { ModelConfigField, resolveModelConfig } from "../train/model_config.ts";
+import { ModelConfigField, resolveModelConfig } from "../model/config_field.ts";
 
 /** Parameters of `bench-train`. */
 export const BenchTrainSchema = z.strictObject({
@@ -46,8 +47,6 @@ export interface BenchTrainResult {
   parameters: number;
   seconds: { forward: number; train: number };
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Runs the benchmark on a model. The model's weights are updated by the timed steps. */
 export async function benchTrain(

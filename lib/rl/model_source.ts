@@ -13,7 +13,7 @@ import { verifyBundle } from "../bundle/verify.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { frozenLoadOptions, type WeightStorageChoice } from "../model/weights.ts";
 import { latestCheckpoint } from "../train/checkpoint.ts";
-import { ModelConfigField, resolveModelConfig } from "../train/model_config.ts";
+import { ModelConfigField, resolveModelConfig } from "../model/config_field.ts";
 import { pathKind, resolveGivenPath } from "../data/file_source.ts";
 
 /**

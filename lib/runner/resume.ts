@@ -13,6 +13,7 @@ import type { BundleWriter } from "../bundle/writer.ts";
 import { latestCheckpoint, verifyCheckpoint } from "../train/checkpoint.ts";
 import { CHECKPOINTS_DIR } from "../train/run_checkpoints.ts";
 import { pathExists } from "../util/fs.ts";
+import { readJsonFile } from "../util/json_file.ts";
 
 /** The keys a JSONL line may use for its iteration; lines with none of them are kept. */
 const STEP_KEYS = ["step", "iter", "iteration"] as const;
@@ -95,7 +96,9 @@ export async function prepareResume(
       );
     }
     const statePath = join(dir, checkpoint, "state.json");
-    const state = JSON.parse(await Deno.readTextFile(statePath)) as { step?: unknown };
+    const state = await readJsonFile(statePath, (m) => new CorruptCheckpointError(m)) as {
+      step?: unknown;
+    };
     if (!Number.isInteger(state?.step)) {
       throw new CorruptCheckpointError(`${statePath}: "step" is not an integer`);
     }

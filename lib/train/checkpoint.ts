@@ -14,6 +14,7 @@ import { basename, join } from "node:path";
 import { atomicWriteWith } from "../util/atomic_write.ts";
 import { hashFile } from "../util/hash_file.ts";
 import { writeAll } from "../util/byte_sink.ts";
+import { readJsonFile } from "../util/json_file.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { readF32 } from "../../gpu/buffers.ts";
 import { expectedTensors, type LlamaConfig, toHfConfigJson } from "../model/config.ts";
@@ -227,7 +228,7 @@ export async function verifyCheckpoint(dir: string): Promise<void> {
 export async function loadTrainCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   await verifyCheckpoint(dir);
   const statePath = join(dir, "state.json");
-  const state = JSON.parse(await Deno.readTextFile(statePath)) as TrainState;
+  const state = await readJsonFile(statePath) as TrainState;
   for (const k of ["step", "dataPosition"] as const) {
     if (!Number.isInteger(state[k]) || state[k] < 0) {
       throw new Error(`${statePath}: ${k} must be a non-negative integer`);

@@ -21,7 +21,7 @@ import { loadTokenizer } from "../model/tokenizer.ts";
 import { packScored } from "./batch.ts";
 import { meanNll } from "./losses.ts";
 import { reusedPass, trainStep } from "./step.ts";
-import { ModelConfigField, resolveModelConfig } from "./model_config.ts";
+import { ModelConfigField, resolveModelConfig } from "../model/config_field.ts";
 import { lrAt } from "./schedule.ts";
 import {
   DataOrder,
