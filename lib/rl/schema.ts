@@ -10,7 +10,7 @@ import { WEIGHT_STORAGE_CHOICES } from "../model/weights.ts";
 import { TASK_REWARDS } from "../rewards/reward.ts";
 import { EvalSchema } from "../eval/evaluation.ts";
 import { OptimizerSchema } from "../train/optimizer_schema.ts";
-import { ModelSourceSchema } from "./model_source.ts";
+import { ModelSourceSchema } from "../data/model_source.ts";
 import { DataSchema } from "./query_source.ts";
 
 const PromptSourceSchema = z.union([
