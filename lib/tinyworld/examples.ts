@@ -181,6 +181,8 @@ export interface JudgeCaseOptions {
   candidateWeights?: readonly number[];
   /** Restrict tasks to these families (default: all). */
   families?: readonly FamilyName[];
+  /** Draw exactly this kind of instruction (and, for "in-range", this level) instead. */
+  only?: { taskKind: JudgeCase["taskKind"]; level?: number };
 }
 
 /** Draws one judge case from `split` (train for training data, heldout for evaluation). */
@@ -189,12 +191,11 @@ export function drawJudgeCase(rng: Rng, split: Split, options: JudgeCaseOptions)
   const malformedShare = options.malformedShare ?? 0.12;
   const beyondShare = options.beyondShare ?? 0.05;
   const r = rng.next();
-  const taskKind = r < malformedShare
-    ? "malformed"
-    : r < malformedShare + beyondShare
-    ? "beyond"
-    : "in-range";
-  const level = taskKind === "beyond" ? BEYOND_LEVEL : rng.int(1, options.maxLevel);
+  const taskKind = options.only?.taskKind ??
+    (r < malformedShare ? "malformed" : r < malformedShare + beyondShare ? "beyond" : "in-range");
+  const level = taskKind === "beyond"
+    ? BEYOND_LEVEL
+    : options.only?.level ?? rng.int(1, options.maxLevel);
   const task = generateTaskIn(split, rng, rng.pick(families), level);
   const candidate =
     CANDIDATE_KINDS[rng.weighted(options.candidateWeights ?? DEFAULT_CANDIDATE_WEIGHTS)];

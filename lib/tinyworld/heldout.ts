@@ -12,7 +12,13 @@ import type { ChatMessage } from "../train/data.ts";
 import { ChallengerSlots, familySlots, OPEN_SLOTS, renderChallengerPrompt } from "./challenger.ts";
 import { Rng } from "./prng.ts";
 import { drawJudgeCase, JudgeCase } from "./examples.ts";
-import { buildJudgePrompt, gradeWithRubric, parseJudgeScore } from "./rubric.ts";
+import {
+  buildJudgePrompt,
+  gradeWithRubric,
+  parseJudgeCriteria,
+  parseJudgeScore,
+  RUBRIC_MAX,
+} from "./rubric.ts";
 import { generateTaskIn, splitOf } from "./split.ts";
 import { FAMILY_NAMES, FamilyName, MAX_LEVEL, parseTask, Task, verifyAnswer } from "./tasks.ts";
 
@@ -67,17 +73,34 @@ export function heldOutTasks(options: HeldOutOptions = {}): Task[] {
 export interface LabelledJudgeCase extends JudgeCase {
   /** The rubric's score 0..7 for (instruction, response). */
   rubricScore: number;
+  /** Its stratum: the task's level "1".."5", "malformed" or "beyond" (out of range). */
+  category: string;
 }
 
-/** Held-out judge cases over held-out tasks of all levels, labelled by the rubric. */
+/** The strata of the judge cases: every level, malformed tasks, tasks beyond the range. */
+export const JUDGE_CATEGORIES: readonly string[] = [
+  ...Array.from({ length: MAX_LEVEL }, (_, i) => String(i + 1)),
+  "malformed",
+  "beyond",
+];
+
+/**
+ * Held-out judge cases over held-out tasks, stratified: case i is of category i mod 7 (levels
+ * 1..5, malformed, beyond), so every stratum has count/7 cases; labelled by the rubric.
+ */
 export function heldOutJudgeCases(
   options: { seed?: number; count?: number } = {},
 ): LabelledJudgeCase[] {
   const rng = new Rng(options.seed ?? HELD_OUT_SEED, 7);
-  const count = options.count ?? 120;
-  return Array.from({ length: count }, () => {
-    const c = drawJudgeCase(rng, "heldout", { maxLevel: MAX_LEVEL });
-    return { ...c, rubricScore: gradeWithRubric(c.instruction, c.response).score };
+  const count = options.count ?? 140;
+  return Array.from({ length: count }, (_, i) => {
+    const category = JUDGE_CATEGORIES[i % JUDGE_CATEGORIES.length];
+    const only: { taskKind: JudgeCase["taskKind"]; level?: number } =
+      category === "malformed" || category === "beyond"
+        ? { taskKind: category }
+        : { taskKind: "in-range", level: Number(category) };
+    const c = drawJudgeCase(rng, "heldout", { maxLevel: MAX_LEVEL, only });
+    return { ...c, category, rubricScore: gradeWithRubric(c.instruction, c.response).score };
   });
 }
 
@@ -176,36 +199,68 @@ export interface JudgeReport {
   malformed: number;
   /** Outputs with a score outside 0..7 (scored with the fallback). */
   outOfRange: number;
+  /** Share of outputs whose calculation gets criteria 1 and 2 (the instruction's) both right. */
+  instructionCriteria: number;
+  /** Per criterion, the share of outputs whose calculation gives the rubric's point. */
+  criteria: number[];
+  /** Outputs with no readable 7-point calculation. */
+  noCalculation: number;
+  /** The same agreement figures per stratum (level, "malformed", "beyond") where known. */
+  byCategory: Record<string, { n: number; within1: number; instructionCriteria: number }>;
 }
 
 /** Compares judge outputs (outputs[i] judges cases[i]) with the rubric; `fallback` as in parsing. */
 export function scoreJudge(
-  cases: readonly { instruction: string; response: string }[],
+  cases: readonly { instruction: string; response: string; category?: string }[],
   outputs: readonly string[],
   fallback = 0,
 ): JudgeReport {
   if (cases.length !== outputs.length) {
     throw new Error(`scoreJudge: ${cases.length} cases but ${outputs.length} outputs`);
   }
-  let exact = 0, near = 0, absErr = 0, malformed = 0, outOfRange = 0;
+  let exact = 0, near = 0, absErr = 0, malformed = 0, outOfRange = 0, noCalc = 0, instr = 0;
+  const criteriaRight = new Array<number>(RUBRIC_MAX).fill(0);
+  const cat: Record<string, { n: number; near: number; instr: number }> = {};
   cases.forEach((c, i) => {
-    const truth = gradeWithRubric(c.instruction, c.response).score;
+    const grade = gradeWithRubric(c.instruction, c.response);
     const s = parseJudgeScore(outputs[i], { fallback });
     if (s.status === "malformed") malformed++;
     if (s.status === "out_of_range") outOfRange++;
-    const d = Math.abs(s.score - truth);
+    const d = Math.abs(s.score - grade.score);
+    const isNear = s.status === "ok" && d <= 1;
     if (s.status === "ok" && d === 0) exact++;
-    if (s.status === "ok" && d <= 1) near++;
+    if (isNear) near++;
     absErr += d;
+    const judged = parseJudgeCriteria(outputs[i]);
+    if (!judged) noCalc++;
+    judged?.forEach((v, k) => (criteriaRight[k] += v === grade.criteria[k] ? 1 : 0));
+    const instrOk = judged !== null && judged[0] === grade.criteria[0] &&
+      judged[1] === grade.criteria[1];
+    if (instrOk) instr++;
+    if (c.category !== undefined) {
+      const e = cat[c.category] ??= { n: 0, near: 0, instr: 0 };
+      e.n++;
+      if (isNear) e.near++;
+      if (instrOk) e.instr++;
+    }
   });
   const n = cases.length;
+  const share = (k: number, of: number) => of ? k / of : 0;
   return {
     n,
-    agreement: n ? exact / n : 0,
-    within1: n ? near / n : 0,
-    meanAbsError: n ? absErr / n : 0,
+    agreement: share(exact, n),
+    within1: share(near, n),
+    meanAbsError: share(absErr, n),
     malformed,
     outOfRange,
+    instructionCriteria: share(instr, n),
+    criteria: criteriaRight.map((k) => share(k, n)),
+    noCalculation: noCalc,
+    byCategory: Object.fromEntries(
+      Object.entries(cat).map((
+        [k, e],
+      ) => [k, { n: e.n, within1: share(e.near, e.n), instructionCriteria: share(e.instr, e.n) }]),
+    ),
   };
 }
 

@@ -105,11 +105,20 @@ export function formatTinyEval(r: TinyEvalReport): string {
   const lines = ["solver accuracy (held-out, exact):", formatSolverReport(r.solver)];
   if (r.judge) {
     const j = r.judge;
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
     lines.push(
-      `judge: agreement ${(100 * j.agreement).toFixed(1)}%, within 1 point ` +
-        `${(100 * j.within1).toFixed(1)}%, mean |error| ${j.meanAbsError.toFixed(2)}, ` +
-        `malformed ${j.malformed}, out of range ${j.outOfRange} (n=${j.n})`,
+      `judge: agreement ${pct(j.agreement)}, within 1 point ${pct(j.within1)}, mean |error| ` +
+        `${j.meanAbsError.toFixed(2)}, criteria 1-2 right ${pct(j.instructionCriteria)}, ` +
+        `malformed ${j.malformed}, out of range ${j.outOfRange}, no calculation ` +
+        `${j.noCalculation} (n=${j.n})`,
     );
+    const cats = Object.entries(j.byCategory);
+    if (cats.length > 0) {
+      lines.push(
+        "judge by stratum (within 1 / criteria 1-2): " +
+          cats.map(([k, e]) => `${k} ${pct(e.within1)}/${pct(e.instructionCriteria)}`).join(", "),
+      );
+    }
   }
   if (r.challenger) {
     const c = r.challenger;

@@ -75,7 +75,7 @@ export function gradeWithRubric(instruction: string, response: string): RubricGr
  * the slots; the rest is fixed so a character model can learn it.
  */
 export const TINY_JUDGE_PROMPT = "Score 0-7, +1 each: task ok, in range; reply readable, " +
-  "on format, correct, concise, tidy. End: <score>N</score>\n" +
+  "on format, correct, concise, tidy. Sum the 7 points, end: <score>N</score>\n" +
   "task: {instruction}\nreply: {response}";
 
 /**
@@ -99,14 +99,27 @@ export function buildJudgePrompt(
 }
 
 /**
- * The judge's answer the base model is trained on: the expected answer, the criteria as a
- * sum, then the total between score tags, e.g. "expect: cba\n1+1+1+1+0+1+1=6\n<score>6</score>".
+ * The judge's answer the base model is trained on, in the paper's structure: the calculation
+ * (each criterion's point, in order, and their sum), then the total between score tags, e.g.
+ * "1+1+1+1+0+1+1=6\n<score>6</score>". It does not solve the task first: criteria 1-4, 6 and 7
+ * are read off the task and the reply; only "correct" needs checking the answer.
  */
 export function judgeCompletion(grade: RubricGrade): string {
   const sum = grade.criteria.map((c) => (c ? "1" : "0")).join("+");
-  return `expect: ${
-    grade.expected ?? "none"
-  }\n${sum}=${grade.score}\n<score>${grade.score}</score>`;
+  return `${sum}=${grade.score}\n<score>${grade.score}</score>`;
+}
+
+/**
+ * The criteria a judgement's calculation line gives ("1+0+...=N", the last such line), or null
+ * when it has none with RUBRIC_MAX points.
+ */
+export function parseJudgeCriteria(text: string): boolean[] | null {
+  const lines = [...text.matchAll(/([01](?:\+[01])*)=\d+/g)];
+  for (let k = lines.length - 1; k >= 0; k--) {
+    const points = lines[k][1].split("+");
+    if (points.length === RUBRIC_MAX) return points.map((p) => p === "1");
+  }
+  return null;
 }
 
 /**
