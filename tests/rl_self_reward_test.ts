@@ -119,3 +119,23 @@ Deno.test("the LSP judge prompt has the paper's structure: 7 criteria, a calcula
   assertEquals(sum, Number(calc![2]));
   assertEquals(parseSelfRewardScore(judge.slice(judge.indexOf(calc![0]))).score, sum);
 });
+
+Deno.test("the oracle-judge ablation scores with the exact rubric and says every judgement is read", async () => {
+  // The tiny world registers its rubric as the "tiny-rubric" oracle.
+  await import("../lib/tinyworld/plugin.ts");
+  const { QUALITY_ORACLES, oracleJudge } = await import("../lib/rl/self_reward.ts");
+  const judge = oracleJudge(QUALITY_ORACLES.get("tiny-rubric"), 7);
+  const r = await judge.score(
+    [
+      { query: "reverse: abc", answer: "cba" }, // all 7 criteria
+      { query: "reverse: abc", answer: "cbb" }, // wrong: 6
+      { query: "REVERSE abc", answer: "cba" }, // malformed task: readable only
+    ],
+    0,
+    0,
+  );
+  assertEquals(r.scores, [7, 6, 1]);
+  assertEquals(r.outputs[1], "1+1+1+1+0+1+1=6\n<score>6</score>");
+  assertEquals([r.malformed, r.outOfRange, r.truncated], [0, 0, 0]);
+  assertEquals(r.histogram, [0, 1, 0, 0, 0, 0, 1, 1]);
+});

@@ -53,7 +53,11 @@ export const EvalSchema = z.strictObject({
   temperature: z.number().min(0).default(0),
   maxNewTokens: z.number().int().min(1).default(48),
   batchSize: z.number().int().min(1).default(16),
-  /** tiny: tasks per (family, level), judge cases, challenger samples. */
+  /**
+   * tiny: which set ("heldout": the reported results; "validation": disjoint from it, for
+   * tuning), tasks per (family, level), judge cases, challenger samples.
+   */
+  split: z.enum(["heldout", "validation"]).default("heldout"),
   perCell: z.number().int().min(1).default(10),
   judgeCases: z.number().int().min(0).default(0),
   challengerSamples: z.number().int().min(0).default(0),

@@ -15,7 +15,7 @@ import { TASK_REWARDS, type TaskReward } from "../rewards/reward.ts";
 import { fillChallengerPrompt, readPromptSource } from "./conversations.ts";
 import { type LoadedModel, loadModelSource } from "../data/model_source.ts";
 import type { RlParams, RlRun } from "./schema.ts";
-import { SelfRewardJudge } from "./self_reward.ts";
+import { oracleJudge, QUALITY_ORACLES, type QualityJudge, SelfRewardJudge } from "./self_reward.ts";
 
 /** Everything an RL run plays with. */
 export interface RlActors {
@@ -25,7 +25,7 @@ export interface RlActors {
   tokenizer: ChatTokenizer;
   taskReward: TaskReward;
   /** The quality self-reward judge (LSP), or null (LSP-Zero, GRPO). */
-  judge: SelfRewardJudge | null;
+  judge: QualityJudge | null;
   /** The challenger prompt with its slots filled (LSP, LSP-Zero), or null (GRPO). */
   challengerPrompt: string | null;
   /** The prompt templates as read (unfilled), for the evaluation. */
@@ -93,7 +93,11 @@ export async function loadActors(
       task: q.challenger.task,
       template: q.challenger.template,
     }, "challenger.prompt");
-    if (q.selfReward.enabled) {
+    if (q.selfReward.enabled && q.selfReward.judge !== "reference") {
+      const oracle = QUALITY_ORACLES.get(q.selfReward.judge);
+      ctx.log(`note: the self-reward is the exact "${q.selfReward.judge}" oracle (an ablation)`);
+      actors.judge = oracleJudge(oracle, q.selfReward.max);
+    } else if (q.selfReward.enabled) {
       actors.templates.judge = await readPromptSource(q.selfReward.prompt, "selfReward.prompt");
       actors.judge = new SelfRewardJudge(reference.model, tokenizer, {
         prompt: actors.templates.judge,

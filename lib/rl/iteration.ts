@@ -50,7 +50,7 @@ import {
   type RolloutSequence,
 } from "./lsp_loss.ts";
 import { type IterationMetrics, mean, meanStd, meanStdValues, type QueryStats } from "./metrics.ts";
-import type { SelfRewardJudge, SelfRewardResult } from "./self_reward.ts";
+import type { QualityJudge, SelfRewardResult } from "./self_reward.ts";
 
 /** Sampling settings of one role. */
 export interface SamplingOptions {
@@ -92,7 +92,7 @@ export interface LspActors {
   optimizer: AdamW;
   taskReward: TaskReward;
   /** The self-reward judge (LSP), or null (LSP-Zero, GRPO). */
-  judge: SelfRewardJudge | null;
+  judge: QualityJudge | null;
 }
 
 /** Seconds spent in each phase of an iteration. */

@@ -162,7 +162,8 @@ async function iterate(
     if (!Number.isFinite(r.metrics.loss.total)) {
       throw new Error(`iteration ${iter}: loss is ${r.metrics.loss.total}`);
     }
-    if (iter === p.iterations || (p.checkpointEvery > 0 && iter % p.checkpointEvery === 0)) {
+    const last = iter === p.iterations && p.finalCheckpoint;
+    if (last || (p.checkpointEvery > 0 && iter % p.checkpointEvery === 0)) {
       await save({
         step: optimizer.step,
         dataPosition: position,

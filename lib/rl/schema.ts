@@ -13,6 +13,7 @@ import { OptimizerSchema } from "../train/optimizer_schema.ts";
 import { ModelSourceSchema } from "../data/model_source.ts";
 import { DataSchema } from "./query_source.ts";
 import { klOptionProblem, type KlOptions } from "./kl.ts";
+import { QUALITY_ORACLES } from "./self_reward.ts";
 
 const PromptSourceSchema = z.union([
   z.strictObject({ text: z.string().min(1) }),
@@ -87,6 +88,8 @@ const common = {
   samplesEvery: z.number().int().min(1).default(10),
   /** Checkpoint every K iterations (0: only at the end). */
   checkpointEvery: z.number().int().min(0).default(0),
+  /** Checkpoint the final policy (false: only the periodic ones, e.g. sweep members). */
+  finalCheckpoint: z.boolean().default(true),
   eval: EvalSchema,
 };
 
@@ -104,6 +107,11 @@ export const LspSchema = z.strictObject({
   selfReward: z.strictObject({
     /** On: LSP; off: LSP-Zero. */
     enabled: z.boolean(),
+    /**
+     * Who judges: "reference" (the frozen initial model, as the paper), or a registered exact
+     * judge (the tiny world's "tiny-rubric": an oracle ablation, for diagnosis only).
+     */
+    judge: QUALITY_ORACLES.nameSchema(["reference"]).default("reference"),
     prompt: PromptSourceSchema.default({ file: "experiments/assets/lsp/judge_prompt.txt" }),
     /** Room for a ~100-word justification, the calculation and the score tags. */
     maxNewTokens: z.number().int().min(1).default(384),

@@ -18,6 +18,7 @@ import type { ChatTokenizer } from "../model/tokenizer.ts";
 import type { RewardItem } from "../rewards/reward.ts";
 import { parseScoreTag, type ScoreStatus } from "../rewards/score_tag.ts";
 import { judgeConversation } from "./conversations.ts";
+import { Registry } from "../util/registry.ts";
 
 /** Options of the {@link SelfRewardJudge}. */
 export interface SelfRewardOptions {
@@ -47,8 +48,50 @@ export interface SelfRewardResult {
   histogram: number[];
 }
 
+/** Whatever gives R_Q for a batch of (query, answer) pairs. */
+export interface QualityJudge {
+  /** Judges every pair; RNG row i is item i, `stream` separates iterations. */
+  score(items: readonly RewardItem[], seed: number, stream: number): Promise<SelfRewardResult>;
+}
+
+/** An exact judge of one pair: its score (0..max) and the judgement's text. */
+export type QualityOracle = (item: RewardItem) => { score: number; text: string };
+
+/**
+ * Exact judges other parts of the program provide (the tiny world's rubric), for oracle
+ * ablations: `selfReward.judge` names one instead of "reference".
+ */
+export const QUALITY_ORACLES: Registry<QualityOracle> = new Registry<QualityOracle>(
+  "quality oracle",
+);
+
+/** A {@link QualityJudge} from an oracle: every judgement readable, none truncated. */
+export function oracleJudge(oracle: QualityOracle, max: number): QualityJudge {
+  return {
+    score(items) {
+      const judged = items.map(oracle);
+      const histogram = new Array<number>(max + 1).fill(0);
+      for (const j of judged) {
+        if (!(Number.isInteger(j.score) && j.score >= 0 && j.score <= max)) {
+          throw new Error(`quality oracle: score ${j.score} outside 0..${max}`);
+        }
+        histogram[j.score]++;
+      }
+      return Promise.resolve({
+        scores: judged.map((j) => j.score),
+        outputs: judged.map((j) => j.text),
+        statuses: judged.map(() => "ok" as const),
+        malformed: 0,
+        outOfRange: 0,
+        truncated: 0,
+        histogram,
+      });
+    },
+  };
+}
+
 /** R_Q(q, a) from the frozen reference model acting as the judge. */
-export class SelfRewardJudge {
+export class SelfRewardJudge implements QualityJudge {
   readonly model: LlamaModel;
   readonly tokenizer: ChatTokenizer;
   readonly options: SelfRewardOptions;

@@ -19,11 +19,28 @@ import {
   parseJudgeScore,
   RUBRIC_MAX,
 } from "./rubric.ts";
-import { generateTaskIn, splitOf } from "./split.ts";
+import { generateTaskIn, type Split, splitOf } from "./split.ts";
 import { FAMILY_NAMES, FamilyName, MAX_LEVEL, parseTask, Task, verifyAnswer } from "./tasks.ts";
 
 /** Default seed of the held-out set; a fixed constant so every run evaluates the same tasks. */
 export const HELD_OUT_SEED = 20260917;
+
+/** Seed of the validation set (for tuning: never the held-out set). */
+export const VALIDATION_SEED = 20261130;
+
+/**
+ * Which evaluation set: "heldout" (held-out split tasks: the reported results) or "validation"
+ * (training-split tasks of another seed: disjoint from the held-out set by the hash split, the
+ * set tuning is judged on; easy levels may overlap what pretraining saw).
+ */
+export type EvalSplit = "heldout" | "validation";
+
+/** The seed and task split of an evaluation set. */
+export function evalSetOf(split: EvalSplit): { seed: number; split: Split } {
+  return split === "heldout"
+    ? { seed: HELD_OUT_SEED, split: "heldout" }
+    : { seed: VALIDATION_SEED, split: "train" };
+}
 
 /** Options of the held-out task set. */
 export interface HeldOutOptions {
@@ -33,6 +50,8 @@ export interface HeldOutOptions {
   perCell?: number;
   /** Families (default all). */
   families?: readonly FamilyName[];
+  /** Side of the hash split the tasks come from (default "heldout"; "train" for validation). */
+  split?: Split;
 }
 
 /**
@@ -59,7 +78,7 @@ export function heldOutTasks(options: HeldOutOptions = {}): Task[] {
             `held-out set: fewer than ${perCell} distinct ${family} level ${level} tasks`,
           );
         }
-        const task = generateTaskIn("heldout", rng, family, level);
+        const task = generateTaskIn(options.split ?? "heldout", rng, family, level);
         if (seen.has(task.text)) continue;
         seen.add(task.text);
         out.push(task);
@@ -89,7 +108,7 @@ export const JUDGE_CATEGORIES: readonly string[] = [
  * 1..5, malformed, beyond), so every stratum has count/7 cases; labelled by the rubric.
  */
 export function heldOutJudgeCases(
-  options: { seed?: number; count?: number } = {},
+  options: { seed?: number; count?: number; split?: Split } = {},
 ): LabelledJudgeCase[] {
   const rng = new Rng(options.seed ?? HELD_OUT_SEED, 7);
   const count = options.count ?? 140;
@@ -99,7 +118,7 @@ export function heldOutJudgeCases(
       category === "malformed" || category === "beyond"
         ? { taskKind: category }
         : { taskKind: "in-range", level: Number(category) };
-    const c = drawJudgeCase(rng, "heldout", { maxLevel: MAX_LEVEL, only });
+    const c = drawJudgeCase(rng, options.split ?? "heldout", { maxLevel: MAX_LEVEL, only });
     return { ...c, category, rubricScore: gradeWithRubric(c.instruction, c.response).score };
   });
 }
@@ -144,6 +163,8 @@ function accuracy(correct: number, n: number): Accuracy {
 /** Exact accuracy overall, per family, per level and per (family, level) cell. */
 export interface SolverReport {
   overall: Accuracy;
+  /** 1 where the answer to task i was right, else 0 (for paired comparisons across runs). */
+  perTask: number[];
   byFamily: Record<string, Accuracy>;
   byLevel: Record<string, Accuracy>;
   byCell: Record<string, Accuracy>;
@@ -171,8 +192,10 @@ export function scoreSolver(tasks: readonly Task[], answers: readonly string[]):
   const lvl = new Map<string, [number, number]>();
   const cell = new Map<string, [number, number]>();
   let correct = 0;
+  const perTask: number[] = [];
   tasks.forEach((t, i) => {
     const ok = verifyAnswer(t, answers[i]);
+    perTask.push(ok ? 1 : 0);
     if (ok) correct++;
     tally(fam, t.family, ok);
     tally(lvl, String(t.level), ok);
@@ -180,6 +203,7 @@ export function scoreSolver(tasks: readonly Task[], answers: readonly string[]):
   });
   return {
     overall: accuracy(correct, tasks.length),
+    perTask,
     byFamily: toRecord(fam),
     byLevel: toRecord(lvl),
     byCell: toRecord(cell),

@@ -9,8 +9,9 @@ import type { ChatMessage } from "../train/data.ts";
 import {
   challengerEvalMessages,
   ChallengerReport,
+  evalSetOf,
+  type EvalSplit,
   formatSolverReport,
-  HELD_OUT_SEED,
   heldOutJudgeCases,
   heldOutTasks,
   judgeMessages,
@@ -27,6 +28,8 @@ export type GenerateTexts = (conversations: ChatMessage[][]) => Promise<string[]
 
 /** Sizes and prompts of the evaluation; every field has a default. */
 export interface TinyEvalOptions {
+  /** The evaluation set (default "heldout"); `seed` overrides its seed. */
+  split?: EvalSplit;
   seed?: number;
   /** Solver tasks per (family, level) cell (default 10: 300 tasks). */
   perCell?: number;
@@ -53,15 +56,16 @@ export async function evaluateTinyWorld(
   generate: GenerateTexts,
   options: TinyEvalOptions = {},
 ): Promise<TinyEvalReport> {
-  const seed = options.seed ?? HELD_OUT_SEED;
-  const tasks = heldOutTasks({ seed, perCell: options.perCell });
+  const set = evalSetOf(options.split ?? "heldout");
+  const seed = options.seed ?? set.seed;
+  const tasks = heldOutTasks({ seed, perCell: options.perCell, split: set.split });
   const answers = await generateChecked(generate, tasks.map(solverMessages), "solver");
   const solver = scoreSolver(tasks, answers);
 
   let judge: JudgeReport | null = null;
   const nJudge = options.judgeCases ?? 120;
   if (nJudge > 0) {
-    const cases = heldOutJudgeCases({ seed, count: nJudge });
+    const cases = heldOutJudgeCases({ seed, count: nJudge, split: set.split });
     const outputs = await generateChecked(
       generate,
       cases.map((c) => judgeMessages(c, options.judgePrompt)),

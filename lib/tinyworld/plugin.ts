@@ -11,6 +11,8 @@ import type { ExperimentKind } from "../experiment/kind.ts";
 import { EVALUATIONS } from "../eval/evaluation.ts";
 import { TASK_REWARDS } from "../rewards/reward.ts";
 import { QUERY_SOURCES } from "../rl/query_source.ts";
+import { QUALITY_ORACLES } from "../rl/self_reward.ts";
+import { gradeWithRubric, judgeCompletion } from "./rubric.ts";
 import { registerDataset } from "../train/data.ts";
 import { TINY_DATASET_NAME, tinyDatasetFactory } from "./mixture.ts";
 import { tinyEvaluation } from "./policy_vs_base.ts";
@@ -32,6 +34,11 @@ TASK_REWARDS.register("verifier", (section) =>
     partialCredit: section.partialCredit as number,
   }));
 EVALUATIONS.register("tiny", tinyEvaluation);
+// The exact rubric as R_Q: the oracle-judge ablation (what a perfect tiny judge would give).
+QUALITY_ORACLES.register("tiny-rubric", ({ query, answer }) => {
+  const grade = gradeWithRubric(query, answer);
+  return { score: grade.score, text: judgeCompletion(grade) };
+});
 
 /** The experiment kinds the tiny world defines. */
 export const TINY_WORLD_KINDS: readonly ExperimentKind[] = [tinyPretrainKind];

@@ -17,7 +17,7 @@ import {
   type TinyEvalOptions,
   type TinyEvalReport,
 } from "./heldout_eval.ts";
-import { HELD_OUT_SEED, heldOutTasks, solverMessages } from "./heldout.ts";
+import { evalSetOf, type EvalSplit, heldOutTasks, solverMessages } from "./heldout.ts";
 import { scoreChecked, type TaskReward } from "../rewards/reward.ts";
 import { VerifierTaskReward } from "./verifier_task_reward.ts";
 import { generateReplies } from "../model/chat_replies.ts";
@@ -48,6 +48,8 @@ export interface TinyEvalInputs {
 
 /** The result of {@link tinyEval}: plain JSON (the caller writes it as eval.json). */
 export interface TinyEvalResult {
+  /** Which set was evaluated: "heldout" (reported results) or "validation" (tuning). */
+  split: EvalSplit;
   sampling: { temperature: number; maxNewTokens: number; seed: number };
   /** The held-out evaluation of each model (solver accuracy by family, level and cell, ...). */
   policy: TinyEvalReport;
@@ -88,7 +90,13 @@ export async function tinyEval(o: TinyEvalInputs): Promise<TinyEvalResult> {
   };
   const genOpts = { ...sampling, batchSize: o.batchSize ?? 16 };
   const heldOut = o.heldOut ?? {};
-  const tasks = heldOutTasks({ seed: heldOut.seed ?? HELD_OUT_SEED, perCell: heldOut.perCell });
+  const split = heldOut.split ?? "heldout";
+  const set = evalSetOf(split);
+  const tasks = heldOutTasks({
+    seed: heldOut.seed ?? set.seed,
+    perCell: heldOut.perCell,
+    split: set.split,
+  });
   const conversations = tasks.map(solverMessages);
   const policyGen = memoGenerator(o.policy, o.tokenizer, genOpts);
   const baseGen = memoGenerator(o.base, o.tokenizer, genOpts);
@@ -125,6 +133,7 @@ export async function tinyEval(o: TinyEvalInputs): Promise<TinyEvalResult> {
     };
   });
   return {
+    split,
     sampling,
     policy,
     base,
@@ -143,6 +152,7 @@ export const tinyEvaluation: Evaluation = async (i) => {
     base: i.base,
     tokenizer: i.tokenizer,
     heldOut: {
+      split: e.split,
       perCell: e.perCell,
       judgeCases: e.judgeCases,
       challengerSamples: e.challengerSamples,
