@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { escapeHtml, jsonForScript } from "../lib/report/html.ts";
 import { writeReport } from "../lib/report/report.ts";
-import { Browser, findChromium } from "./report_chromium.ts";
+import { Browser, obtainChromium } from "./report_chromium.ts";
 import { colorFor } from "../lib/report/figures.ts";
 import {
   countColorPixels,
@@ -70,13 +70,14 @@ const PAGE_CHECKS = `(() => {
 })()`;
 
 Deno.test("report.html in headless Chromium: charts drawn, no console errors, text stays text", async () => {
-  const bin = findChromium();
+  const chromium = await obtainChromium();
   assert.ok(
-    bin,
+    chromium,
     "Chromium not found: install it with `apt-get install -y chromium` (or set CHROMIUM=<path>)",
   );
+  console.log(`chromium from ${chromium.source}`);
   const root = await Deno.makeTempDir();
-  const browser = await Browser.launch(bin, 1200, 2000);
+  const browser = await Browser.launch(chromium, 1200, 2000);
   try {
     const a = await writeFixtureBundle(root, { experiment: "tiny-lsp", runId: "a", iters: 700 });
     const b = await writeFixtureBundle(root, {
