@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { UserError } from "../lib/util/user_error.ts";
 
 /** What we learned about the adapter and what we asked of it; recorded in bundle provenance. */
 export interface GpuInfo {
@@ -52,8 +53,9 @@ export interface Gpu {
 }
 
 /** Raised when no adapter or device can be had; the message says what to install. */
-export class GpuUnavailableError extends Error {
+export class GpuUnavailableError extends UserError {
   override name = "GpuUnavailableError";
+  override readonly resumeHelps = true;
 }
 
 /** Options for {@link createGpu}. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** One subcommand of `main.ts`. Register it in lib/cli/commands.ts. */
@@ -19,7 +20,7 @@ export interface Command {
 }
 
 /** Wrong use of a command: main.ts prints the message and the command's usage, exits 2. */
-export class UsageError extends Error {
+export class UsageError extends UserError {
   override name = "UsageError";
   /** The command whose usage to print (null: the top-level usage). */
   readonly command: Command | null;

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 import { getGpu } from "../../gpu/device.ts";
 import { uploadBuffer } from "../../gpu/buffers.ts";
 import { Recorder } from "../../gpu/recorder.ts";
@@ -142,7 +143,7 @@ function parseTokens(s: string, vocabSize: number): number[] {
       throw new UsageError(`--tokens: item ${i + 1} ("${p}") is not a token id`, modelCommand);
     }
     if (x >= vocabSize) {
-      throw new Error(
+      throw new UserError(
         `--tokens: id ${x} (item ${i + 1}) is outside the vocabulary 0..${vocabSize - 1}`,
       );
     }
@@ -171,20 +172,20 @@ async function configOf(
     );
   }
   if (dir !== undefined) {
-    if (!(await isDir(dir))) throw new Error(`--model ${dir}: no such directory`);
+    if (!(await isDir(dir))) throw new UserError(`--model ${dir}: no such directory`);
     return { config: await loadLlamaConfig(dir), dir };
   }
   let text: string;
   try {
     text = await Deno.readTextFile(syn!);
   } catch (e) {
-    throw new Error(`--synthetic ${syn}: cannot read (${(e as Error).message})`);
+    throw new UserError(`--synthetic ${syn}: cannot read (${(e as Error).message})`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${syn}: invalid JSON (${(e as Error).message})`);
+    throw new UserError(`${syn}: invalid JSON (${(e as Error).message})`);
   }
   return { config: parseLlamaConfig(json, syn!), dir: null };
 }
@@ -204,7 +205,7 @@ async function tokenizerOf(v: Values, sub: string): Promise<ChatTokenizer> {
       modelCommand,
     );
   }
-  if (!(await isDir(dir))) throw new Error(`--model ${dir}: no such directory`);
+  if (!(await isDir(dir))) throw new UserError(`--model ${dir}: no such directory`);
   return await loadTokenizer(dir);
 }
 
@@ -244,7 +245,7 @@ async function info(v: Values): Promise<void> {
     let bytes = 0;
     for (const name of shapes.keys()) {
       const t = ck.tensors.get(name);
-      if (!t) throw new Error(`${dir}: tensor ${name} is missing from the checkpoint`);
+      if (!t) throw new UserError(`${dir}: tensor ${name} is missing from the checkpoint`);
       dtypes[t.info.dtype] = (dtypes[t.info.dtype] ?? 0) + 1;
       bytes += t.info.end - t.info.begin;
     }

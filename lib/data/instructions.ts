@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 
 /** One instruction with the subset it belongs to (AlpacaEval's `dataset`). */
 export interface Instruction {
@@ -19,7 +20,7 @@ export interface Instruction {
 }
 
 /** A malformed dataset; the message names the file, record and field. */
-export class DatasetError extends Error {
+export class DatasetError extends UserError {
   override name = "DatasetError";
 }
 

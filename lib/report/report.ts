@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 import { createHash } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { bundleChartFigures } from "./bundle_charts.ts";
@@ -90,7 +91,7 @@ export async function writeReport(
   bundleDirs: readonly string[],
   options: ReportOptions = {},
 ): Promise<ReportResult> {
-  if (bundleDirs.length === 0) throw new Error("report: name at least one bundle folder");
+  if (bundleDirs.length === 0) throw new UserError("report: name at least one bundle folder");
   const bundles: BundleData[] = [];
   const labels = new Set<string>();
   for (const dir of bundleDirs) {

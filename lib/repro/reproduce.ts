@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 import { dirname, join, resolve } from "node:path";
 import { codeVersion } from "../bundle/code_version.ts";
 import type { BundleIndex } from "../bundle/format.ts";
@@ -18,8 +19,8 @@ import { compareDeterministic, type FileComparison } from "./compare.ts";
 import { appendReproduction, type ReproductionRecord } from "./reproductions.ts";
 
 /** A bundle that cannot be reproduced as asked (printed without a stack). */
-export class ReproError extends Error {
-  override name = "RunSetupError";
+export class ReproError extends UserError {
+  override name = "ReproError";
 }
 
 /** Options for {@link reproduceBundle}. */

@@ -7,14 +7,15 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 import { join } from "node:path";
 import { canonicalJson } from "../manifest/canonical.ts";
 import { displayPath } from "../manifest/load.ts";
 import { STATUS_SCHEMA } from "../bundle/format.ts";
 
 /** A refusal to resume (printed without a stack, like the runner's other setup errors). */
-export class ResumeRefusedError extends Error {
-  override name = "RunSetupError";
+export class ResumeRefusedError extends UserError {
+  override name = "ResumeRefusedError";
 }
 
 /** The bundle a `--resume` continues. */

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import type { Gpu } from "../../gpu/device.ts";
@@ -76,7 +77,7 @@ function fromEnv(
   if (!path) {
     const v = env ? Deno.env.get(env) : undefined;
     if (!v) {
-      throw new Error(
+      throw new UserError(
         `${field}: no ${what} given: set ${env ? `the environment variable ${env} or ` : ""}` +
           `--set ${field}.${what === "folder" ? "dir" : "path"}=PATH and ${fix}`,
       );
@@ -86,14 +87,14 @@ function fromEnv(
   const abs = resolve(path);
   const kind = exists(abs);
   if (kind === null) {
-    throw new Error(
+    throw new UserError(
       `${field}: ${abs} does not exist: ${
         fix.replace("that folder", abs).replace("that path", abs)
       }`,
     );
   }
   if ((kind === "dir") !== (what === "folder")) {
-    throw new Error(`${field}: ${abs} is not a ${what}`);
+    throw new UserError(`${field}: ${abs} is not a ${what}`);
   }
   return abs;
 }
@@ -139,14 +140,14 @@ export function resolveModelSource(src: ModelSource, field: string): ResolvedMod
   if (src.dir || src.env) {
     return { kind: "dir", dir: fromEnv(src.dir, src.env, src.download, field, "folder") };
   }
-  if (!src.bundle) throw new Error(`${field}: give dir, env, bundle or synthetic`);
+  if (!src.bundle) throw new UserError(`${field}: give dir, env, bundle or synthetic`);
   const root = resolve(src.bundle);
   const found = completedBundles(root);
   const runIt = src.bundleExperiment
     ? `run \`deno task exp ${src.bundleExperiment}\` first`
     : "run the experiment that makes it first";
   if (found.length === 0) {
-    throw new Error(`${field}.bundle: no completed bundle at ${root}: ${runIt}`);
+    throw new UserError(`${field}.bundle: no completed bundle at ${root}: ${runIt}`);
   }
   if (src.rootHash) {
     for (const d of found) {
@@ -155,7 +156,7 @@ export function resolveModelSource(src: ModelSource, field: string): ResolvedMod
         return { kind: "bundle", bundle: d, rootHash: src.rootHash };
       }
     }
-    throw new Error(
+    throw new UserError(
       `${field}.rootHash: no completed bundle under ${root} has root hash ${src.rootHash} ` +
         `(found ${found.length}); ${runIt}, or --set ${field}.rootHash= to take the newest`,
     );
@@ -194,7 +195,9 @@ export async function loadModelSource(
   if (r.kind === "synthetic") {
     const tok = tokenizer || (src.syntheticTokenizer ? resolve(src.syntheticTokenizer) : "");
     if (!tok) {
-      throw new Error(`${field}.tokenizer: required with ${field}.synthetic (a tokenizer folder)`);
+      throw new UserError(
+        `${field}.tokenizer: required with ${field}.synthetic (a tokenizer folder)`,
+      );
     }
     const config = await resolveModelConfig(src.synthetic!, `${field}.synthetic`);
     return {
@@ -216,14 +219,14 @@ export async function loadModelSource(
     };
   }
   const v = await verifyBundle(r.bundle);
-  if (!v.ok) throw new Error(`${field}.bundle: ${r.bundle} does not verify: ${v.problems[0]}`);
+  if (!v.ok) throw new UserError(`${field}.bundle: ${r.bundle} does not verify: ${v.problems[0]}`);
   if (src.rootHash && v.rootHash !== src.rootHash) {
-    throw new Error(
+    throw new UserError(
       `${field}.rootHash: ${r.bundle} has root hash ${v.rootHash}, the manifest pins ${src.rootHash}`,
     );
   }
   const ckpt = await latestCheckpoint(join(r.bundle, "checkpoints"));
-  if (!ckpt) throw new Error(`${field}.bundle: ${r.bundle} holds no complete checkpoint`);
+  if (!ckpt) throw new UserError(`${field}.bundle: ${r.bundle} holds no complete checkpoint`);
   return {
     model: await LlamaModel.load(gpu, ckpt, loadOpts),
     dir: ckpt,

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 import { join, resolve } from "node:path";
 import type { GpuInfo } from "../../gpu/device.ts";
 import { canonicalJson } from "../manifest/canonical.ts";
@@ -29,7 +30,7 @@ import { findResumeTarget } from "../repro/resume_guard.ts";
 import { namedWrite } from "../repro/faults.ts";
 
 /** A problem the user can fix (existing bundle, missing input); printed without a stack. */
-export class RunSetupError extends Error {
+export class RunSetupError extends UserError {
   override name = "RunSetupError";
 }
 
@@ -375,7 +376,9 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     else {
       status = "failed";
       error = e instanceof Error ? e.message : String(e);
-      if (kind.resumable) error += `; ${await resumeHint(dir)}`;
+      // A bad input fails the same way on resume: no hint then.
+      const resumeHelps = !(e instanceof UserError) || e.resumeHelps;
+      if (kind.resumable && resumeHelps) error += `; ${await resumeHint(dir)}`;
       if (Deno.env.get("SELFPLAY_DEBUG") === "1" && e instanceof Error && e.stack) say(e.stack);
     }
   } finally {

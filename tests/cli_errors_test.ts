@@ -1,0 +1,85 @@
+// Errors a person can act on: every user-facing error class extends UserError, and main.ts tells
+// a user error (one line) from a bug (stack and hint) by instanceof alone.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { reportError } from "../main.ts";
+import { GpuUnavailableError } from "../gpu/device.ts";
+import { UsageError } from "../lib/cli/command.ts";
+import { DatasetError } from "../lib/data/instructions.ts";
+import { ManifestError } from "../lib/manifest/errors.ts";
+import { ModelFormatError } from "../lib/model/safetensors.ts";
+import { BundleWriteError } from "../lib/repro/faults.ts";
+import { ReproError } from "../lib/repro/reproduce.ts";
+import { CorruptCheckpointError } from "../lib/repro/resume.ts";
+import { ResumeRefusedError } from "../lib/repro/resume_guard.ts";
+import { RunSetupError } from "../lib/runner/run.ts";
+import { UserError } from "../lib/util/user_error.ts";
+import { cli } from "./cli_helpers.ts";
+
+/** Runs `fn` with console.error captured; returns what it printed and returned. */
+function captureStderr<T>(fn: () => T): { value: T; text: string } {
+  const lines: string[] = [];
+  const orig = console.error;
+  console.error = (...a: unknown[]) => lines.push(a.map(String).join(" "));
+  try {
+    return { value: fn(), text: lines.join("\n") };
+  } finally {
+    console.error = orig;
+  }
+}
+
+Deno.test("every user-facing error class extends UserError and keeps its own name", () => {
+  const errors: [Error, string][] = [
+    [new GpuUnavailableError("x"), "GpuUnavailableError"],
+    [new UsageError("x"), "UsageError"],
+    [new DatasetError("x"), "DatasetError"],
+    [new ManifestError("f.jsonc", "x"), "ManifestError"],
+    [new ModelFormatError("x"), "ModelFormatError"],
+    [new BundleWriteError("metrics.jsonl", new Error("disk")), "BundleWriteError"],
+    [new ReproError("x"), "ReproError"],
+    [new CorruptCheckpointError("x"), "CorruptCheckpointError"],
+    [new ResumeRefusedError("x"), "ResumeRefusedError"],
+    [new RunSetupError("x"), "RunSetupError"],
+  ];
+  for (const [e, name] of errors) {
+    assert.ok(e instanceof UserError, `${name} does not extend UserError`);
+    assert.equal(e.name, name);
+  }
+});
+
+Deno.test("main.ts: a user error is one line, a bug prints its stack and the hint", () => {
+  const user = captureStderr(() => reportError(new ModelFormatError("m/config.json: bad")));
+  assert.equal(user.value, 1);
+  assert.equal(user.text, "error: m/config.json: bad");
+  const usage = captureStderr(() => reportError(new UsageError("exp: missing argument")));
+  assert.equal(usage.value, 2);
+  assert.match(usage.text, /^error: exp: missing argument\n\nselfplay:/);
+  const bug = captureStderr(() => reportError(new TypeError("x is undefined")));
+  assert.equal(bug.value, 1);
+  assert.match(bug.text, /^error: x is undefined\nTypeError: x is undefined\n\s+at /);
+  assert.match(bug.text, /an internal error of selfplay.*SELFPLAY_DEBUG=1/s);
+});
+
+Deno.test("a run failing on a bad data file gives no --resume hint (resuming cannot help)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cli_errors_" });
+  try {
+    const data = join(dir, "chats.jsonl");
+    await Deno.writeTextFile(data, "{not json\n");
+    const r = await cli([
+      "exp",
+      "sft-tiny",
+      "--set",
+      `data.jsonl=${data}`,
+      "--set",
+      "steps=1",
+      "--out",
+      join(dir, "b"),
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /chats\.jsonl:1: invalid JSON/);
+    assert.doesNotMatch(r.stderr, /--resume/);
+    assert.doesNotMatch(r.stderr, /SELFPLAY_DEBUG/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
