@@ -5,6 +5,7 @@
  * @module
  */
 import { UserError } from "../lib/util/user_error.ts";
+import { ensureRuntimeDir } from "./runtime_dir.ts";
 
 /** What we learned about the adapter and what we asked of it; recorded in bundle provenance. */
 export interface GpuInfo {
@@ -141,6 +142,7 @@ export async function createGpu(opts: GpuOptions = {}): Promise<Gpu> {
   if (!("gpu" in navigator) || !navigator.gpu) {
     throw new GpuUnavailableError(`WebGPU is not available in this Deno. ${INSTALL_HINT}`);
   }
+  if (Deno.build.os === "linux") ensureRuntimeDir(); // silences Mesa's XDG_RUNTIME_DIR warning
   let adapter: GPUAdapter | null = null;
   try {
     adapter = await navigator.gpu.requestAdapter({

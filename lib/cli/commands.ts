@@ -5,6 +5,7 @@
  * @module
  */
 import type { Command } from "./command.ts";
+import { doctorCommand } from "./doctor.ts";
 import { expCommand } from "./exp.ts";
 import { listCommand } from "./list.ts";
 import { modelCommand } from "./model.ts";
@@ -20,6 +21,7 @@ export const COMMANDS: readonly Command[] = [
   listCommand,
   reportCommand,
   modelCommand,
+  doctorCommand,
 ];
 
 /** The top-level usage text. */
