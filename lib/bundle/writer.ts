@@ -15,7 +15,8 @@ import {
   serializeIndex,
   type StatusRecord,
 } from "./format.ts";
-import { hashFile, listFiles, rootHashOf } from "./hash.ts";
+import { hashFile, rootHashOf } from "./hash.ts";
+import { linkOnPath, scanTree } from "./no_links.ts";
 
 /** Whether a file must be reproduced byte for byte by a rerun. */
 export interface FileOptions {
@@ -73,10 +74,22 @@ export class BundleWriter {
     return join(this.dir, rel);
   }
 
+  /** Throws when a folder on the way to `rel`, or `rel` itself, is a link or a special file. */
+  async #refuseLinks(rel: string): Promise<void> {
+    const bad = await linkOnPath(this.dir, rel);
+    if (bad) {
+      throw new Error(
+        `bundle ${this.dir}: will not write ${rel}: ${bad} (bundles hold only regular files)`,
+      );
+    }
+  }
+
   /** Writes (replaces) a whole file atomically. */
   async writeFile(rel: string, data: Uint8Array | string, opts: FileOptions): Promise<void> {
     const isNew = !this.#files.has(rel);
-    await atomicWriteFile(this.register(rel, opts), data);
+    const path = this.register(rel, opts);
+    await this.#refuseLinks(rel);
+    await atomicWriteFile(path, data);
     if (isNew) await this.#recordRegistry(rel);
   }
 
@@ -97,7 +110,9 @@ export class BundleWriter {
     write: (file: Deno.FsFile) => Promise<void>,
   ): Promise<void> {
     const isNew = !this.#files.has(rel);
-    await atomicWriteWith(this.register(rel, opts), write);
+    const path = this.register(rel, opts);
+    await this.#refuseLinks(rel);
+    await atomicWriteWith(path, write);
     if (isNew) await this.#recordRegistry(rel);
   }
 
@@ -105,6 +120,7 @@ export class BundleWriter {
   async appendText(rel: string, text: string, opts: FileOptions): Promise<void> {
     const isNew = !this.#files.has(rel);
     const path = this.register(rel, opts);
+    await this.#refuseLinks(rel);
     await Deno.mkdir(join(path, ".."), { recursive: true });
     {
       using f = await Deno.open(path, { append: true, create: true });
@@ -155,7 +171,12 @@ export class BundleWriter {
    */
   async seal(status: Exclude<RunStatus, "running">, error?: string): Promise<BundleIndex> {
     const problems: string[] = [];
-    const onDisk = await listFiles(this.dir);
+    const tree = await scanTree(this.dir);
+    const onDisk = tree.files;
+    for (const odd of tree.odd) {
+      problems.push(`${odd.path} is ${odd.kind}; bundles hold only regular files`);
+      this.#files.delete(odd.path);
+    }
     for (const rel of onDisk) {
       if (isTempFile(rel)) await Deno.remove(join(this.dir, rel)); // left by an interrupted write
       else if (rel !== "bundle.json" && rel !== "status.json" && !this.#files.has(rel)) {
