@@ -5,6 +5,7 @@ import { verifyBundle } from "../lib/bundle/verify.ts";
 import { loadManifest } from "../lib/manifest/load.ts";
 import { defineKind, type ExperimentKind } from "../lib/runner/kind.ts";
 import { runExperiment, RunSetupError } from "../lib/runner/run.ts";
+import { UserError } from "../lib/util/user_error.ts";
 
 const tmp = () => Deno.makeTempDirSync({ prefix: "runner_test_" });
 
@@ -166,6 +167,38 @@ Deno.test("an existing completed run is refused unless --resume or --force", asy
   Deno.writeTextFileSync(join(other, "data.txt"), "keep me");
   await assert.rejects(() => run(s, { outDir: other, force: true }), /is not a bundle/);
   assert.equal(Deno.readTextFileSync(join(other, "data.txt")), "keep me");
+});
+
+Deno.test("--force removes only the earlier run's files and refuses, naming them, beside others", async () => {
+  const s = setup();
+  const first = await run(s);
+  const dir = first.bundleDir;
+  // A copied bundle with the user's work beside it: --force must not touch any of it.
+  Deno.writeTextFileSync(join(dir, "thesis.tex"), "\\section{Results}");
+  Deno.mkdirSync(join(dir, "mydir"));
+  Deno.writeTextFileSync(join(dir, "mydir", "notes.txt"), "mine");
+  await assert.rejects(() => run(s, { force: true }), (e: unknown) => {
+    assert.ok(e instanceof UserError, String(e));
+    assert.match(
+      (e as Error).message,
+      /holds files its run did not write \(mydir\/notes\.txt, thesis\.tex\); --force removes only/,
+    );
+    return true;
+  });
+  assert.equal(Deno.readTextFileSync(join(dir, "thesis.tex")), "\\section{Results}");
+  assert.equal(Deno.readTextFileSync(join(dir, "mydir", "notes.txt")), "mine");
+  assert.ok((await verifyBundle(dir)).problems.length === 2, "the old bundle is untouched");
+  // A link is named too (and never followed).
+  Deno.removeSync(join(dir, "thesis.tex"));
+  Deno.removeSync(join(dir, "mydir"), { recursive: true });
+  Deno.symlinkSync("/etc", join(dir, "etc-link"));
+  await assert.rejects(() => run(s, { force: true }), /etc-link \(a symbolic link\)/);
+  Deno.removeSync(join(dir, "etc-link"));
+  // With only the run's own files (and a temporary file of an interrupted write) it starts over.
+  Deno.writeTextFileSync(join(dir, ".eval.json.999.0.tmp"), "half");
+  const forced = await run(s, { force: true });
+  assert.equal(forced.status, "completed");
+  assert.ok((await verifyBundle(forced.bundleDir)).ok);
 });
 
 Deno.test("a thrown error marks the run failed with its message", async () => {

@@ -157,3 +157,43 @@ Deno.test("report.html in headless Chromium: charts drawn, no console errors, te
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("report refuses a folder that is not a bundle, and an output folder it did not write", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    // A folder that merely looks like a report's output: not a bundle, so nothing is written.
+    const notBundle = join(root, "paper");
+    await Deno.mkdir(join(notBundle, "charts"), { recursive: true });
+    await Deno.writeTextFile(join(notBundle, "report.html"), "my own page");
+    await Deno.writeTextFile(join(notBundle, "charts", "fig1.png"), "my figure");
+    await assert.rejects(
+      () => writeReport([notBundle]),
+      /paper: not a result bundle \(no bundle\.json or status\.json\)/,
+    );
+    await assert.rejects(
+      () => writeReport(["/etc"], { outDir: join(root, "x") }),
+      /not a result bundle/,
+    );
+    assert.equal(await Deno.readTextFile(join(notBundle, "report.html")), "my own page");
+    assert.equal(await Deno.readTextFile(join(notBundle, "charts", "fig1.png")), "my figure");
+
+    // A real bundle into a non-empty folder of someone else's: refused unless --force.
+    const dir = await writeFixtureBundle(root, { experiment: "tiny-lsp", runId: "a", iters: 5 });
+    await assert.rejects(
+      () => writeReport([dir], { outDir: notBundle }),
+      /is not empty and holds no report of ours.*--force/,
+    );
+    assert.equal(await Deno.readTextFile(join(notBundle, "report.html")), "my own page");
+    // An empty folder, then the same folder again (it now holds our report): both fine.
+    const out = join(root, "out");
+    await writeReport([dir], { outDir: out });
+    await writeReport([dir], { outDir: out });
+    // --force writes report.html and charts/ and leaves the other files alone.
+    await Deno.writeTextFile(join(root, "keep.txt"), "kept");
+    const forced = await writeReport([dir], { outDir: notBundle, force: true });
+    assert.match(await Deno.readTextFile(forced.htmlPath), /<title>selfplay report: /);
+    assert.equal(await Deno.readTextFile(join(notBundle, "charts", "fig1.png")), "my figure");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -155,6 +155,12 @@ export async function loadBundle(dir: string): Promise<BundleData> {
   const provenance = await readJsonObject(join(abs, "provenance.json"));
   const status = await readJsonObject(join(abs, "status.json"));
   const bundle = await readJsonObject(join(abs, "bundle.json"));
+  if (bundle === undefined && status === undefined) {
+    throw new UserError(
+      `${dir}: not a result bundle (no bundle.json or status.json); name a folder that ` +
+        "`deno task exp` wrote",
+    );
+  }
   const evalResults = await readJsonObject(join(abs, "eval.json"));
 
   const metricsPath = join(abs, "metrics.jsonl");

@@ -30,6 +30,51 @@ export interface ReportOptions {
   outDir?: string;
   /** PNG and canvas size of each figure. */
   size?: Size;
+  /**
+   * Write into a non-empty output folder that holds no report of ours (report.html and charts/
+   * are written; nothing else there is touched). Without it such a folder is refused.
+   */
+  force?: boolean;
+}
+
+/** Whether `dir` is missing or empty. */
+async function isEmptyOrMissing(dir: string): Promise<boolean> {
+  try {
+    for await (const _ of Deno.readDir(dir)) return false;
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return true;
+    throw e;
+  }
+}
+
+/** Whether `dir` holds a report.html that this code wrote (its title says so). */
+async function holdsOurReport(dir: string): Promise<boolean> {
+  try {
+    const head = (await Deno.readTextFile(join(dir, "report.html"))).slice(0, 4096);
+    return /<title>selfplay report: /.test(head);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Refuses an output folder whose files a report could overwrite (report.html, charts/*.png)
+ * unless it is empty, holds an earlier report of ours, is the unsealed bundle being reported on
+ * (its own charts), or `force` is set.
+ */
+async function checkReportTarget(
+  outDir: string,
+  bundles: readonly BundleData[],
+  force: boolean,
+): Promise<void> {
+  if (force || await isEmptyOrMissing(outDir) || await holdsOurReport(outDir)) return;
+  if (bundles.some((b) => resolve(b.dir) === outDir && b.bundle === undefined)) return;
+  throw new UserError(
+    `report: ${outDir} is not empty and holds no report of ours; its report.html or charts/ ` +
+      `could be overwritten: choose an empty or new folder with --out, or pass --force to write ` +
+      `into it (other files are left alone)`,
+  );
 }
 
 /** What {@link writeReport} wrote. */
@@ -104,6 +149,7 @@ export async function writeReport(
   }
   const size = options.size ?? FIGURE_SIZE;
   const outDir = resolve(options.outDir ?? defaultReportDir(bundles));
+  await checkReportTarget(outDir, bundles, options.force === true);
   const items = reportFigures(bundles);
 
   const { renderPng } = await import("./render_png.ts");

@@ -23,6 +23,7 @@ import { runIdOf } from "../bundle/run_id.ts";
 import { verifyBundle } from "../bundle/verify.ts";
 import { BundleWriter } from "../bundle/writer.ts";
 import type { ExperimentKind, RunContext, WriteOptions } from "./kind.ts";
+import { clearBundleDir } from "./clear_bundle.ts";
 import { ProgressReporter } from "./progress.ts";
 import { DETERMINISM_CLAIM } from "../repro/claim.ts";
 import { CorruptCheckpointError, prepareResume, resumeHint } from "../repro/resume.ts";
@@ -139,7 +140,7 @@ async function prepareDir(
   const state = status.success ? status.data.status : index.data!.status;
   const oldId = status.success ? status.data.runId : index.data!.runId;
   if (opts.force) {
-    await Deno.remove(dir, { recursive: true });
+    await clearBundleDir(dir, shown); // only the earlier run's own files
     return "fresh";
   }
   if (oldId !== runId) {
