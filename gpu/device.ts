@@ -124,6 +124,22 @@ function guessBackend(description: string): string {
 }
 
 let cached: Promise<Gpu> | null = null;
+/** Every device this process created, so a fault can be asked for without awaiting. */
+const created: Gpu[] = [];
+
+/**
+ * The faults of every device this process made, one per faulty device: its first WebGPU
+ * validation or out-of-memory error, or its loss. The runner compares them before and after a
+ * kind runs, so a run whose GPU work failed is never marked completed.
+ */
+export function gpuFaults(): string[] {
+  const out: string[] = [];
+  for (const g of created) {
+    if (g.error) out.push(`WebGPU error: ${g.error}`);
+    else if (g.lost) out.push(`the WebGPU device was lost (${g.lost})`);
+  }
+  return out;
+}
 
 /**
  * Returns the process-wide GPU (one device per process keeps pipelines and buffers shared).
@@ -198,6 +214,7 @@ export async function createGpu(opts: GpuOptions = {}): Promise<Gpu> {
       kernels: chooseKernelStyle(opts.kernels, isFallbackAdapter),
     },
   };
+  created.push(gpu);
   device.lost.then((l) => {
     gpu.lost = `${l.reason}: ${l.message}`;
   });

@@ -6,6 +6,7 @@ import { loadManifest } from "../lib/manifest/load.ts";
 import { defineKind, type ExperimentKind } from "../lib/runner/kind.ts";
 import { runExperiment, RunSetupError } from "../lib/runner/run.ts";
 import { UserError } from "../lib/util/user_error.ts";
+import { createGpu } from "../gpu/device.ts";
 
 const tmp = () => Deno.makeTempDirSync({ prefix: "runner_test_" });
 
@@ -61,7 +62,45 @@ const resumable = defineKind({
     }
   },
 });
-const KINDS: ExperimentKind[] = [counter, resumable];
+/** Fails in one of the ways that escape a kind's own control flow (see the "every failure" test). */
+const faulty = defineKind({
+  kind: "faulty",
+  description: "fails out of band",
+  schema: z.strictObject({
+    fault: z.enum(["rejection", "timer", "validation", "oom"]).default("rejection"),
+  }),
+  async run(ctx, p) {
+    await ctx.appendJsonl("metrics.jsonl", { step: 0 }, { deterministic: true });
+    if (p.fault === "rejection") {
+      // A promise nobody awaits (as a second failure inside Promise.all is).
+      Promise.reject(new Error("a lost promise"));
+      await new Promise((r) => setTimeout(r, 20));
+    } else if (p.fault === "timer") {
+      setTimeout(() => {
+        throw new Error("thrown in a timer");
+      }, 0);
+      await new Promise((r) => setTimeout(r, 20));
+    } else {
+      // A device of its own, so the process-wide one stays healthy for other tests.
+      const gpu = await createGpu();
+      if (p.fault === "validation") {
+        gpu.device.createBuffer({
+          size: 4,
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE,
+        });
+      } else {
+        gpu.device.dispatchEvent(
+          new GPUUncapturedErrorEvent("uncapturederror", {
+            error: new GPUOutOfMemoryError("out of memory (injected)"),
+          }),
+        );
+      }
+      await gpu.device.queue.onSubmittedWorkDone();
+      // The kind ends normally: only the runner's check can see that the GPU work failed.
+    }
+  },
+});
+const KINDS: ExperimentKind[] = [counter, resumable, faulty];
 
 function setup(sets: string[] = [], kind = "counter") {
   const root = tmp();
@@ -211,6 +250,25 @@ Deno.test("a thrown error marks the run failed with its message", async () => {
   assert.ok((await verifyBundle(out.bundleDir)).ok);
   await assert.rejects(() => run(s), /unfinished run \(status: failed\).*--force/);
   await assert.rejects(() => run(s, { resume: true }), /cannot resume/);
+});
+
+Deno.test("every failure is recorded: a lost rejection, a timer's throw, a WebGPU validation error, out-of-memory", async () => {
+  const cases: [string, RegExp][] = [
+    ["rejection", /^a lost promise \(an unhandled rejection\)$/],
+    ["timer", /^thrown in a timer \(uncaught\)$/],
+    ["validation", /^WebGPU error: .*MAP.*usage/],
+    ["oom", /^WebGPU error: out of memory \(injected\)$/],
+  ];
+  for (const [fault, re] of cases) {
+    const s = setup([`fault="${fault}"`], "faulty");
+    const out = await run(s);
+    assert.equal(out.status, "failed", fault);
+    assert.match(out.error ?? "", re, fault);
+    const st = JSON.parse(await Deno.readTextFile(join(out.bundleDir, "status.json")));
+    assert.equal(st.status, "failed", `${fault}: status.json says ${st.status}`);
+    assert.ok((await verifyBundle(out.bundleDir)).ok, fault);
+  }
+  await new Promise((r) => setTimeout(r, 50)); // let the kinds' own timers end
 });
 
 Deno.test("an aborted signal lets the run stop between steps and marks it interrupted", async () => {

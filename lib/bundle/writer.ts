@@ -145,13 +145,26 @@ export class BundleWriter {
     return next;
   }
 
-  async #writeStatus(): Promise<void> {
+  /**
+   * Writes status.json at once, synchronously (temporary file, rename): for the moment before
+   * the process exits on a second Ctrl-C, when no promise would run to its end.
+   */
+  setStatusSync(status: RunStatus, error?: string): void {
+    this.#status = { status, error };
+    const path = join(this.dir, "status.json");
+    // A name isTempFile() knows (a counter no async write reaches), so seal/resume clean it up.
+    const tmp = join(this.dir, `.status.json.${Deno.pid}.4294967295.tmp`);
+    Deno.writeTextFileSync(tmp, JSON.stringify(this.#statusRecord(), null, 2) + "\n");
+    Deno.renameSync(tmp, path);
+  }
+
+  #statusRecord(): StatusRecord {
     const { status, error } = this.#status!;
     const files: Record<string, boolean> = {};
     for (const [rel, o] of [...this.#files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       if (rel !== "status.json") files[rel] = o.deterministic;
     }
-    const rec: StatusRecord = {
+    return {
       status,
       experiment: this.experiment,
       runId: this.runId,
@@ -159,6 +172,10 @@ export class BundleWriter {
       updatedAt: new Date().toISOString(),
       files,
     };
+  }
+
+  async #writeStatus(): Promise<void> {
+    const rec = this.#statusRecord();
     await this.writeFile("status.json", JSON.stringify(rec, null, 2) + "\n", {
       deterministic: false,
     });

@@ -7,7 +7,7 @@
  */
 import { UserError } from "../util/user_error.ts";
 import { join, resolve } from "node:path";
-import type { GpuInfo } from "../../gpu/device.ts";
+import { gpuFaults, type GpuInfo } from "../../gpu/device.ts";
 import { canonicalJson } from "../manifest/canonical.ts";
 import { displayPath, type ResolvedManifest } from "../manifest/load.ts";
 import {
@@ -172,11 +172,56 @@ async function prepareDir(
   );
 }
 
-/** Catches SIGINT/SIGTERM while a run is in progress: first aborts, second exits at once. */
-function installSignals(ctl: AbortController, say: (msg: string) => void): () => void {
+/**
+ * Turns an error that escapes the kind (a rejected promise nobody awaited, an exception thrown in
+ * a timer) into the run's failure instead of a crash that leaves the bundle marked running.
+ */
+function catchEscapes(): { failed: Promise<never>; remove: () => void } {
+  let fail!: (e: unknown) => void;
+  const failed = new Promise<never>((_, reject) => fail = reject);
+  failed.catch(() => {});
+  const wrap = (e: unknown, how: string) => {
+    const err = e instanceof Error ? e : new Error(String(e));
+    return Object.assign(new Error(`${err.message} (${how})`, { cause: err }), {
+      stack: err.stack,
+    });
+  };
+  const onRejection = (ev: PromiseRejectionEvent) => {
+    ev.preventDefault();
+    fail(ev.reason instanceof UserError ? ev.reason : wrap(ev.reason, "an unhandled rejection"));
+  };
+  const onError = (ev: ErrorEvent) => {
+    ev.preventDefault();
+    fail(ev.error instanceof UserError ? ev.error : wrap(ev.error ?? ev.message, "uncaught"));
+  };
+  globalThis.addEventListener("unhandledrejection", onRejection);
+  globalThis.addEventListener("error", onError);
+  return {
+    failed,
+    remove: () => {
+      globalThis.removeEventListener("unhandledrejection", onRejection);
+      globalThis.removeEventListener("error", onError);
+    },
+  };
+}
+
+/**
+ * Catches SIGINT, SIGTERM and SIGHUP while a run is in progress: the first aborts (the run stops
+ * after its current step), the second calls `onExit` and exits at once.
+ */
+function installSignals(
+  ctl: AbortController,
+  say: (msg: string) => void,
+  onExit: () => void,
+): () => void {
   const handler = () => {
     if (ctl.signal.aborted) {
-      say("second interrupt: exiting now; the bundle stays marked running");
+      say("second interrupt: exiting now; the bundle is marked interrupted");
+      try {
+        onExit();
+      } catch (e) {
+        say(`could not mark the bundle interrupted: ${(e as Error).message}`);
+      }
       Deno.exit(130);
     }
     say(
@@ -185,7 +230,9 @@ function installSignals(ctl: AbortController, say: (msg: string) => void): () =>
     );
     ctl.abort(new DOMException("the run was interrupted", "AbortError"));
   };
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT"]
+    : ["SIGINT", "SIGTERM", "SIGHUP"];
   for (const s of signals) Deno.addSignalListener(s, handler);
   return () => {
     for (const s of signals) Deno.removeSignalListener(s, handler);
@@ -252,9 +299,6 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   await Deno.mkdir(dir, { recursive: true });
   const logPath = bundle.register("log.txt", { deterministic: false });
   await bundle.setStatus("running");
-  await bundle.writeFile("manifest.json", canonicalJson(m.resolved, 2) + "\n", {
-    deterministic: true,
-  });
 
   const provenance: Provenance & { extra: Record<string, unknown> } = {
     experiment: m.name,
@@ -274,23 +318,29 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     endedAt: null,
     extra: { determinism: DETERMINISM_CLAIM },
   };
-  if (resumePoint) {
-    const record = {
-      at: provenance.startedAt,
-      fromCheckpoint: resumePoint.checkpoint,
-      fromStep: resumePoint.step,
-      codeVersion: code,
-      ...(changedCode ? { changedCode } : {}),
-    };
-    provenance.extra.resume = record;
-    // Appended, so every resume of this bundle stays on record (provenance is rewritten).
-    await bundle.appendJsonl("resumes.jsonl", record, { deterministic: false });
-  }
   const writeProvenance = () =>
     bundle.writeFile("provenance.json", JSON.stringify(provenance, null, 2) + "\n", {
       deterministic: false,
     });
-  await writeProvenance();
+  // The first writes of the run: inside the run's try below, so their failure marks it failed.
+  const startup = async () => {
+    await bundle.writeFile("manifest.json", canonicalJson(m.resolved, 2) + "\n", {
+      deterministic: true,
+    });
+    if (resumePoint) {
+      const record = {
+        at: provenance.startedAt,
+        fromCheckpoint: resumePoint.checkpoint,
+        fromStep: resumePoint.step,
+        codeVersion: code,
+        ...(changedCode ? { changedCode } : {}),
+      };
+      provenance.extra.resume = record;
+      // Appended, so every resume of this bundle stays on record (provenance is rewritten).
+      await bundle.appendJsonl("resumes.jsonl", record, { deterministic: false });
+    }
+    await writeProvenance();
+  };
 
   const progress = new ProgressReporter();
   const enc = new TextEncoder();
@@ -306,7 +356,14 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   };
   const ctl = new AbortController();
   opts.signal?.addEventListener("abort", () => ctl.abort(opts.signal!.reason), { once: true });
-  const removeSignals = opts.signal ? () => {} : installSignals(ctl, log);
+  const removeSignals = opts.signal ? () => {} : installSignals(ctl, log, () => {
+    // A second signal exits at once: no promise would finish, so record it synchronously.
+    bundle.setStatusSync(
+      "interrupted",
+      "interrupted by a second signal before the run could stop; resume it with --resume " +
+        "where the kind supports it",
+    );
+  });
   const guard = (rel: string) => {
     if (RESERVED.has(rel)) throw new Error(`${rel} is written by the runner, not by a kind`);
     return rel;
@@ -369,9 +426,19 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   }
   let status: Exclude<RunStatus, "running"> = "completed";
   let error: string | undefined;
+  const escapes = catchEscapes();
+  const faultsBefore = new Set(gpuFaults());
   try {
-    await kind.run(ctx, m.params);
+    await startup();
+    const running = kind.run(ctx, m.params);
+    running.catch(() => {}); // when an escaped error ends the run first, its later end is moot
+    await Promise.race([running, escapes.failed]);
     if (ctl.signal.aborted) status = "interrupted";
+    else {
+      // WebGPU errors arrive asynchronously: work that failed on the GPU is not a completed run.
+      const fault = gpuFaults().find((f) => !faultsBefore.has(f));
+      if (fault) throw new Error(fault);
+    }
   } catch (e) {
     if (ctl.signal.aborted) status = "interrupted";
     else {
@@ -380,9 +447,17 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
       // A bad input fails the same way on resume: no hint then.
       const resumeHelps = !(e instanceof UserError) || e.resumeHelps;
       if (kind.resumable && resumeHelps) error += `; ${await resumeHint(dir)}`;
-      if (Deno.env.get("SELFPLAY_DEBUG") === "1" && e instanceof Error && e.stack) say(e.stack);
+      // A bug's stack goes to log.txt, where a report of it can quote it.
+      const stack = e instanceof Error && e.stack ? e.stack : "";
+      if (stack && !(e instanceof UserError)) {
+        await bundle.appendText("log.txt", `${new Date().toISOString()} ${stack}\n`, {
+          deterministic: false,
+        }).catch(() => {});
+      }
+      if (Deno.env.get("SELFPLAY_DEBUG") === "1" && stack) say(stack);
     }
   } finally {
+    escapes.remove();
     removeSignals();
     progress.clear(true);
   }
