@@ -9,6 +9,7 @@
 import { COMMANDS, topUsage } from "./lib/cli/commands.ts";
 import { UsageError } from "./lib/cli/command.ts";
 import { UserError } from "./lib/util/user_error.ts";
+import { nearestKey } from "./lib/manifest/suggest.ts";
 
 /** Runs the CLI on `args` and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -31,8 +32,12 @@ export async function main(args: string[]): Promise<number> {
   const cmd = COMMANDS.find((c) => c.name === name);
   try {
     if (!cmd) {
+      const near = name.startsWith("-")
+        ? (nearestKey(name.replace(/^-+/, ""), ["help"], 2) ? "--help" : null)
+        : nearestKey(name, COMMANDS.map((c) => c.name), 2);
       throw new UsageError(
-        name.startsWith("-") ? `unknown option "${name}"` : `unknown command "${name}"`,
+        (name.startsWith("-") ? `unknown option "${name}"` : `unknown command "${name}"`) +
+          (near ? ` (did you mean "${near}"?)` : ""),
       );
     }
     return await cmd.run(rest);

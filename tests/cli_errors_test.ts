@@ -83,3 +83,71 @@ Deno.test("a run failing on a bad data file gives no --resume hint (resuming can
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("misspelt flags and commands get the nearest spelling; values may start with '-'", async () => {
+  const flag = await cli(["exp", "gpu-probe", "--dryrun"]);
+  assert.equal(flag.code, 2);
+  assert.match(
+    flag.stderr,
+    /^error: exp: unknown option "--dryrun" \(did you mean "--dry-run"\?\)\n/,
+  );
+  const cmd = await cli(["verfy", "x"]);
+  assert.equal(cmd.code, 2);
+  assert.match(cmd.stderr, /^error: unknown command "verfy" \(did you mean "verify"\?\)\n/);
+  const help = await cli(["--hepl"]);
+  assert.match(help.stderr, /unknown option "--hepl" \(did you mean "--help"\?\)/);
+  const tiny = join("experiments", "assets", "tiny");
+  const neg = await cli(["model", "tokenize", "--model", tiny, "--text", "-5"]);
+  assert.equal(neg.code, 0, neg.stderr);
+  assert.equal(JSON.parse(neg.stdout).length, 3, "BOS, '-', '5'");
+  const empty = await cli(["model", "tokenize", "--model", tiny, "--text", ""]);
+  assert.equal(empty.code, 0, empty.stderr);
+  assert.ok(Array.isArray(JSON.parse(empty.stdout)));
+});
+
+Deno.test("manifest errors: no contents of a non-JSONC file, numbers out of range, a BOM accepted", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cli_errors_" });
+  try {
+    const secret = join(dir, "secret.txt");
+    await Deno.writeTextFile(secret, "root:x:0:0:hunter2\n");
+    const ext = join(dir, "ext.jsonc");
+    await Deno.writeTextFile(ext, JSON.stringify({ extends: secret }));
+    const r = await cli(["exp", ext, "--dry-run"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /secret\.txt: not a JSONC manifest: it does not start with "\{"/);
+    assert.doesNotMatch(r.stderr, /root|hunter2/);
+
+    const big = join(dir, "big.jsonc");
+    await Deno.writeTextFile(big, `{"extends": "gpu-probe", "timing": {"repeats": 1e400}}`);
+    const b = await cli(["exp", big, "--dry-run"]);
+    assert.equal(b.code, 1);
+    assert.match(b.stderr, /big\.jsonc: "timing\.repeats": the number is out of range/);
+    const s = await cli(["exp", "gpu-probe", "--set", "timing.repeats=1e400", "--dry-run"]);
+    assert.equal(s.code, 1);
+    assert.match(s.stderr, /--set: timing\.repeats=1e400: the number is out of range/);
+
+    const bom = join(dir, "bom.jsonc");
+    await Deno.writeTextFile(bom, `\uFEFF{"extends": "gpu-probe", "timing": {"repeats": 3}}`);
+    const m = await cli(["exp", bom, "--dry-run"]);
+    assert.equal(m.code, 0, m.stderr);
+    assert.equal(JSON.parse(m.stdout).timing.repeats, 3);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("repro --out onto the bundle itself says what to do, not a --force it lacks", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cli_errors_" });
+  try {
+    const b = join(dir, "probe");
+    const small = ["--set", "timing.repeats=1", "--set", "shapes=[[3,5,7]]"];
+    const made = await cli(["exp", "gpu-probe", ...small, "--out", b]);
+    assert.equal(made.code, 0, made.stderr);
+    const r = await cli(["repro", b, "--out", b]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /that is the bundle being reproduced; .*omit --out/);
+    assert.doesNotMatch(r.stderr, /--force/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

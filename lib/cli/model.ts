@@ -380,7 +380,10 @@ export async function runModelCommand(args: string[]): Promise<number> {
   const v = p.values;
   if (s === "info") await info(v);
   else if (s === "tokenize") {
-    const text = required(v, "text", "tokenize");
+    const text = str(v, "text"); // "" is a text too (it tokenizes to nothing, or a BOS)
+    if (text === undefined) {
+      throw new UsageError("model tokenize: --text is required", modelCommand);
+    }
     console.log(
       JSON.stringify(encodeText(await tokenizerOf(v, "tokenize"), text, Boolean(v.chat))),
     );

@@ -26,6 +26,7 @@ export class DatasetError extends UserError {
 
 /** Parses JSON-array or JSONL text into records, naming each bad line. */
 export function parseRecords(text: string, source: string): { where: string; value: unknown }[] {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a UTF-8 byte order mark
   const trimmed = text.trimStart();
   if (trimmed.length === 0) throw new DatasetError(`${source}: the file is empty`);
   if (trimmed.startsWith("[")) {

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { isEmptyOrMissing } from "../util/fs.ts";
 import { UserError } from "../util/user_error.ts";
 import { createHash } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
@@ -35,17 +36,6 @@ export interface ReportOptions {
    * are written; nothing else there is touched). Without it such a folder is refused.
    */
   force?: boolean;
-}
-
-/** Whether `dir` is missing or empty. */
-async function isEmptyOrMissing(dir: string): Promise<boolean> {
-  try {
-    for await (const _ of Deno.readDir(dir)) return false;
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return true;
-    throw e;
-  }
 }
 
 /** Whether `dir` holds a report.html that this code wrote (its title says so). */

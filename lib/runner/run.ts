@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { isEmptyOrMissing } from "../util/fs.ts";
 import { UserError } from "../util/user_error.ts";
 import { join, resolve } from "node:path";
 import { gpuFaults, type GpuInfo } from "../../gpu/device.ts";
@@ -105,16 +106,6 @@ async function isFile(path: string): Promise<boolean> {
     return (await Deno.stat(path)).isFile;
   } catch {
     return false;
-  }
-}
-
-async function isEmptyOrMissing(dir: string): Promise<boolean> {
-  try {
-    for await (const _ of Deno.readDir(dir)) return false;
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return true;
-    throw e;
   }
 }
 

@@ -96,6 +96,7 @@ export function parseChatExample(value: unknown, where: string): ChatExample {
 /** Parses JSONL text of chat examples (blank lines skipped); `source` names the file. */
 export function parseChatJsonl(text: string, source: string): ChatExample[] {
   const out: ChatExample[] = [];
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a UTF-8 byte order mark
   text.split("\n").forEach((line, i) => {
     if (line.trim() === "") return;
     const where = `${source}:${i + 1}`;
