@@ -151,3 +151,21 @@ Deno.test("repro --out onto the bundle itself says what to do, not a --force it 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("every missing input of a run is named at once, with download commands and gating", async () => {
+  const env = { SELFPLAY_LLAMA_DIR: "", SELFPLAY_REWARD_DIR: "", SELFPLAY_ALPACA_EVAL: "" };
+  const r = await cli(["exp", "llama3b-lsp"], env);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^error: 3 inputs are missing:\n/);
+  assert.match(r.stderr, /- model: .*SELFPLAY_LLAMA_DIR.*a gated model: accept its licence/);
+  assert.match(
+    r.stderr,
+    /`huggingface-cli download meta-llama\/Llama-3\.2-3B-Instruct --local-dir/,
+  );
+  assert.match(
+    r.stderr,
+    /- reward\.model: .*SELFPLAY_REWARD_DIR.*huggingface-cli download Skywork/,
+  );
+  assert.match(r.stderr, /- eval\.evalSet: .*SELFPLAY_ALPACA_EVAL/);
+  assert.doesNotMatch(r.stderr, /Skywork[^\n]*gated/);
+});

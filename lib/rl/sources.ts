@@ -8,6 +8,7 @@
  * @module
  */
 import { UserError } from "../util/user_error.ts";
+import { missingInput } from "../util/missing_inputs.ts";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import type { Gpu } from "../../gpu/device.ts";
@@ -61,6 +62,27 @@ function exists(path: string): "dir" | "file" | null {
   }
 }
 
+/** Owners on Hugging Face whose models are gated: a licence to accept and a login first. */
+const GATED_OWNERS = new Set(["meta-llama"]);
+
+/** What to do to get `download` into `target` (a folder or a file path), in words. */
+function downloadAdvice(download: string, target: string, what: "folder" | "file"): string {
+  if (!download) return `put the ${what} there`;
+  if (what === "folder" && /^[\w.-]+\/[\w.-]+$/.test(download)) {
+    const gated = GATED_OWNERS.has(download.split("/")[0])
+      ? ` (a gated model: accept its licence on huggingface.co/${download} and log in with ` +
+        "`huggingface-cli login` first)"
+      : "";
+    return `download ${download} from Hugging Face${gated}: ` +
+      `\`huggingface-cli download ${download} --local-dir ${target}\``;
+  }
+  return `download ${download} to ${target}`;
+}
+
+/**
+ * The folder or file named directly or by environment variable `env`. A missing one is
+ * reported through {@link missingInput} (so a run can name all of them at once), returning "".
+ */
 function fromEnv(
   given: string,
   env: string,
@@ -68,30 +90,25 @@ function fromEnv(
   field: string,
   what: "folder" | "file",
 ): string {
-  const fix = download
-    ? `download ${download} ${
-      what === "folder" ? "from Hugging Face into that folder" : "to that path"
-    }`
-    : `put the ${what} there`;
   let path = given;
   if (!path) {
     const v = env ? Deno.env.get(env) : undefined;
     if (!v) {
-      throw new UserError(
+      const target = env ? `$${env}` : "PATH";
+      missingInput(
         `${field}: no ${what} given: set ${env ? `the environment variable ${env} or ` : ""}` +
-          `--set ${field}.${what === "folder" ? "dir" : "path"}=PATH and ${fix}`,
+          `--set ${field}.${what === "folder" ? "dir" : "path"}=PATH, then ` +
+          downloadAdvice(download, target, what),
       );
+      return "";
     }
     path = v;
   }
   const abs = resolve(path);
   const kind = exists(abs);
   if (kind === null) {
-    throw new UserError(
-      `${field}: ${abs} does not exist: ${
-        fix.replace("that folder", abs).replace("that path", abs)
-      }`,
-    );
+    missingInput(`${field}: ${abs} does not exist: ${downloadAdvice(download, abs, what)}`);
+    return "";
   }
   if ((kind === "dir") !== (what === "folder")) {
     throw new UserError(`${field}: ${abs} is not a ${what}`);

@@ -6,6 +6,7 @@
  * @module
  */
 import { isEmptyOrMissing } from "../util/fs.ts";
+import { collectMissingInputs } from "../util/missing_inputs.ts";
 import { UserError } from "../util/user_error.ts";
 import { join, resolve } from "node:path";
 import { gpuFaults, type GpuInfo } from "../../gpu/device.ts";
@@ -80,7 +81,9 @@ async function hashInputs(
   m: ResolvedManifest,
 ): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const p of kind.inputs?.(m.params) ?? []) {
+  // Every missing input is named at once (lib/util/missing_inputs.ts), not one per attempt.
+  const paths = collectMissingInputs(() => kind.inputs?.(m.params) ?? []);
+  for (const p of paths) {
     try {
       out[p] = await hashPath(resolve(p));
     } catch (e) {
