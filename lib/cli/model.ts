@@ -190,11 +190,39 @@ async function configOf(
   return { config: parseLlamaConfig(json, syn!), dir: null };
 }
 
+/**
+ * Runs one phase of a subcommand with progress on stderr: a line when it starts, another with
+ * the elapsed time every 5 s while it runs (loading 3B weights or generating on a CPU adapter
+ * takes minutes), and its duration when it ends. stdout stays the result alone.
+ */
+async function phase<T>(label: string, fn: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  const secs = () => ((performance.now() - t0) / 1000).toFixed(0);
+  console.error(`${label}...`);
+  const timer = setInterval(() => console.error(`${label}: ${secs()} s`), 5000);
+  try {
+    const value = await fn();
+    console.error(`${label}: done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    return value;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 async function modelOf(v: Values, sub: string): Promise<LlamaModel> {
   const { config, dir } = await configOf(v, sub);
   const gpu = await getGpu();
-  if (dir !== null) return await LlamaModel.load(gpu, dir);
-  return LlamaModel.synthetic(gpu, config, num(v, "seed", 0, { int: true, min: 0 }));
+  const params = `${config.numLayers} layers, hidden ${config.hiddenSize}`;
+  if (dir !== null) {
+    return await phase(`loading ${dir} (${params})`, () => LlamaModel.load(gpu, dir));
+  }
+  return await phase(
+    `making synthetic weights (${params})`,
+    () =>
+      Promise.resolve(
+        LlamaModel.synthetic(gpu, config, num(v, "seed", 0, { int: true, min: 0 })),
+      ),
+  );
 }
 
 async function tokenizerOf(v: Values, sub: string): Promise<ChatTokenizer> {
@@ -269,8 +297,10 @@ async function logits(v: Values): Promise<void> {
   const rec = new Recorder(model.gpu);
   const buf = pass.forwardLogits(rec, Uint32Array.from(ids));
   const p = rec.read(buf, 0, T * V * 4);
-  await rec.submit();
-  const data = new Float32Array(await p);
+  const data = await phase(`forward over ${T} tokens`, async () => {
+    await rec.submit();
+    return new Float32Array(await p);
+  });
   await writeSafetensors(out, [{ name: "logits", dtype: "F32", shape: [T, V], data }]);
   console.log(`wrote ${out}: logits [${T}, ${V}] F32`);
 }
@@ -302,7 +332,7 @@ async function grad(v: Values): Promise<void> {
   const names = model.paramNames();
   const reads = names.map((n) => rec.read(grads.get(n)!, 0, model.paramNumel(n) * 4));
   const pl = rec.read(logp, 0, T * 4);
-  await rec.submit();
+  await phase(`forward and backward over ${T} tokens`, () => rec.submit());
   const tensors = [];
   for (let i = 0; i < names.length; i++) {
     tensors.push({
@@ -339,15 +369,20 @@ async function gen(v: Values): Promise<void> {
     ? encodeText(tok, prompt!, Boolean(v.chat))
     : parseTokens(tokensArg!, model.config.vocabSize);
   const stopIds = tok ? tok.stopIds : model.config.eosTokenIds;
-  const res = await generate(model, Array.from({ length: n }, () => ids), {
-    maxNewTokens,
-    temperature,
-    topP,
-    seed,
-    stream: 0,
-    stopIds,
-    readbackEvery,
-  });
+  const res = await phase(
+    `generating ${n} sample${n > 1 ? "s" : ""} (prompt ${ids.length} tokens, up to ` +
+      `${maxNewTokens} new)`,
+    () =>
+      generate(model, Array.from({ length: n }, () => ids), {
+        maxNewTokens,
+        temperature,
+        topP,
+        seed,
+        stream: 0,
+        stopIds,
+        readbackEvery,
+      }),
+  );
   for (let i = 0; i < n; i++) {
     const line: Record<string, unknown> = { sample: i };
     if (tok) line.text = tok.decode(res.tokens[i], { skipSpecialTokens: true });
