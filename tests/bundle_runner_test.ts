@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { verifyBundle } from "../lib/bundle/verify.ts";
 import { loadManifest } from "../lib/manifest/load.ts";
-import { defineKind, type ExperimentKind } from "../lib/runner/kind.ts";
+import { defineKind, type ExperimentKind } from "../lib/experiment/kind.ts";
 import { runExperiment, RunSetupError } from "../lib/runner/run.ts";
 import { UserError } from "../lib/util/user_error.ts";
 import { createGpu } from "../gpu/device.ts";

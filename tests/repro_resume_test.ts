@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { z } from "zod";
-import { sha256Hex } from "../lib/bundle/hash.ts";
+import { sha256Hex } from "../lib/util/hash_file.ts";
 import type { BundleIndex } from "../lib/bundle/format.ts";
 import { loadManifest } from "../lib/manifest/load.ts";
 import { compareDeterministic, formatComparison } from "../lib/repro/compare.ts";
-import { truncateJsonlText } from "../lib/repro/resume.ts";
-import { defineKind, type RunContext } from "../lib/runner/kind.ts";
+import { truncateJsonlText } from "../lib/runner/resume.ts";
+import { defineKind, type RunContext } from "../lib/experiment/kind.ts";
 import { runExperiment } from "../lib/runner/run.ts";
 
 Deno.test("truncateJsonlText keeps lines up to the step, lines without one, drops a torn tail", () => {

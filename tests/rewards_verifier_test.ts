@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Rng } from "../lib/tinyworld/prng.ts";
 import { generateTask } from "../lib/tinyworld/tasks.ts";
 import { TinyVerifierReward } from "../lib/tinyworld/reward.ts";
-import { VerifierTaskReward } from "../lib/rewards/verifier_reward.ts";
+import { VerifierTaskReward } from "../lib/tinyworld/verifier_task_reward.ts";
 import { scoreChecked, type TaskReward } from "../lib/rewards/reward.ts";
 
 Deno.test("verifier reward: exact answers 1, wrong 0, malformed queries by policy", async () => {

@@ -6,9 +6,9 @@ import { join } from "node:path";
 import { loadManifest } from "../lib/manifest/load.ts";
 import { runExperiment } from "../lib/runner/run.ts";
 import { tinyRlModel } from "./rl_fixtures.ts";
-import { grpoKind, lspKind } from "../lib/rl/kind.ts";
+import { KINDS } from "../lib/cli/kinds.ts";
 
-const kinds = [lspKind, grpoKind];
+const kinds = KINDS;
 
 function lspBody(modelDir: string, selfReward: boolean) {
   return {

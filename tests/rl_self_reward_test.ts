@@ -7,7 +7,7 @@ import {
   fillJudgePrompt,
   readPromptSource,
   solverConversation,
-} from "../lib/rl/roles.ts";
+} from "../lib/rl/conversations.ts";
 
 Deno.test("well-formed judge outputs: the last <score> tag counts", () => {
   assertEquals(parseSelfRewardScore("1+1+0+1+1+1+1=6\n<score>6</score>"), {

@@ -9,10 +9,11 @@
  */
 import { z } from "zod";
 import { getGpu } from "../../gpu/device.ts";
-import { defineKind, type RunContext } from "../runner/kind.ts";
+import { median } from "../util/median.ts";
+import { defineKind, type RunContext } from "../experiment/kind.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { generate } from "../model/generate.ts";
-import { ModelConfigField, resolveModelConfig } from "../train/model_config.ts";
+import { ModelConfigField, resolveModelConfig } from "../model/config_field.ts";
 
 /** Parameters of `bench-model`. */
 export const BenchModelSchema = z.strictObject({
@@ -44,8 +45,6 @@ export interface BenchModelResult {
   parameters: number;
   seconds: { prefill: number; generate: number };
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Runs the benchmark on a model (exported for tests and the bench-train comparison). */
 export async function benchModel(

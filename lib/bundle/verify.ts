@@ -12,9 +12,11 @@ import {
   serializeIndex,
   STATUS_SCHEMA,
 } from "./format.ts";
-import { hashFile, rootHashOf } from "./hash.ts";
+import { hashFile } from "../util/hash_file.ts";
+import { tryReadJson } from "../util/json_file.ts";
+import { rootHashOf } from "./hash.ts";
 import { linkOnPath, scanTree } from "./no_links.ts";
-import { checkReproductions, REPRODUCTIONS_FILE } from "../repro/reproductions.ts";
+import { checkReproductions, REPRODUCTIONS_FILE } from "./reproductions.ts";
 
 /** What {@link verifyBundle} found. */
 export interface VerifyResult {
@@ -31,14 +33,10 @@ export interface VerifyResult {
 }
 
 async function readStatus(dir: string): Promise<string> {
-  try {
-    const s = STATUS_SCHEMA.safeParse(
-      JSON.parse(await Deno.readTextFile(join(dir, "status.json"))),
-    );
-    return s.success ? s.data.status : "unreadable";
-  } catch {
-    return "missing";
-  }
+  const json = await tryReadJson(join(dir, "status.json"));
+  if (json === undefined) return "missing";
+  const s = STATUS_SCHEMA.safeParse(json);
+  return s.success ? s.data.status : "unreadable";
 }
 
 /** Checks a bundle directory against its bundle.json. Never throws for a bad bundle. */

@@ -5,7 +5,7 @@
  * @module
  */
 import { join } from "node:path";
-import { atomicWriteFile, atomicWriteWith, isTempFile } from "./atomic.ts";
+import { atomicWriteFile, atomicWriteWith, isTempFile } from "../util/atomic_write.ts";
 import {
   BUNDLE_FORMAT,
   type BundleFileEntry,
@@ -15,7 +15,8 @@ import {
   serializeIndex,
   type StatusRecord,
 } from "./format.ts";
-import { hashFile, rootHashOf } from "./hash.ts";
+import { hashFile } from "../util/hash_file.ts";
+import { rootHashOf } from "./hash.ts";
 import { linkOnPath, scanTree } from "./no_links.ts";
 
 /** Whether a file must be reproduced byte for byte by a rerun. */

@@ -17,7 +17,8 @@ import {
   loadLlamaConfig,
   parseLlamaConfig,
 } from "../model/config.ts";
-import { openCheckpoint, writeSafetensors } from "../model/safetensors.ts";
+import { openCheckpoint } from "../model/safetensors/checkpoint_folder.ts";
+import { writeSafetensors } from "../model/safetensors/write.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { ForwardPass } from "../model/forward.ts";
 import { generate } from "../model/generate.ts";

@@ -14,8 +14,8 @@
 import { UserError } from "../util/user_error.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { atomicWriteFile } from "../bundle/atomic.ts";
-import type { Replies } from "./chat_replies.ts";
+import { atomicWriteFile } from "../util/atomic_write.ts";
+import type { Replies } from "../model/chat_replies.ts";
 
 /** What the cached replies depend on. */
 export interface ReplyCacheKeyParts {

@@ -7,7 +7,7 @@
 import type { z } from "zod";
 import { ManifestError } from "./errors.ts";
 import { nonFinitePath } from "./jsonc.ts";
-import { isPlainObject } from "./merge.ts";
+import { isPlainObject } from "../util/plain_object.ts";
 import { childSchema, keysOf } from "./schema_keys.ts";
 import { nearestKey } from "./suggest.ts";
 

@@ -16,7 +16,7 @@
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { sha256Hex } from "../bundle/hash.ts";
+import { sha256Hex } from "../util/hash_file.ts";
 
 /** The name manifests use for this tokenizer (e.g. `model.syntheticTokenizer`). */
 export const LLAMA32_TOKENIZER = "llama-3.2";

@@ -11,11 +11,11 @@
  *
  * @module
  */
-import { generateReplies } from "../eval/chat_replies.ts";
+import { generateReplies } from "../model/chat_replies.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import type { ChatTokenizer } from "../model/tokenizer.ts";
 import type { RewardItem } from "../rewards/reward.ts";
-import { judgeConversation } from "./roles.ts";
+import { judgeConversation } from "./conversations.ts";
 
 /** How a judge output was read. */
 export type ScoreStatus = "ok" | "malformed" | "out_of_range";

@@ -6,10 +6,10 @@
  * @module
  */
 import { join } from "node:path";
-import { isTempFile } from "../bundle/atomic.ts";
+import { isTempFile } from "../util/atomic_write.ts";
 import { BUNDLE_INDEX_SCHEMA, STATUS_SCHEMA } from "../bundle/format.ts";
 import { scanTree } from "../bundle/no_links.ts";
-import { REPRODUCTIONS_FILE } from "../repro/reproductions.ts";
+import { REPRODUCTIONS_FILE } from "../bundle/reproductions.ts";
 import { UserError } from "../util/user_error.ts";
 
 async function readJson(path: string): Promise<unknown> {

@@ -11,7 +11,7 @@
 import type { ChatMessage } from "../train/data.ts";
 import { ChallengerSlots, familySlots, OPEN_SLOTS, renderChallengerPrompt } from "./challenger.ts";
 import { Rng } from "./prng.ts";
-import { drawJudgeCase, JudgeCase } from "./roles.ts";
+import { drawJudgeCase, JudgeCase } from "./examples.ts";
 import { buildJudgePrompt, gradeWithRubric, parseJudgeScore } from "./rubric.ts";
 import { generateTaskIn, splitOf } from "./split.ts";
 import { FAMILY_NAMES, FamilyName, MAX_LEVEL, parseTask, Task, verifyAnswer } from "./tasks.ts";

@@ -10,16 +10,11 @@
  * hardest tasks from the start.
  */
 
-import {
-  type ChatExample,
-  type DatasetFactory,
-  type DatasetProvider,
-  registerDataset,
-} from "../train/data.ts";
+import { type ChatExample, type DatasetFactory, type DatasetProvider } from "../train/data.ts";
 import { OPEN_SLOTS, renderChallengerPrompt } from "./challenger.ts";
 import { Rng } from "./prng.ts";
 import { buildJudgePrompt } from "./rubric.ts";
-import { challengerExample, drawJudgeCase, judgeExample, solverExample } from "./roles.ts";
+import { challengerExample, drawJudgeCase, judgeExample, solverExample } from "./examples.ts";
 import { generateTaskIn } from "./split.ts";
 import { FAMILY_NAMES, FamilyName, MAX_LEVEL } from "./tasks.ts";
 
@@ -233,5 +228,3 @@ export const tinyDatasetFactory: DatasetFactory = (params, seed) => {
   }
   return tinyDataset(seed, params as TinyMixtureOptions);
 };
-
-registerDataset(TINY_DATASET_NAME, tinyDatasetFactory);

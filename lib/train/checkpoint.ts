@@ -12,18 +12,17 @@
 import { UserError } from "../util/user_error.ts";
 import { createHash, type Hash } from "node:crypto";
 import { basename, join } from "node:path";
-import { atomicWriteWith } from "../bundle/atomic.ts";
-import { hashFile } from "../bundle/hash.ts";
+import { atomicWriteWith } from "../util/atomic_write.ts";
+import { hashFile } from "../util/hash_file.ts";
+import { writeAll } from "../util/byte_sink.ts";
+import { readJsonFile } from "../util/json_file.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { readF32 } from "../../gpu/buffers.ts";
 import { expectedTensors, type LlamaConfig, toHfConfigJson } from "../model/config.ts";
-import {
-  type LazyTensorToWrite,
-  openSafetensors,
-  readTensorF32,
-  SINGLE_FILE,
-  writeSafetensorsTo,
-} from "../model/safetensors.ts";
+import { SINGLE_FILE } from "../model/safetensors/checkpoint_folder.ts";
+import { openSafetensors } from "../model/safetensors/header.ts";
+import { readTensorF32 } from "../model/safetensors/read.ts";
+import { type LazyTensorToWrite, writeSafetensorsTo } from "../model/safetensors/write.ts";
 import type { Weights } from "../model/weights.ts";
 import type { AdamW } from "./optimizer.ts";
 import type { LrSchedule } from "./schedule.ts";
@@ -95,11 +94,6 @@ class HashingSink implements PartialWriter {
     this.hash.update(chunk.subarray(0, n));
     return n;
   }
-}
-
-async function writeAll(sink: PartialWriter, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await sink.write(bytes.subarray(off));
 }
 
 async function copyInto(src: string, dst: PartialWriter): Promise<void> {
@@ -235,7 +229,7 @@ export async function verifyCheckpoint(dir: string): Promise<void> {
 export async function loadTrainCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   await verifyCheckpoint(dir);
   const statePath = join(dir, "state.json");
-  const state = JSON.parse(await Deno.readTextFile(statePath)) as TrainState;
+  const state = await readJsonFile(statePath) as TrainState;
   for (const k of ["step", "dataPosition"] as const) {
     if (!Number.isInteger(state[k]) || state[k] < 0) {
       throw new UserError(`${statePath}: ${k} must be a non-negative integer`);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { Registry } from "../util/registry.ts";
 import { UserError } from "../util/user_error.ts";
 
 /** A chat role. */
@@ -37,12 +38,14 @@ export interface DatasetProvider {
 /** Makes a provider from manifest parameters and a seed. */
 export type DatasetFactory = (params: Record<string, unknown>, seed: number) => DatasetProvider;
 
-const generators = new Map<string, DatasetFactory>();
+/** Dataset generators other parts of the program provide (the tiny world's), by name. */
+export const DATASETS: Registry<DatasetFactory> = new Registry<DatasetFactory>(
+  "dataset generator",
+);
 
 /** Registers a named dataset generator (e.g. the tiny world's); a name may be taken once. */
 export function registerDataset(name: string, factory: DatasetFactory): void {
-  if (generators.has(name)) throw new Error(`dataset generator ${name} is already registered`);
-  generators.set(name, factory);
+  DATASETS.register(name, factory);
 }
 
 /** Instantiates a registered generator; unknown names list the known ones. */
@@ -51,12 +54,7 @@ export function generatedDataset(
   params: Record<string, unknown>,
   seed: number,
 ): DatasetProvider {
-  const f = generators.get(name);
-  if (!f) {
-    const known = [...generators.keys()].sort().join(", ") || "none";
-    throw new Error(`unknown dataset generator ${JSON.stringify(name)} (registered: ${known})`);
-  }
-  return f(params, seed);
+  return DATASETS.get(name)(params, seed);
 }
 
 const ROLES: readonly string[] = ["system", "user", "assistant"];

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { canonicalJson } from "../manifest/canonical.ts";
 import { displayPath } from "../manifest/load.ts";
 import { STATUS_SCHEMA } from "../bundle/format.ts";
+import { tryReadJson } from "../util/json_file.ts";
 
 /** A refusal to resume (printed without a stack, like the runner's other setup errors). */
 export class ResumeRefusedError extends UserError {
@@ -50,18 +51,10 @@ interface Found {
   code: unknown;
 }
 
-async function readJson(path: string): Promise<unknown> {
-  try {
-    return JSON.parse(await Deno.readTextFile(path));
-  } catch {
-    return undefined;
-  }
-}
-
 async function readBundle(dir: string): Promise<Found | null> {
-  const st = STATUS_SCHEMA.safeParse(await readJson(join(dir, "status.json")));
+  const st = STATUS_SCHEMA.safeParse(await tryReadJson(join(dir, "status.json")));
   if (!st.success) return null;
-  const prov = await readJson(join(dir, "provenance.json")) as
+  const prov = await tryReadJson(join(dir, "provenance.json")) as
     | { codeVersion?: unknown; inputs?: unknown }
     | undefined;
   return {
@@ -69,7 +62,7 @@ async function readBundle(dir: string): Promise<Found | null> {
     runId: st.data.runId,
     status: st.data.status,
     updatedAt: st.data.updatedAt,
-    manifest: await readJson(join(dir, "manifest.json")),
+    manifest: await tryReadJson(join(dir, "manifest.json")),
     inputs: prov?.inputs,
     code: prov?.codeVersion,
   };

@@ -10,8 +10,8 @@ import {
   solverMessages,
   verifierWinRate,
 } from "../lib/tinyworld/heldout.ts";
-import { tinyEval } from "../lib/eval/tiny_eval.ts";
-import { generateReplies } from "../lib/eval/chat_replies.ts";
+import { tinyEval } from "../lib/tinyworld/policy_vs_base.ts";
+import { generateReplies } from "../lib/model/chat_replies.ts";
 import { winRates } from "../lib/eval/winrate.ts";
 import type { TaskReward } from "../lib/rewards/reward.ts";
 

@@ -7,7 +7,8 @@
  */
 import { resolve } from "node:path";
 import { z } from "zod";
-import { type LlamaConfig, loadLlamaConfig, parseLlamaConfig } from "../model/config.ts";
+import { readJsonFile } from "../util/json_file.ts";
+import { type LlamaConfig, loadLlamaConfig, parseLlamaConfig } from "./config.ts";
 
 /** Manifest field: a path (file or folder) or an inline config.json object. */
 export const ModelConfigField = z.union([
@@ -29,11 +30,5 @@ export async function resolveModelConfig(
     throw new Error(`${fieldName}: cannot read ${path} (${(e as Error).message})`);
   }
   if (isDir) return await loadLlamaConfig(path);
-  let json: unknown;
-  try {
-    json = JSON.parse(await Deno.readTextFile(path));
-  } catch (e) {
-    throw new Error(`${path}: cannot read the config (${(e as Error).message})`);
-  }
-  return parseLlamaConfig(json, path);
+  return parseLlamaConfig(await readJsonFile(path), path);
 }

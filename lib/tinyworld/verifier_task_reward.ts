@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { TinyVerifierReward, type TinyVerifierRewardOptions } from "../tinyworld/reward.ts";
-import type { RewardItem, TaskReward } from "./reward.ts";
+import { TinyVerifierReward, type TinyVerifierRewardOptions } from "./reward.ts";
+import type { RewardItem, TaskReward } from "../rewards/reward.ts";
 
 /** R(q, a) from the tiny world's verifier, scored item by item (pure CPU, exact). */
 export class VerifierTaskReward implements TaskReward {

@@ -1,15 +1,13 @@
 /**
- * Where an RL run's models and data come from, resolved with errors a user can act on:
- * an HF folder given directly or through an environment variable (the message says exactly
- * what to download and where to put it), a completed result bundle's latest checkpoint (its
- * root hash checked when the manifest pins it), or synthetic weights of a config for a smoke run
- * of the real shapes.
+ * Where an RL run's models come from, resolved with errors a user can act on: an HF folder given
+ * directly or through an environment variable (the message says exactly what to download and
+ * where to put it), a completed result bundle's latest checkpoint (its root hash checked when the
+ * manifest pins it), or synthetic weights of a config for a smoke run of the real shapes.
  *
  * @module
  */
-import { UserError } from "../util/user_error.ts";
-import { missingInput } from "../util/missing_inputs.ts";
 import { join, resolve } from "node:path";
+import { UserError } from "../util/user_error.ts";
 import { z } from "zod";
 import type { Gpu } from "../../gpu/device.ts";
 import { verifyBundle } from "../bundle/verify.ts";
@@ -17,7 +15,8 @@ import { LlamaModel } from "../model/llama.ts";
 import { LLAMA32_TOKENIZER, llama32TokenizerDir } from "../model/llama32_tokenizer.ts";
 import { frozenLoadOptions, type WeightStorageChoice } from "../model/weights.ts";
 import { latestCheckpoint } from "../train/checkpoint.ts";
-import { ModelConfigField, resolveModelConfig } from "../train/model_config.ts";
+import { ModelConfigField, resolveModelConfig } from "../model/config_field.ts";
+import { pathKind, resolveGivenPath } from "../data/file_source.ts";
 
 /**
  * A model as a manifest field. Exactly one source is used, in this order: `synthetic` (random
@@ -48,94 +47,17 @@ export const ModelSourceSchema = z.strictObject({
 /** Parsed {@link ModelSourceSchema}. */
 export type ModelSource = z.output<typeof ModelSourceSchema>;
 
-/** A file (eval set, dataset) given directly or through an environment variable. */
-export const FileSourceSchema = z.strictObject({
-  path: z.string().default(""),
-  env: z.string().default(""),
-  download: z.string().default(""),
-});
-
-/** Parsed {@link FileSourceSchema}. */
-export type FileSource = z.output<typeof FileSourceSchema>;
-
-function exists(path: string): "dir" | "file" | null {
-  try {
-    return Deno.statSync(path).isDirectory ? "dir" : "file";
-  } catch {
-    return null;
-  }
-}
-
-/** Owners on Hugging Face whose models are gated: a licence to accept and a login first. */
-const GATED_OWNERS = new Set(["meta-llama"]);
-
-/** What to do to get `download` into `target` (a folder or a file path), in words. */
-function downloadAdvice(download: string, target: string, what: "folder" | "file"): string {
-  if (!download) return `put the ${what} there`;
-  if (what === "folder" && /^[\w.-]+\/[\w.-]+$/.test(download)) {
-    const gated = GATED_OWNERS.has(download.split("/")[0])
-      ? ` (a gated model: accept its licence on huggingface.co/${download} and log in with ` +
-        "`huggingface-cli login` first)"
-      : "";
-    return `download ${download} from Hugging Face${gated}: ` +
-      `\`huggingface-cli download ${download} --local-dir ${target}\``;
-  }
-  return `download ${download} to ${target}`;
-}
-
-/**
- * The folder or file named directly or by environment variable `env`. A missing one is
- * reported through {@link missingInput} (so a run can name all of them at once), returning "".
- */
-function fromEnv(
-  given: string,
-  env: string,
-  download: string,
-  field: string,
-  what: "folder" | "file",
-): string {
-  let path = given;
-  if (!path) {
-    const v = env ? Deno.env.get(env) : undefined;
-    if (!v) {
-      const target = env ? `$${env}` : "PATH";
-      missingInput(
-        `${field}: no ${what} given: set ${env ? `the environment variable ${env} or ` : ""}` +
-          `--set ${field}.${what === "folder" ? "dir" : "path"}=PATH, then ` +
-          downloadAdvice(download, target, what),
-      );
-      return "";
-    }
-    path = v;
-  }
-  const abs = resolve(path);
-  const kind = exists(abs);
-  if (kind === null) {
-    missingInput(`${field}: ${abs} does not exist: ${downloadAdvice(download, abs, what)}`);
-    return "";
-  }
-  if ((kind === "dir") !== (what === "folder")) {
-    throw new UserError(`${field}: ${abs} is not a ${what}`);
-  }
-  return abs;
-}
-
-/** A file path from a {@link FileSource}; errors say what to download and where. */
-export function resolveFileSource(src: FileSource, field: string): string {
-  return fromEnv(src.path, src.env, src.download, field, "file");
-}
-
 function completedBundles(dir: string): string[] {
   const out: string[] = [];
   const isCompleted = (d: string) => {
     try {
       return JSON.parse(Deno.readTextFileSync(join(d, "status.json"))).status === "completed" &&
-        exists(join(d, "bundle.json")) === "file";
+        pathKind(join(d, "bundle.json")) === "file";
     } catch {
       return false;
     }
   };
-  if (exists(join(dir, "bundle.json")) === "file") return isCompleted(dir) ? [dir] : [];
+  if (pathKind(join(dir, "bundle.json")) === "file") return isCompleted(dir) ? [dir] : [];
   try {
     for (const e of Deno.readDirSync(dir)) {
       if (e.isDirectory && isCompleted(join(dir, e.name))) out.push(join(dir, e.name));
@@ -159,7 +81,7 @@ export type ResolvedModelSource =
 export function resolveModelSource(src: ModelSource, field: string): ResolvedModelSource {
   if (src.synthetic !== undefined) return { kind: "synthetic" };
   if (src.dir || src.env) {
-    return { kind: "dir", dir: fromEnv(src.dir, src.env, src.download, field, "folder") };
+    return { kind: "dir", dir: resolveGivenPath(src.dir, src.env, src.download, field, "folder") };
   }
   if (!src.bundle) throw new UserError(`${field}: give dir, env, bundle or synthetic`);
   const root = resolve(src.bundle);

@@ -12,10 +12,9 @@ import { UserError } from "../util/user_error.ts";
 import { join } from "node:path";
 import type { BundleWriter } from "../bundle/writer.ts";
 import { latestCheckpoint, verifyCheckpoint } from "../train/checkpoint.ts";
+import { CHECKPOINTS_DIR } from "../train/run_checkpoints.ts";
 import { pathExists } from "../util/fs.ts";
-
-/** Where checkpointing kinds keep `step-N/` folders inside their bundle. */
-export const CHECKPOINTS_DIR = "checkpoints";
+import { readJsonFile } from "../util/json_file.ts";
 
 /** The keys a JSONL line may use for its iteration; lines with none of them are kept. */
 const STEP_KEYS = ["step", "iter", "iteration"] as const;
@@ -98,7 +97,9 @@ export async function prepareResume(
       );
     }
     const statePath = join(dir, checkpoint, "state.json");
-    const state = JSON.parse(await Deno.readTextFile(statePath)) as { step?: unknown };
+    const state = await readJsonFile(statePath, (m) => new CorruptCheckpointError(m)) as {
+      step?: unknown;
+    };
     if (!Number.isInteger(state?.step)) {
       throw new CorruptCheckpointError(`${statePath}: "step" is not an integer`);
     }

@@ -4,7 +4,7 @@ import { tinyTestConfig } from "../lib/model/random_model.ts";
 import { LlamaModel } from "../lib/model/llama.ts";
 import { loadTokenizer } from "../lib/model/tokenizer.ts";
 import { TINY_VOCAB_SIZE, writeTinyTokenizer } from "../lib/tinyworld/tokenizer.ts";
-import { generateReplies } from "../lib/eval/chat_replies.ts";
+import { generateReplies } from "../lib/model/chat_replies.ts";
 
 Deno.test("generateReplies: replies independent of batching; bad options and long prompts refused", async () => {
   const gpu = await getGpu();

@@ -1,15 +1,17 @@
 /**
- * The registry of experiment kinds. To add one: import it and add it to {@link KINDS}.
+ * The program's catalogue: every experiment kind a manifest can name, and the plug-ins they use
+ * (the tiny world registers its datasets, query source, verifier reward and evaluation when its
+ * plugin module loads). To add a kind: import it and add it to {@link KINDS}.
  *
  * @module
  */
 import { benchModelKind } from "../bench/bench_model.ts";
 import { benchTrainKind } from "../bench/bench_train.ts";
+import type { ExperimentKind } from "../experiment/kind.ts";
 import { gpuProbeKind } from "../probe/gpu_probe.ts";
-import { tinyPretrainKind } from "../tinyworld/pretrain.ts";
+import { grpoKind, lspKind } from "../rl/rl_kinds.ts";
+import { TINY_WORLD_KINDS } from "../tinyworld/plugin.ts";
 import { sftKind } from "../train/sft.ts";
-import { grpoKind, lspKind } from "../rl/kind.ts";
-import type { ExperimentKind } from "./kind.ts";
 
 /** Every experiment kind a manifest can name, in the order `list` shows them. */
 export const KINDS: readonly ExperimentKind[] = [
@@ -17,7 +19,7 @@ export const KINDS: readonly ExperimentKind[] = [
   sftKind,
   lspKind,
   grpoKind,
-  tinyPretrainKind,
+  ...TINY_WORLD_KINDS,
   benchModelKind,
   benchTrainKind,
 ];

@@ -1,7 +1,7 @@
 /** The whole held-out evaluation through a generator: an exact oracle and a weak baseline. */
 
 import assert from "node:assert/strict";
-import { evaluateTinyWorld, formatTinyEval } from "../lib/tinyworld/evaluate.ts";
+import { evaluateTinyWorld, formatTinyEval } from "../lib/tinyworld/heldout_eval.ts";
 import { gradeWithRubric, judgeCompletion } from "../lib/tinyworld/rubric.ts";
 import { parseTask } from "../lib/tinyworld/tasks.ts";
 import type { ChatMessage } from "../lib/train/data.ts";

@@ -9,7 +9,7 @@
  */
 import { join } from "node:path";
 import { z } from "zod";
-import { atomicWriteFile } from "../bundle/atomic.ts";
+import { atomicWriteFile } from "../util/atomic_write.ts";
 
 /** The annex's name inside the original bundle. */
 export const REPRODUCTIONS_FILE = "reproductions.jsonl";

@@ -1,14 +1,13 @@
 /**
- * Queries for the GRPO data baseline: an Alpaca-style instruction file (the paper's setting), or
- * for the tiny world a fixed generated dataset of training-split tasks (disjoint from the
- * held-out evaluation by the tiny world's hash split).
+ * The tiny world's query source for the GRPO data baseline: a fixed generated dataset of
+ * training-split tasks (disjoint from the held-out evaluation by the hash split).
  *
  * @module
  */
-import { loadInstructions } from "../data/instructions.ts";
-import { Rng } from "../tinyworld/prng.ts";
-import { generateTaskIn } from "../tinyworld/split.ts";
-import { FAMILY_NAMES, MAX_LEVEL } from "../tinyworld/tasks.ts";
+import type { QuerySourceFactory } from "../rl/query_source.ts";
+import { Rng } from "./prng.ts";
+import { generateTaskIn } from "./split.ts";
+import { FAMILY_NAMES, MAX_LEVEL } from "./tasks.ts";
 
 /**
  * `size` tiny-world training tasks, cycling through families and levels minLevel..maxLevel,
@@ -37,7 +36,6 @@ export function tinyTaskQueries(
   });
 }
 
-/** The user turns of an Alpaca-style JSON/JSONL file (instruction plus input). */
-export async function instructionQueries(path: string): Promise<string[]> {
-  return (await loadInstructions(path)).map((it) => it.prompt);
-}
+/** The `tiny` query source: `data.size` tasks of levels `data.minLevel..data.maxLevel`. */
+export const tinyQuerySource: QuerySourceFactory = (data, seed) =>
+  Promise.resolve(tinyTaskQueries(data.size, seed, data.minLevel, data.maxLevel));

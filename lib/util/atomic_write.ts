@@ -1,10 +1,12 @@
 /**
  * Atomic file writes: write a temporary file next to the target, fsync it, rename it over the
  * target, fsync the directory. A reader sees the old file or the new one, never half of one.
+ * The one atomic writer of the project (bundles, checkpoints, model files, caches).
  *
  * @module
  */
 import { dirname, join } from "node:path";
+import { writeAll } from "./byte_sink.ts";
 
 let counter = 0;
 
@@ -48,10 +50,7 @@ export async function atomicWriteWith(
 /** Writes bytes or UTF-8 text to `path` atomically. */
 export async function atomicWriteFile(path: string, data: Uint8Array | string): Promise<void> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  await atomicWriteWith(path, async (f) => {
-    let off = 0;
-    while (off < bytes.length) off += await f.write(bytes.subarray(off));
-  });
+  await atomicWriteWith(path, (f) => writeAll(f, bytes));
 }
 
 /** True for the temporary files {@link atomicWriteWith} leaves only if the process dies. */

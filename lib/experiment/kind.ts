@@ -65,7 +65,7 @@ export interface RunContext {
 
 /**
  * An experiment kind. `P` is the type of its parameters (the output of `schema`). Register new
- * kinds in lib/runner/kinds.ts.
+ * kinds in lib/cli/kinds.ts.
  */
 export interface ExperimentKind<P = Record<string, unknown>> {
   /** The manifest's `kind` value. */

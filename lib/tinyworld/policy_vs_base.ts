@@ -16,12 +16,13 @@ import {
   type GenerateTexts,
   type TinyEvalOptions,
   type TinyEvalReport,
-} from "../tinyworld/evaluate.ts";
-import { HELD_OUT_SEED, heldOutTasks, solverMessages } from "../tinyworld/heldout.ts";
+} from "./heldout_eval.ts";
+import { HELD_OUT_SEED, heldOutTasks, solverMessages } from "./heldout.ts";
 import { scoreChecked, type TaskReward } from "../rewards/reward.ts";
-import { VerifierTaskReward } from "../rewards/verifier_reward.ts";
-import { generateReplies } from "./chat_replies.ts";
-import { type RateWithError, type WinRates, winRates } from "./winrate.ts";
+import { VerifierTaskReward } from "./verifier_task_reward.ts";
+import { generateReplies } from "../model/chat_replies.ts";
+import { type RateWithError, type WinRates, winRates } from "../eval/winrate.ts";
+import type { Evaluation } from "../eval/evaluation.ts";
 
 /** Inputs of {@link tinyEval}. */
 export interface TinyEvalInputs {
@@ -133,3 +134,30 @@ export async function tinyEval(o: TinyEvalInputs): Promise<TinyEvalResult> {
     samples,
   };
 }
+
+/** The `tiny` evaluation of an RL run: {@link tinyEval} on the `eval` section, as eval.json. */
+export const tinyEvaluation: Evaluation = async (i) => {
+  const e = i.params;
+  const result = await tinyEval({
+    policy: i.policy,
+    base: i.base,
+    tokenizer: i.tokenizer,
+    heldOut: {
+      perCell: e.perCell,
+      judgeCases: e.judgeCases,
+      challengerSamples: e.challengerSamples,
+      judgePrompt: i.prompts.judge,
+      challengerPrompt: i.prompts.challenger,
+    },
+    temperature: e.temperature,
+    maxNewTokens: e.maxNewTokens,
+    seed: i.seed,
+    batchSize: e.batchSize,
+  });
+  return {
+    files: [{ path: "eval.json", content: JSON.stringify(result, null, 2) + "\n" }],
+    summary: `eval: held-out accuracy ${result.policy.solver.overall.accuracy.toFixed(3)} (base ` +
+      `${result.base.solver.overall.accuracy.toFixed(3)}), win rate ` +
+      `${result.winRate.overall.mean.toFixed(3)}`,
+  };
+};

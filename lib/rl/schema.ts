@@ -1,0 +1,122 @@
+/**
+ * The manifests of the RL kinds: `lsp` (Language Self-Play; LSP-Zero is `selfReward.enabled:
+ * false`) and `grpo` (the data baseline). Every choice LSP.md leaves open is a field here, so the
+ * resolved manifest in the bundle records it.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { WEIGHT_STORAGE_CHOICES } from "../model/weights.ts";
+import { TASK_REWARDS } from "../rewards/reward.ts";
+import { EvalSchema } from "../eval/evaluation.ts";
+import { OptimizerSchema } from "../train/optimizer_schema.ts";
+import { ModelSourceSchema } from "./model_source.ts";
+import { DataSchema } from "./query_source.ts";
+
+const PromptSourceSchema = z.union([
+  z.strictObject({ text: z.string().min(1) }),
+  z.strictObject({ file: z.string().min(1) }),
+]);
+
+const SamplingSchema = z.strictObject({
+  maxNewTokens: z.number().int().min(1),
+  temperature: z.number().min(0).default(1),
+  topP: z.number().gt(0).max(1).default(1),
+});
+
+const RewardSchema = z.strictObject({
+  /** `model`: a sequence-classification RM; or a registered reward (`verifier`: the tiny world's). */
+  kind: TASK_REWARDS.nameSchema(["model"]),
+  malformedQuery: z.enum(["max", "zero"]).default("max"),
+  partialCredit: z.number().min(0).max(1).default(0),
+  model: ModelSourceSchema.prefault({}),
+  batchSize: z.number().int().min(1).default(4),
+  maxTokens: z.number().int().min(2).default(2048),
+  /** Weight storage of the frozen reward model ("auto": BF16 checkpoints stay 16-bit, exact). */
+  storage: z.enum(WEIGHT_STORAGE_CHOICES).default("auto"),
+});
+
+const common = {
+  /** The policy's starting point; the frozen reference is a second copy of it. */
+  model: ModelSourceSchema,
+  /** The frozen reference's weight storage ("auto": 16-bit when the checkpoint is BF16, exact). */
+  reference: z.strictObject({
+    storage: z.enum(WEIGHT_STORAGE_CHOICES).default("auto"),
+  }).prefault({}),
+  iterations: z.number().int().min(1),
+  /** N: queries per iteration (= batchSize * gradAccum, as the paper's table). */
+  queries: z.number().int().min(1).default(8),
+  /** G: solver answers per query (not given by the paper). */
+  answersPerQuery: z.number().int().min(2).default(4),
+  /** Queries per micro-batch and micro-batches per step (paper: 4 and 2). */
+  batchSize: z.number().int().min(1).default(4),
+  gradAccum: z.number().int().min(1).default(2),
+  /** Sequences per forward/backward pass: memory only (gradients are summed exactly). */
+  rowsPerPass: z.number().int().min(1).default(4),
+  /** Sequences per generate() call. */
+  generationBatch: z.number().int().min(1).default(32),
+  recompute: z.boolean().default(false),
+  solver: SamplingSchema,
+  loss: z.strictObject({
+    beta: z.number().min(0).default(0.05),
+    alphaCh: z.number().min(0).default(1),
+    aggregation: z.enum(["sequence-sum", "token-mean"]).default("sequence-sum"),
+    klEstimator: z.enum(["k1", "k3"]).default("k1"),
+    advantageNorm: z.enum(["none", "std"]).default("none"),
+  }).prefault({}),
+  reward: RewardSchema,
+  optimizer: OptimizerSchema,
+  samplesEvery: z.number().int().min(1).default(10),
+  /** Checkpoint every K iterations (0: only at the end). */
+  checkpointEvery: z.number().int().min(0).default(0),
+  eval: EvalSchema,
+};
+
+/** Parameters of the `lsp` kind. */
+export const LspSchema = z.strictObject({
+  ...common,
+  challenger: z.strictObject({
+    prompt: PromptSourceSchema,
+    task: z.string().default(""),
+    template: z.string().default(""),
+    maxNewTokens: z.number().int().min(1),
+    temperature: z.number().min(0).default(1),
+    topP: z.number().gt(0).max(1).default(1),
+  }),
+  selfReward: z.strictObject({
+    /** On: LSP; off: LSP-Zero. */
+    enabled: z.boolean(),
+    prompt: PromptSourceSchema.default({ file: "experiments/assets/lsp/judge_prompt.txt" }),
+    maxNewTokens: z.number().int().min(1).default(256),
+    temperature: z.number().min(0).default(0),
+    max: z.number().int().min(1).default(7),
+    /** Score of an unreadable or out-of-range judgement (counted in the metrics). */
+    fallback: z.number().default(0),
+    /** R + weight * R_Q (the paper: no rescaling, 1). */
+    weight: z.number().min(0).default(1),
+    batchSize: z.number().int().min(1).default(32),
+  }),
+});
+
+/** Parameters of the `grpo` kind. */
+export const GrpoSchema = z.strictObject({
+  ...common,
+  /** Where the queries come from (`file`: Alpaca JSON/JSONL; `tiny`: generated tasks). */
+  data: DataSchema,
+});
+
+/** Parsed `lsp` parameters. */
+export type LspParams = z.output<typeof LspSchema>;
+/** Parsed `grpo` parameters. */
+export type GrpoParams = z.output<typeof GrpoSchema>;
+
+/**
+ * What one RL run is: the algorithm, told apart by this explicit field (LSP and LSP-Zero by
+ * `selfReward.enabled`), with its parameters.
+ */
+export type RlRun =
+  | { algorithm: "lsp"; params: LspParams }
+  | { algorithm: "grpo"; params: GrpoParams };
+
+/** The parameters every RL run has. */
+export type RlParams = LspParams | GrpoParams;
