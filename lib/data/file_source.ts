@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { projectPath } from "../util/project_path.ts";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { missingInput } from "../util/missing_inputs.ts";
@@ -71,7 +72,9 @@ export function resolveGivenPath(
     }
     path = v;
   }
-  const abs = resolve(path);
+  // A path in the manifest is relative to the project root; one in an environment variable, to
+  // the folder the command was started from (where the user set it).
+  const abs = given ? projectPath(given) : resolve(path);
   const kind = pathKind(abs);
   if (kind === null) {
     missingInput(`${field}: ${abs} does not exist: ${downloadAdvice(download, abs, what)}`);

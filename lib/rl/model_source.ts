@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { join, resolve } from "node:path";
+import { projectPath } from "../util/project_path.ts";
+import { join } from "node:path";
 import { UserError } from "../util/user_error.ts";
 import { z } from "zod";
 import type { Gpu } from "../../gpu/device.ts";
@@ -84,7 +85,7 @@ export function resolveModelSource(src: ModelSource, field: string): ResolvedMod
     return { kind: "dir", dir: resolveGivenPath(src.dir, src.env, src.download, field, "folder") };
   }
   if (!src.bundle) throw new UserError(`${field}: give dir, env, bundle or synthetic`);
-  const root = resolve(src.bundle);
+  const root = projectPath(src.bundle);
   const found = completedBundles(root);
   const runIt = src.bundleExperiment
     ? `run \`deno task exp ${src.bundleExperiment}\` first`
@@ -182,7 +183,7 @@ export async function loadModelSource(
 
 /** A tokenizer folder, or the one a name stands for (`"llama-3.2"`: lib/model/llama32_tokenizer.ts). */
 async function tokenizerFolder(nameOrPath: string): Promise<string> {
-  return nameOrPath === LLAMA32_TOKENIZER ? await llama32TokenizerDir() : resolve(nameOrPath);
+  return nameOrPath === LLAMA32_TOKENIZER ? await llama32TokenizerDir() : projectPath(nameOrPath);
 }
 
 /** What of a model source enters the run id (bundles and folders; synthetic is in the manifest). */

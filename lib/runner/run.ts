@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { projectPath } from "../util/project_path.ts";
 import { join, resolve } from "node:path";
 import { gpuFaults } from "../../gpu/device.ts";
 import { canonicalJson } from "../manifest/canonical.ts";
@@ -81,7 +82,7 @@ async function hashInputs(
   const paths = collectMissingInputs(() => kind.inputs?.(m.params) ?? []);
   for (const p of paths) {
     try {
-      out[p] = await hashPath(resolve(p));
+      out[p] = await hashPath(projectPath(p));
     } catch (e) {
       throw new RunSetupError(
         `${displayPath(m.file)}: input "${p}" cannot be read (${(e as Error).message}); ` +
