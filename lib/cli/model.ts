@@ -22,6 +22,7 @@ import { writeSafetensors } from "../model/safetensors/write.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { ForwardPass } from "../model/forward.ts";
 import { generate } from "../model/generate.ts";
+import { checkGenerationFits } from "../model/generation_limits.ts";
 import { type ChatTokenizer, loadTokenizer } from "../model/tokenizer.ts";
 import { type Command, parseCommandArgs, UsageError } from "./command.ts";
 
@@ -365,10 +366,18 @@ async function gen(v: Values): Promise<void> {
   const seed = num(v, "seed", 0, { int: true, min: 0 });
   const readbackEvery = num(v, "readback-every", 8, { int: true, min: 1 });
   const tok = prompt !== undefined ? await tokenizerOf(v, "generate") : null;
-  const model = await modelOf(v, "generate");
+  // Lengths first, from the config alone: a prompt past the model's positions (or buffers past
+  // the device's bindings) is refused before any weights load.
+  const { config } = await configOf(v, "generate");
   const ids = tok
     ? encodeText(tok, prompt!, Boolean(v.chat))
-    : parseTokens(tokensArg!, model.config.vocabSize);
+    : parseTokens(tokensArg!, config.vocabSize);
+  const limits = (await getGpu()).device.limits;
+  checkGenerationFits(config, limits.maxStorageBufferBindingSize, {
+    promptLengths: Array.from({ length: n }, () => ids.length),
+    maxNewTokens,
+  }, "model generate");
+  const model = await modelOf(v, "generate");
   const stopIds = tok ? tok.stopIds : model.config.eosTokenIds;
   const res = await phase(
     `generating ${n} sample${n > 1 ? "s" : ""} (prompt ${ids.length} tokens, up to ` +
