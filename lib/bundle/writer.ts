@@ -43,6 +43,7 @@ export class BundleWriter {
   #status: { status: RunStatus; error?: string } | null = null;
   #statusChain: Promise<void> = Promise.resolve();
   #sealed: BundleIndex | null = null;
+  #finalStatusWritten = false;
 
   constructor(dir: string, experiment: string, runId: string) {
     this.dir = dir;
@@ -151,6 +152,8 @@ export class BundleWriter {
    * the process exits on a second Ctrl-C, when no promise would run to its end.
    */
   setStatusSync(status: RunStatus, error?: string): void {
+    // Once seal() has written the final status, it stands (bundle.json will hash that file).
+    if (this.#finalStatusWritten) return;
     this.#status = { status, error };
     const path = join(this.dir, "status.json");
     // A name isTempFile() knows (a counter no async write reaches), so seal/resume clean it up.
@@ -214,6 +217,7 @@ export class BundleWriter {
       error = `the bundle is incomplete: ${problems.join("; ")}`;
     }
     await this.setStatus(status, error);
+    this.#finalStatusWritten = true;
     const files: BundleFileEntry[] = [];
     for (const rel of [...this.#files.keys()].sort()) {
       const { size, sha256 } = await hashFile(join(this.dir, rel));

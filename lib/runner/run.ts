@@ -447,43 +447,48 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
       logOnly,
     }, startup));
   } finally {
-    removeSignals();
     out.endProgress();
   }
-  if (status === "interrupted") error = "interrupted by a signal before the run finished";
-  // Every bundle gets its own charts. PNG bytes depend on the host's fonts and canvas build,
-  // so they are run-specific records, not deterministic outputs.
+  // The signal handlers stay until the bundle is sealed: a second signal while charts are drawn
+  // or files hashed still records the run as interrupted instead of leaving it running.
   try {
-    const { writeBundleCharts } = await import("../report/bundle_charts.ts");
-    await writeBundleCharts(
-      dir,
-      (rel, bytes) => bundle.writeFile(rel, bytes, { deterministic: false }),
-    );
-  } catch (e) {
-    out.log(`charts not drawn: ${(e as Error).message}`);
+    if (status === "interrupted") error = "interrupted by a signal before the run finished";
+    // Every bundle gets its own charts. PNG bytes depend on the host's fonts and canvas build,
+    // so they are run-specific records, not deterministic outputs.
+    try {
+      const { writeBundleCharts } = await import("../report/bundle_charts.ts");
+      await writeBundleCharts(
+        dir,
+        (rel, bytes) => bundle.writeFile(rel, bytes, { deterministic: false }),
+      );
+    } catch (e) {
+      out.log(`charts not drawn: ${(e as Error).message}`);
+    }
+    let index;
+    try {
+      out.log(`run ${status}${error ? `: ${error}` : ""}`);
+      provenance.endedAt = new Date().toISOString();
+      await writeProvenance();
+      index = await bundle.seal(status, error);
+    } catch (e) {
+      // A full or failing disk: say so, never hide the run's own outcome behind it.
+      const why = `the bundle could not be sealed (${(e as Error).message})`;
+      out.say(`run failed: ${why}`);
+      return {
+        status: "failed",
+        bundleDir: dir,
+        runId,
+        error: `${error ? `${error}; then ` : ""}${why}`,
+        index: null,
+        alreadyComplete: false,
+      };
+    }
+    if (index.status !== status) {
+      status = index.status;
+      error = (await tryReadJson(join(dir, "status.json")) as { error?: string })?.error;
+    }
+    return { status, bundleDir: dir, runId, error, index, alreadyComplete: false };
+  } finally {
+    removeSignals();
   }
-  let index;
-  try {
-    out.log(`run ${status}${error ? `: ${error}` : ""}`);
-    provenance.endedAt = new Date().toISOString();
-    await writeProvenance();
-    index = await bundle.seal(status, error);
-  } catch (e) {
-    // A full or failing disk: say so, never hide the run's own outcome behind it.
-    const why = `the bundle could not be sealed (${(e as Error).message})`;
-    out.say(`run failed: ${why}`);
-    return {
-      status: "failed",
-      bundleDir: dir,
-      runId,
-      error: `${error ? `${error}; then ` : ""}${why}`,
-      index: null,
-      alreadyComplete: false,
-    };
-  }
-  if (index.status !== status) {
-    status = index.status;
-    error = (await tryReadJson(join(dir, "status.json")) as { error?: string })?.error;
-  }
-  return { status, bundleDir: dir, runId, error, index, alreadyComplete: false };
 }
