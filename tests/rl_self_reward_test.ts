@@ -1,6 +1,6 @@
 // Self-reward score parsing (well-formed, malformed, out of range) and the role prompts.
 import { assertEquals, assertThrows } from "./rl_asserts.ts";
-import { parseSelfRewardScore } from "../lib/rl/self_reward.ts";
+import { parseScoreTag as parseSelfRewardScore } from "../lib/rewards/score_tag.ts";
 import {
   challengerConversation,
   fillChallengerPrompt,
@@ -21,6 +21,22 @@ Deno.test("well-formed judge outputs: the last <score> tag counts", () => {
     score: 3,
     status: "ok",
   });
+});
+
+Deno.test("score tags are read whatever their case and inner whitespace (the paper writes <Score>)", () => {
+  for (
+    const text of [
+      "<Score>5</Score>",
+      "<SCORE> 5 </SCORE>",
+      "< score >5</ score >",
+      "Calculation: 1+1+1+1+0+0+1 = 5\n<Score>\n5\n</Score>",
+      "<score>2</score> ... <Score>5</Score>",
+    ]
+  ) {
+    assertEquals(parseSelfRewardScore(text), { score: 5, status: "ok" }, text);
+  }
+  // The old case-sensitive reading took these as malformed and scored them 0.
+  assertEquals(parseSelfRewardScore("<Score>8</Score>"), { score: 0, status: "out_of_range" });
 });
 
 Deno.test("malformed judge outputs score the fallback and say so", () => {
@@ -90,4 +106,16 @@ Deno.test("judge prompt: slots filled once; prompts from text or file, missing f
   }
   assertEquals(err.startsWith("challenger.prompt.file: cannot read "), true, err);
   assertEquals(err.includes("no/such/prompt.txt"), true, err);
+});
+
+Deno.test("the LSP judge prompt has the paper's structure: 7 criteria, a calculation, the total", async () => {
+  const judge = await readPromptSource({ file: "experiments/assets/lsp/judge_prompt.txt" }, "p");
+  for (let k = 1; k <= 7; k++) assertEquals(judge.includes(`\n${k}. `), true, `criterion ${k}`);
+  assertEquals(judge.includes("at most 100 words"), true);
+  // The calculation example lists 7 points and adds up to the total its score tags show.
+  const calc = /Calculation: ([01](?: \+ [01]){6}) = (\d)/.exec(judge);
+  assertEquals(calc !== null, true, "no calculation example");
+  const sum = calc![1].split(" + ").reduce((a, x) => a + Number(x), 0);
+  assertEquals(sum, Number(calc![2]));
+  assertEquals(parseSelfRewardScore(judge.slice(judge.indexOf(calc![0]))).score, sum);
 });

@@ -110,7 +110,7 @@ Deno.test("one step with beta 0 raises sum A * log pi over the iteration's seque
     beta: 0,
     alphaCh: 1,
     aggregation: "sequence-sum" as const,
-    klEstimator: "k1" as const,
+    kl: { estimator: "k1" as const, in: "loss" as const },
   };
   let mismatches = 0;
   const r = await trainStep(passPerMicroBatch(model), opt, mbs, 1e-3, (logp, mb) => {

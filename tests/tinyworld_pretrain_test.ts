@@ -6,7 +6,11 @@ import { runExperiment } from "../lib/runner/run.ts";
 import { loadTokenizer } from "../lib/model/tokenizer.ts";
 import { verifyBundle } from "../lib/bundle/verify.ts";
 import { tokenizeChat } from "../lib/train/data.ts";
-import { loadModelSource, ModelSourceSchema, resolveModelSource } from "../lib/rl/model_source.ts";
+import {
+  loadModelSource,
+  ModelSourceSchema,
+  resolveModelSource,
+} from "../lib/data/model_source.ts";
 import { heldOutTasks, scoreSolver, solverMessages } from "../lib/tinyworld/heldout.ts";
 import {
   modelTextGenerator,

@@ -16,12 +16,25 @@ export interface RewardItem {
   answer: string;
 }
 
+/** What a reward that knows the task format can tell about a query by itself. */
+export interface QueryValidity {
+  /** The query is a task the reward can score. */
+  wellFormed: boolean;
+  /** ... and within the difficulty range the world defines. */
+  inRange: boolean;
+}
+
 /** A batched task reward: one score per item, in item order. */
 export interface TaskReward {
   /** Short name for logs, metrics and manifests ("verifier", "model"). */
   readonly name: string;
   /** Scores every pair; the result has exactly `items.length` finite numbers. */
   score(items: readonly RewardItem[]): Promise<number[]>;
+  /**
+   * Judges the challenger's queries themselves, where the reward can tell (a verifier can, a
+   * reward model cannot): one verdict per query, for the drift metrics.
+   */
+  queryValidity?(queries: readonly string[]): QueryValidity[];
 }
 
 /**

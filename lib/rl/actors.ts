@@ -13,7 +13,7 @@ import { type ChatTokenizer, loadTokenizer } from "../model/tokenizer.ts";
 import { RewardModel } from "../rewards/reward_model.ts";
 import { TASK_REWARDS, type TaskReward } from "../rewards/reward.ts";
 import { fillChallengerPrompt, readPromptSource } from "./conversations.ts";
-import { type LoadedModel, loadModelSource } from "./model_source.ts";
+import { type LoadedModel, loadModelSource } from "../data/model_source.ts";
 import type { RlParams, RlRun } from "./schema.ts";
 import { SelfRewardJudge } from "./self_reward.ts";
 

@@ -5,13 +5,14 @@
  * 1. the challenger samples N queries (GRPO: read from a dataset);
  * 2. the solver samples G answers per query (the query as an ordinary user turn);
  * 3. task rewards R through the {@link TaskReward} interface, and for LSP the quality
- *    self-reward R_Q from the frozen reference model acting as judge;
+ *    self-reward R_Q from the frozen reference model acting as judge; the reference's log-probs
+ *    of every sampled sequence (its own forward over the same rows), and with the KL in the
+ *    reward (kl.ts) each sequence's penalty beta * sum_t (log pi - log pi_ref);
  * 4. advantages by {@link lspAdvantages};
- * 5. the losses L_sol + alpha_ch L_ch (GRPO: L_sol only) with beta-KL against the reference
- *    (its log-probs from its own forward over the same sequences), and ONE optimizer step:
- *    every sequence of the iteration goes through the policy's forward/backward in passes of
- *    at most `rowsPerPass` rows (grouped by length) whose gradients are summed, then AdamW
- *    steps once.
+ * 5. the losses L_sol + alpha_ch L_ch (GRPO: L_sol only), with the KL term per token when it is
+ *    in the loss, and ONE optimizer step: every sequence of the iteration goes through the
+ *    policy's forward/backward in passes of at most `rowsPerPass` rows (grouped by length)
+ *    whose gradients are summed, then AdamW steps once.
  *
  * The loss is evaluated at the log-probs recorded during generation; the training forward's
  * log-probs are compared with them bit for bit and mismatches are counted in the metrics.
@@ -29,19 +30,26 @@ import { type RewardItem, scoreChecked, type TaskReward } from "../rewards/rewar
 import type { AdamW } from "../train/optimizer.ts";
 import { scoreLogp } from "../train/score.ts";
 import { passPerMicroBatch, trainStep, type TrainStepResult } from "../train/step.ts";
-import { type AdvantageNormalization, type LspAdvantages, lspAdvantages } from "./advantages.ts";
+import {
+  type AdvantageNormalization,
+  type LspAdvantages,
+  lspAdvantages,
+  type RewardPenalty,
+} from "./advantages.ts";
+import { meanKlPerToken, type SequenceKl, sequenceKl } from "./kl.ts";
 import { challengerConversation, solverConversation } from "./conversations.ts";
 import {
   countLogprobMismatches,
   type LspLossOptions,
   lspMicroLoss,
   packRollouts,
+  referenceLogprobs,
   type RlMicroBatch,
   roleNormalizers,
   type RoleTally,
   type RolloutSequence,
 } from "./lsp_loss.ts";
-import { type IterationMetrics, mean, meanStd, meanStdValues } from "./metrics.ts";
+import { type IterationMetrics, mean, meanStd, meanStdValues, type QueryStats } from "./metrics.ts";
 import type { SelfRewardJudge, SelfRewardResult } from "./self_reward.ts";
 
 /** Sampling settings of one role. */
@@ -66,7 +74,7 @@ export interface LspIterationConfig extends LspLossOptions {
    * Multiplies R_Q before it is added to R (the paper adds them unscaled: 1; with R in 0..1 and
    * R_Q in 0..7 the judge then dominates both roles' advantages).
    */
-  selfRewardWeight: number;
+  selfRewardScale: number;
   /** Sequences per forward/backward pass (a memory knob: gradients are summed exactly). */
   rowsPerPass: number;
   /** Sequences per generate() call. */
@@ -124,6 +132,14 @@ interface Rewards {
   judged: SelfRewardResult | null;
 }
 
+/** The iteration's rollouts packed for the passes, with the reference's view of them. */
+interface ScoredRollouts {
+  seqs: RolloutSequence[];
+  micro: RlMicroBatch[];
+  /** Per rollout (same order as `seqs`): its log-ratio to the reference. */
+  kl: SequenceKl[];
+}
+
 /** What the training step of step 5 reports for the metrics. */
 interface StepOutcome {
   step: TrainStepResult;
@@ -159,45 +175,62 @@ async function scoreAnswers(
   return { flat, R: group(flat), RQ: judged ? group(judged.scores) : null, judged };
 }
 
-/** The rollouts of step 5: challenger rows (LSP) first, then the N*G solver rows. */
-function rollouts(
+/**
+ * The rollouts of the iteration, challenger rows (LSP) first, then the N*G solver rows (answer j
+ * to query i at N' + i*G + j), packed into passes and scored by the frozen reference. Their
+ * advantages are filled in after step 4.
+ */
+async function scoreRollouts(
+  actors: LspActors,
+  cfg: LspIterationConfig,
   challenger: Completion[],
   answers: Completion[],
-  adv: LspAdvantages,
-  G: number,
-): RolloutSequence[] {
-  const seqs: RolloutSequence[] = challenger.map((s, i) => ({
-    role: "challenger",
-    prompt: s.prompt,
-    completion: s.tokens,
-    logprobs: s.logprobs,
-    advantage: adv.challenger[i],
+): Promise<ScoredRollouts> {
+  const seqs: RolloutSequence[] = [...challenger, ...answers].map((c, k) => ({
+    role: k < challenger.length ? "challenger" : "solver",
+    prompt: c.prompt,
+    completion: c.tokens,
+    logprobs: c.logprobs,
+    advantage: 0,
   }));
-  answers.forEach((a, k) =>
-    seqs.push({
-      role: "solver",
-      prompt: a.prompt,
-      completion: a.tokens,
-      logprobs: a.logprobs,
-      advantage: adv.solver[Math.floor(k / G)][k % G],
-    })
-  );
-  return seqs;
+  const micro = packRollouts(seqs, cfg.rowsPerPass, actors.tokenizer.padId);
+  for (const mb of micro) mb.refLogp = await scoreLogp(actors.reference, mb);
+  const ref = referenceLogprobs(micro, seqs.length);
+  return { seqs, micro, kl: seqs.map((s, i) => sequenceKl(s.logprobs, ref[i])) };
 }
 
-/**
- * Step 5: the losses at the generation log-probs and one optimizer step over all rollouts, with
- * the reference's log-probs of the same rows for the KL term.
- */
+/** The KL-in-the-reward penalties beta * sum_t lr_t, per query and per answer. */
+function klPenalty(r: ScoredRollouts, nChallenger: number, N: number, G: number, beta: number) {
+  const at = (i: number) => beta * r.kl[i].k1;
+  const penalty: RewardPenalty = {
+    challenger: Array.from({ length: nChallenger }, (_, i) => at(i)),
+    solver: Array.from(
+      { length: N },
+      (_, i) => Array.from({ length: G }, (_, j) => at(nChallenger + i * G + j)),
+    ),
+  };
+  return penalty;
+}
+
+/** Step 4's advantages into the packed rows. */
+function assignAdvantages(r: ScoredRollouts, adv: LspAdvantages, nChallenger: number, G: number) {
+  const of = (i: number) =>
+    i < nChallenger
+      ? adv.challenger[i]
+      : adv.solver[Math.floor((i - nChallenger) / G)][(i - nChallenger) % G];
+  r.seqs.forEach((s, i) => (s.advantage = of(i)));
+  for (const mb of r.micro) mb.advantages = mb.seqIndex.map(of);
+}
+
+/** Step 5: the losses at the generation log-probs and one optimizer step over all rollouts. */
 async function trainOnRollouts(
   actors: LspActors,
   cfg: LspIterationConfig,
-  seqs: RolloutSequence[],
+  r: ScoredRollouts,
   lr: number,
 ): Promise<StepOutcome> {
-  const micro = packRollouts(seqs, cfg.rowsPerPass, actors.tokenizer.padId);
+  const { seqs, micro } = r;
   const norm = roleNormalizers(seqs, cfg.aggregation);
-  for (const mb of micro) mb.refLogp = await scoreLogp(actors.reference, mb);
   const tallies: StepOutcome["tallies"] = [];
   const check = { compared: 0, mismatches: 0, maxAbsDiff: 0 };
   const passes = passPerMicroBatch<RlMicroBatch>(actors.policy, { recompute: cfg.recompute });
@@ -220,6 +253,18 @@ function meanNegLogprob(cs: Completion[]): number {
   return n ? -cs.reduce((a, s) => a + s.logprobs.reduce((x, y) => x + y, 0), 0) / n : 0;
 }
 
+/** What the challenger wrote: distinct, and valid where the task reward can tell. */
+function queryStats(queries: string[], taskReward: TaskReward): QueryStats {
+  const validity = taskReward.queryValidity?.(queries) ?? null;
+  const share = (f: (v: { wellFormed: boolean; inRange: boolean }) => boolean) =>
+    validity ? validity.filter(f).length / queries.length : null;
+  return {
+    distinctShare: new Set(queries).size / queries.length,
+    wellFormedShare: share((v) => v.wellFormed),
+    inRangeShare: share((v) => v.inRange),
+  };
+}
+
 /** The iteration's metrics.jsonl line. */
 function iterationMetrics(
   iteration: number,
@@ -229,14 +274,13 @@ function iterationMetrics(
   answers: Completion[],
   rewards: Rewards,
   adv: LspAdvantages,
+  scored: ScoredRollouts,
   out: StepOutcome,
+  queries: QueryStats | null,
 ): IterationMetrics {
   const sum = (role: "solver" | "challenger", f: (x: RoleTally) => number) =>
     out.tallies.reduce((a, x) => a + f(x[role]), 0);
-  const klOf = (role: "solver" | "challenger") => {
-    const n = sum(role, (x) => x.tokens);
-    return n ? sum(role, (x) => x.klSum) / n : 0;
-  };
+  const nCh = challenger.length;
   const metrics: IterationMetrics = {
     iter: iteration,
     solverReward: meanStd(rewards.flat),
@@ -247,7 +291,10 @@ function iterationMetrics(
       solver: sum("solver", (x) => x.loss),
       challenger: sum("challenger", (x) => x.loss),
     },
-    kl: { solver: klOf("solver"), challenger: selfPlay ? klOf("challenger") : null },
+    kl: {
+      solver: meanKlPerToken(scored.kl.slice(nCh)),
+      challenger: selfPlay ? meanKlPerToken(scored.kl.slice(0, nCh)) : null,
+    },
     length: {
       query: selfPlay ? meanStd(challenger.map((s) => s.tokens.length)) : null,
       answer: meanStd(answers.map((a) => a.tokens.length)),
@@ -266,10 +313,17 @@ function iterationMetrics(
   if (selfPlay) {
     metrics.challengerAdvantage = meanStdValues(adv.challenger);
     metrics.challengerReward = meanStd(adv.challengerReward);
+    if (queries) metrics.queries = queries;
   }
   const j = rewards.judged;
   if (j) {
-    metrics.selfReward = { ...meanStd(j.scores), malformed: j.malformed, outOfRange: j.outOfRange };
+    metrics.selfReward = {
+      ...meanStd(j.scores),
+      malformed: j.malformed,
+      outOfRange: j.outOfRange,
+      truncated: j.truncated,
+      histogram: j.histogram,
+    };
   }
   return metrics;
 }
@@ -354,21 +408,39 @@ export async function lspIteration(
   const answers = await sampleCompletions(policy, tok, solverPrompts, sampling(cfg.solver, 1));
   seconds.solverGeneration = clock() - t;
 
-  // 3. Rewards: R from the task reward, R_Q from the judge (weighted before advantages).
+  // 3. Rewards: R from the task reward, R_Q from the judge (scaled before advantages), and the
+  // reference's log-probs of every sequence, for the KL term in the reward or in the loss.
   const rewards = await scoreAnswers(actors, queries, answers, G, seed, stream(2), seconds);
-  const w = cfg.selfRewardWeight;
-  const weightedRQ = rewards.RQ ? rewards.RQ.map((row) => row.map((x) => w * x)) : null;
+  const s = cfg.selfRewardScale;
+  const scaledRQ = rewards.RQ ? rewards.RQ.map((row) => row.map((x) => s * x)) : null;
+  t = clock();
+  const scored = await scoreRollouts(actors, cfg, challenger, answers);
+  const penalty = cfg.kl.in === "reward"
+    ? klPenalty(scored, challenger.length, N, G, cfg.beta)
+    : null;
 
   // 4. Advantages.
-  const adv = lspAdvantages(rewards.R, weightedRQ, cfg.advantageNorm);
+  const adv = lspAdvantages(rewards.R, scaledRQ, cfg.advantageNorm, penalty);
+  assignAdvantages(scored, adv, challenger.length, G);
 
   // 5. Losses and one optimizer step.
-  t = clock();
-  const out = await trainOnRollouts(actors, cfg, rollouts(challenger, answers, adv, G), lr);
+  const out = await trainOnRollouts(actors, cfg, scored, lr);
   seconds.training = clock() - t;
 
+  const qStats = selfPlay ? queryStats(queries, actors.taskReward) : null;
   return {
-    metrics: iterationMetrics(iteration, lr, selfPlay, challenger, answers, rewards, adv, out),
+    metrics: iterationMetrics(
+      iteration,
+      lr,
+      selfPlay,
+      challenger,
+      answers,
+      rewards,
+      adv,
+      scored,
+      out,
+      qStats,
+    ),
     seconds,
     generatedTokens: [...challenger, ...answers].reduce((a, s) => a + s.tokens.length, 0),
     trainedTokens: out.trainedTokens,

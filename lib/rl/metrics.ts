@@ -27,8 +27,11 @@ export interface IterationMetrics {
   /** Share of queries whose G solver rewards are all equal (no signal for the solver). */
   zeroVarianceShare: number;
   loss: { total: number; solver: number; challenger: number };
-  /** Mean per-token KL estimate (the loss's estimator) per role. */
-  kl: { solver: number; challenger: number | null };
+  /**
+   * Drift from the reference per role, whatever the loss uses: per-token means of the k1 and k3
+   * estimates of KL(pi || ref) on the sampled tokens (k3 is never negative).
+   */
+  kl: { solver: KlPerToken; challenger: KlPerToken | null };
   length: {
     query: MeanStd | null;
     answer: MeanStd;
@@ -48,8 +51,35 @@ export interface IterationMetrics {
   /** LSP and LSP-Zero only. */
   challengerAdvantage?: MeanStdValues;
   challengerReward?: MeanStd;
-  /** LSP only: R_Q and its parse failures. */
-  selfReward?: MeanStd & { malformed: number; outOfRange: number };
+  /** LSP and LSP-Zero only: what the challenger wrote (validity where the task reward can tell). */
+  queries?: QueryStats;
+  /** LSP only: R_Q as judged (before `selfReward.scale`), its distribution and failures. */
+  selfReward?: SelfRewardStats;
+}
+
+/** Per-token means of the KL estimates of one role. */
+export interface KlPerToken {
+  k1: number;
+  k3: number;
+}
+
+/** The challenger's queries of one iteration. */
+export interface QueryStats {
+  /** Distinct queries / N. */
+  distinctShare: number;
+  /** Shares of well-formed and in-range queries, or null when the task reward cannot tell. */
+  wellFormedShare: number | null;
+  inRangeShare: number | null;
+}
+
+/** The self-reward judge's verdicts of one iteration. */
+export interface SelfRewardStats extends MeanStd {
+  malformed: number;
+  outOfRange: number;
+  /** Judgements cut off by maxNewTokens. */
+  truncated: number;
+  /** histogram[k]: readable judgements that scored k. */
+  histogram: number[];
 }
 
 /** Arithmetic mean (0 for no values). */

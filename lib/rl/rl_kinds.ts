@@ -7,7 +7,7 @@
  */
 import { resolveFileSource } from "../data/file_source.ts";
 import { defineKind } from "../experiment/kind.ts";
-import { modelSourceInputs } from "./model_source.ts";
+import { modelSourceInputs } from "../data/model_source.ts";
 import { runRl } from "./rl_run.ts";
 import { GrpoSchema, LspSchema, type RlRun } from "./schema.ts";
 

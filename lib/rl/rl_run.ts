@@ -28,6 +28,7 @@ import { loadActors, type RlActors } from "./actors.ts";
 import { type IterationResult, lspIteration, type LspIterationConfig } from "./iteration.ts";
 import { loadQueries } from "./query_source.ts";
 import type { RlRun } from "./schema.ts";
+import { klIsInert } from "./kl.ts";
 
 /** The queries of a GRPO run: a fixed list read in a seeded order, one position per query. */
 interface GivenQueries {
@@ -58,11 +59,11 @@ function iterationConfig(run: RlRun, challengerPrompt: string | null): LspIterat
       : { maxNewTokens: 1, temperature: 1, topP: 1 },
     solver: p.solver,
     advantageNorm: p.loss.advantageNorm,
-    selfRewardWeight: lsp ? lsp.selfReward.weight : 1,
+    selfRewardScale: lsp ? lsp.selfReward.scale : 1,
     beta: p.loss.beta,
     alphaCh: p.loss.alphaCh,
     aggregation: p.loss.aggregation,
-    klEstimator: p.loss.klEstimator,
+    kl: p.loss.kl,
     rowsPerPass: p.rowsPerPass,
     generationBatch: p.generationBatch,
     recompute: p.recompute,
@@ -208,6 +209,12 @@ export async function runRl(ctx: RunContext, run: RlRun): Promise<void> {
     throw new Error(
       `manifest: queries (${p.queries}) must equal batchSize (${p.batchSize}) x gradAccum ` +
         `(${p.gradAccum}): one optimizer step per iteration over all its queries`,
+    );
+  }
+  if (klIsInert(p.loss.kl) && p.loss.beta > 0) {
+    ctx.log(
+      "note: loss.kl is k1 in the loss, whose expected gradient is zero: the KL term does not " +
+        'pull towards the reference (an ablation; "in": "reward", or k2/k3 in the loss, regularise)',
     );
   }
   const gpu = await getGpu();

@@ -10,8 +10,9 @@ import { WEIGHT_STORAGE_CHOICES } from "../model/weights.ts";
 import { TASK_REWARDS } from "../rewards/reward.ts";
 import { EvalSchema } from "../eval/evaluation.ts";
 import { OptimizerSchema } from "../train/optimizer_schema.ts";
-import { ModelSourceSchema } from "./model_source.ts";
+import { ModelSourceSchema } from "../data/model_source.ts";
 import { DataSchema } from "./query_source.ts";
+import { klOptionProblem, type KlOptions } from "./kl.ts";
 
 const PromptSourceSchema = z.union([
   z.strictObject({ text: z.string().min(1) }),
@@ -36,6 +37,14 @@ const RewardSchema = z.strictObject({
   storage: z.enum(WEIGHT_STORAGE_CHOICES).default("auto"),
 });
 
+/** `loss.kl`: k1 in the reward by default (its expected gradient is grad KL(pi || ref)). */
+const KlSchema = z.strictObject({
+  estimator: z.enum(["k1", "k2", "k3"]).default("k1"),
+  in: z.enum(["loss", "reward"]).default("reward"),
+}).refine((kl) => klOptionProblem(kl) === null, {
+  error: (iss) => klOptionProblem(iss.input as KlOptions)!,
+});
+
 const common = {
   /** The policy's starting point; the frozen reference is a second copy of it. */
   model: ModelSourceSchema,
@@ -58,10 +67,19 @@ const common = {
   recompute: z.boolean().default(false),
   solver: SamplingSchema,
   loss: z.strictObject({
+    /** The KL coefficient (the paper: 0.05). */
     beta: z.number().min(0).default(0.05),
     alphaCh: z.number().min(0).default(1),
-    aggregation: z.enum(["sequence-sum", "token-mean"]).default("sequence-sum"),
-    klEstimator: z.enum(["k1", "k3"]).default("k1"),
+    /**
+     * "sequence-sum" (the paper's formula), "token-mean-per-sequence" (TRL's `grpo`),
+     * "token-mean" over the step's tokens (TRL's `dapo`).
+     */
+    aggregation: z.enum(["sequence-sum", "token-mean-per-sequence", "token-mean"]).default(
+      "sequence-sum",
+    ),
+    /** The KL's estimator and where it acts (kl.ts); the default pulls towards the reference. */
+    kl: KlSchema.prefault({}),
+    /** "std": divide by the group's sample std + 1e-4 (TRL's `scale_rewards="group"`). */
     advantageNorm: z.enum(["none", "std"]).default("none"),
   }).prefault({}),
   reward: RewardSchema,
@@ -87,13 +105,18 @@ export const LspSchema = z.strictObject({
     /** On: LSP; off: LSP-Zero. */
     enabled: z.boolean(),
     prompt: PromptSourceSchema.default({ file: "experiments/assets/lsp/judge_prompt.txt" }),
-    maxNewTokens: z.number().int().min(1).default(256),
+    /** Room for a ~100-word justification, the calculation and the score tags. */
+    maxNewTokens: z.number().int().min(1).default(384),
     temperature: z.number().min(0).default(0),
     max: z.number().int().min(1).default(7),
     /** Score of an unreadable or out-of-range judgement (counted in the metrics). */
     fallback: z.number().default(0),
-    /** R + weight * R_Q (the paper: no rescaling, 1). */
-    weight: z.number().min(0).default(1),
+    /**
+     * R + scale * R_Q for the solver, -V + scale * V_Q for the challenger (the paper: no
+     * rescaling, 1). Below 1 / (the judge points that move with correctness), R_Q cannot cancel
+     * the challenger's difficulty incentive: DESIGN.md has the arithmetic.
+     */
+    scale: z.number().min(0).default(1),
     batchSize: z.number().int().min(1).default(32),
   }),
 });

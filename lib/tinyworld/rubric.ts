@@ -5,6 +5,7 @@
  * model is trained to write, and the parser that reads a score back with a defined fallback.
  */
 
+import { type ParsedScore, parseScoreTag } from "../rewards/score_tag.ts";
 import {
   answerHasFormat,
   answerIsCanonical,
@@ -108,31 +109,15 @@ export function judgeCompletion(grade: RubricGrade): string {
   }\n${sum}=${grade.score}\n<score>${grade.score}</score>`;
 }
 
-/** How a judge's output was read. */
-export type JudgeParseStatus = "ok" | "malformed" | "out_of_range";
-
-/** A parsed judge score; `score` is the fallback unless status is "ok". */
-export interface JudgeScore {
-  score: number;
-  status: JudgeParseStatus;
-}
-
 /**
- * Reads the score from a judge's output: the last `<score>N</score>` with N an integer.
- * No tag or a non-integer inside is "malformed"; an integer outside 0..max is "out_of_range";
- * both return `fallback` (default 0) so callers can count them.
+ * Reads the score from a judge's output: the last score tag with an integer 0..max (default the
+ * rubric's 7), case and whitespace tolerant (lib/rewards/score_tag.ts). No tag or a non-integer
+ * inside is "malformed"; an integer outside 0..max is "out_of_range"; both return `fallback`
+ * (default 0) so callers can count them.
  */
 export function parseJudgeScore(
   text: string,
   options: { fallback?: number; max?: number } = {},
-): JudgeScore {
-  const fallback = options.fallback ?? 0;
-  const max = options.max ?? RUBRIC_MAX;
-  const tags = [...text.matchAll(/<score>(.*?)<\/score>/gs)];
-  if (tags.length === 0) return { score: fallback, status: "malformed" };
-  const inner = tags[tags.length - 1][1].trim();
-  if (!/^[+-]?[0-9]+$/.test(inner)) return { score: fallback, status: "malformed" };
-  const n = Number(inner);
-  if (n < 0 || n > max) return { score: fallback, status: "out_of_range" };
-  return { score: n, status: "ok" };
+): ParsedScore {
+  return parseScoreTag(text, { fallback: options.fallback, max: options.max ?? RUBRIC_MAX });
 }

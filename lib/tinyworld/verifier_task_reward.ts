@@ -5,7 +5,8 @@
  * @module
  */
 import { TinyVerifierReward, type TinyVerifierRewardOptions } from "./reward.ts";
-import type { RewardItem, TaskReward } from "../rewards/reward.ts";
+import type { QueryValidity, RewardItem, TaskReward } from "../rewards/reward.ts";
+import { MAX_LEVEL, parseTask } from "./tasks.ts";
 
 /** R(q, a) from the tiny world's verifier, scored item by item (pure CPU, exact). */
 export class VerifierTaskReward implements TaskReward {
@@ -23,5 +24,13 @@ export class VerifierTaskReward implements TaskReward {
   /** One reward per item: 1 for an exact answer, partial credit or 0 otherwise. */
   score(items: readonly RewardItem[]): Promise<number[]> {
     return Promise.resolve(items.map((it) => this.verifier.score(it.query, it.answer)));
+  }
+
+  /** A query is well formed when it parses as a task, in range when its level is at most 5. */
+  queryValidity(queries: readonly string[]): QueryValidity[] {
+    return queries.map((q) => {
+      const p = parseTask(q);
+      return { wellFormed: p.ok, inRange: p.ok && p.task.level <= MAX_LEVEL };
+    });
   }
 }

@@ -54,7 +54,11 @@ Deno.test("tiny LSP: two iterations write metrics, samples, timings, checkpoints
   const dir = await Deno.makeTempDir({ prefix: "rl-lsp-" });
   try {
     const modelDir = await tinyRlModel(dir);
-    const r = await run(dir, "tiny-lsp-test", lspBody(modelDir, true));
+    // A random model writes no task, so every reward ties; only k1 in the loss (zero in
+    // expectation, not per sample) then moves the weights, which this test needs to check the
+    // backward and the log-prob bits after a step.
+    const body = { ...lspBody(modelDir, true), loss: { kl: { estimator: "k1", in: "loss" } } };
+    const r = await run(dir, "tiny-lsp-test", body);
     assertEquals(r.status, "completed", r.error);
     const metrics = await readJsonl(join(r.bundleDir, "metrics.jsonl"));
     assertEquals(metrics.map((m) => m.iter), [1, 2]);
@@ -69,13 +73,23 @@ Deno.test("tiny LSP: two iterations write metrics, samples, timings, checkpoints
       assert(Math.abs(m.challengerAdvantage.values[0] + m.challengerAdvantage.values[1]) < 1e-12);
       assert(Number.isFinite(m.gradNorm) && m.gradNorm > 0);
       assert(m.selfReward.malformed + m.selfReward.outOfRange <= 4);
+      // The judge's distribution counts every readable judgement once; 6 tokens truncate some.
+      const readable = 4 - m.selfReward.malformed - m.selfReward.outOfRange;
+      assertEquals(m.selfReward.histogram.length, 8);
+      assertEquals(m.selfReward.histogram.reduce((a: number, b: number) => a + b, 0), readable);
+      assert(m.selfReward.truncated >= 0 && m.selfReward.truncated <= 4);
+      // The verifier can tell whether the challenger's queries are tasks.
+      assert(m.queries.distinctShare > 0 && m.queries.distinctShare <= 1);
+      assert(m.queries.wellFormedShare >= 0 && m.queries.wellFormedShare <= 1);
+      assert(m.queries.inRangeShare <= m.queries.wellFormedShare);
       assertEquals(m.lr, 1e-3);
     }
-    // The first iteration starts at the reference: the k1 KL is exactly 0 there.
-    assertEquals(metrics[0].kl.solver, 0);
-    assertEquals(metrics[0].kl.challenger, 0);
-    // After one step the policy differs from the reference.
-    assert(metrics[1].kl.solver !== 0 || metrics[1].kl.challenger !== 0);
+    // The first iteration starts at the reference: both KL estimates are exactly 0 there.
+    assertEquals(metrics[0].kl.solver, { k1: 0, k3: 0 });
+    assertEquals(metrics[0].kl.challenger, { k1: 0, k3: 0 });
+    // After one step the policy differs from the reference; k3 is never negative.
+    assert(metrics[1].kl.solver.k3 > 0 || metrics[1].kl.challenger.k3 > 0);
+    assert(metrics[1].kl.solver.k3 >= 0 && metrics[1].kl.challenger.k3 >= 0);
     const samples = await readJsonl(join(r.bundleDir, "samples.jsonl"));
     assertEquals(samples.length, 2);
     assertEquals(samples[0].queries[0].answers.length, 2);
@@ -102,6 +116,9 @@ Deno.test("tiny LSP-Zero has no self-reward; GRPO has no challenger", async () =
     const [m] = await readJsonl(join(r.bundleDir, "metrics.jsonl"));
     assertEquals(m.selfReward, undefined);
     assertEquals(m.logprobCheck.mismatches, 0);
+    // With the default KL (k1 in the reward), tied rewards at the reference move nothing.
+    assertEquals(m.zeroVarianceShare, 1);
+    assertEquals(m.gradNorm, 0);
 
     const { challenger: _c, selfReward: _s, ...rest } = zero;
     const g = await run(dir, "grpo", {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { getGpu } from "../gpu/device.ts";
 import { tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
-import { loadModelSource, ModelSourceSchema } from "../lib/rl/model_source.ts";
+import { loadModelSource, ModelSourceSchema } from "../lib/data/model_source.ts";
 
 Deno.test("loadModelSource: frozen copies follow the storage knob (auto, f32, bf16)", async () => {
   const gpu = await getGpu();

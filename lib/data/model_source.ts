@@ -17,7 +17,7 @@ import { LLAMA32_TOKENIZER, llama32TokenizerDir } from "../model/llama32_tokeniz
 import { frozenLoadOptions, type WeightStorageChoice } from "../model/weights.ts";
 import { latestCheckpoint } from "../train/checkpoint.ts";
 import { ModelConfigField, resolveModelConfig } from "../model/config_field.ts";
-import { pathKind, resolveGivenPath } from "../data/file_source.ts";
+import { pathKind, resolveGivenPath } from "./file_source.ts";
 
 /**
  * A model as a manifest field. Exactly one source is used, in this order: `synthetic` (random
