@@ -6,10 +6,9 @@
  *
  * @module
  */
-import { COMMANDS, topUsage } from "./lib/cli/commands.ts";
+import { COMMANDS, topUsage, unknownCommandError } from "./lib/cli/commands.ts";
 import { UsageError } from "./lib/cli/command.ts";
 import { UserError } from "./lib/util/user_error.ts";
-import { nearestKey } from "./lib/manifest/suggest.ts";
 
 /** Runs the CLI on `args` and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -32,13 +31,7 @@ export async function main(args: string[]): Promise<number> {
   const cmd = COMMANDS.find((c) => c.name === name);
   try {
     if (!cmd) {
-      const near = name.startsWith("-")
-        ? (nearestKey(name.replace(/^-+/, ""), ["help"], 2) ? "--help" : null)
-        : nearestKey(name, COMMANDS.map((c) => c.name), 2);
-      throw new UsageError(
-        (name.startsWith("-") ? `unknown option "${name}"` : `unknown command "${name}"`) +
-          (near ? ` (did you mean "${near}"?)` : ""),
-      );
+      throw unknownCommandError(name);
     }
     return await cmd.run(rest);
   } catch (e) {
