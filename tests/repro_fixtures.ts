@@ -88,8 +88,7 @@ function cliCommand(program: string, args: string[]): Deno.Command {
 }
 
 const dec = new TextDecoder();
-const clean = (b: Uint8Array) =>
-  dec.decode(b).split("\n").filter((l) => !l.includes("XDG_RUNTIME_DIR")).join("\n");
+const clean = (b: Uint8Array) => dec.decode(b);
 
 /** Runs the frozen program's CLI to completion. */
 export async function runCli(program: string, args: string[]): Promise<CliResult> {

@@ -5,6 +5,8 @@ import { verifyBundle } from "../lib/bundle/verify.ts";
 import { loadManifest } from "../lib/manifest/load.ts";
 import { defineKind, type ExperimentKind } from "../lib/experiment/kind.ts";
 import { runExperiment, RunSetupError } from "../lib/runner/run.ts";
+import { UserError } from "../lib/util/user_error.ts";
+import { createGpu } from "../gpu/device.ts";
 
 const tmp = () => Deno.makeTempDirSync({ prefix: "runner_test_" });
 
@@ -60,7 +62,45 @@ const resumable = defineKind({
     }
   },
 });
-const KINDS: ExperimentKind[] = [counter, resumable];
+/** Fails in one of the ways that escape a kind's own control flow (see the "every failure" test). */
+const faulty = defineKind({
+  kind: "faulty",
+  description: "fails out of band",
+  schema: z.strictObject({
+    fault: z.enum(["rejection", "timer", "validation", "oom"]).default("rejection"),
+  }),
+  async run(ctx, p) {
+    await ctx.appendJsonl("metrics.jsonl", { step: 0 }, { deterministic: true });
+    if (p.fault === "rejection") {
+      // A promise nobody awaits (as a second failure inside Promise.all is).
+      Promise.reject(new Error("a lost promise"));
+      await new Promise((r) => setTimeout(r, 20));
+    } else if (p.fault === "timer") {
+      setTimeout(() => {
+        throw new Error("thrown in a timer");
+      }, 0);
+      await new Promise((r) => setTimeout(r, 20));
+    } else {
+      // A device of its own, so the process-wide one stays healthy for other tests.
+      const gpu = await createGpu();
+      if (p.fault === "validation") {
+        gpu.device.createBuffer({
+          size: 4,
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE,
+        });
+      } else {
+        gpu.device.dispatchEvent(
+          new GPUUncapturedErrorEvent("uncapturederror", {
+            error: new GPUOutOfMemoryError("out of memory (injected)"),
+          }),
+        );
+      }
+      await gpu.device.queue.onSubmittedWorkDone();
+      // The kind ends normally: only the runner's check can see that the GPU work failed.
+    }
+  },
+});
+const KINDS: ExperimentKind[] = [counter, resumable, faulty];
 
 function setup(sets: string[] = [], kind = "counter") {
   const root = tmp();
@@ -168,6 +208,38 @@ Deno.test("an existing completed run is refused unless --resume or --force", asy
   assert.equal(Deno.readTextFileSync(join(other, "data.txt")), "keep me");
 });
 
+Deno.test("--force removes only the earlier run's files and refuses, naming them, beside others", async () => {
+  const s = setup();
+  const first = await run(s);
+  const dir = first.bundleDir;
+  // A copied bundle with the user's work beside it: --force must not touch any of it.
+  Deno.writeTextFileSync(join(dir, "thesis.tex"), "\\section{Results}");
+  Deno.mkdirSync(join(dir, "mydir"));
+  Deno.writeTextFileSync(join(dir, "mydir", "notes.txt"), "mine");
+  await assert.rejects(() => run(s, { force: true }), (e: unknown) => {
+    assert.ok(e instanceof UserError, String(e));
+    assert.match(
+      (e as Error).message,
+      /holds files its run did not write \(mydir\/notes\.txt, thesis\.tex\); --force removes only/,
+    );
+    return true;
+  });
+  assert.equal(Deno.readTextFileSync(join(dir, "thesis.tex")), "\\section{Results}");
+  assert.equal(Deno.readTextFileSync(join(dir, "mydir", "notes.txt")), "mine");
+  assert.ok((await verifyBundle(dir)).problems.length === 2, "the old bundle is untouched");
+  // A link is named too (and never followed).
+  Deno.removeSync(join(dir, "thesis.tex"));
+  Deno.removeSync(join(dir, "mydir"), { recursive: true });
+  Deno.symlinkSync("/etc", join(dir, "etc-link"));
+  await assert.rejects(() => run(s, { force: true }), /etc-link \(a symbolic link\)/);
+  Deno.removeSync(join(dir, "etc-link"));
+  // With only the run's own files (and a temporary file of an interrupted write) it starts over.
+  Deno.writeTextFileSync(join(dir, ".eval.json.999.0.tmp"), "half");
+  const forced = await run(s, { force: true });
+  assert.equal(forced.status, "completed");
+  assert.ok((await verifyBundle(forced.bundleDir)).ok);
+});
+
 Deno.test("a thrown error marks the run failed with its message", async () => {
   const s = setup(["failAt=1"]);
   const out = await run(s);
@@ -178,6 +250,25 @@ Deno.test("a thrown error marks the run failed with its message", async () => {
   assert.ok((await verifyBundle(out.bundleDir)).ok);
   await assert.rejects(() => run(s), /unfinished run \(status: failed\).*--force/);
   await assert.rejects(() => run(s, { resume: true }), /cannot resume/);
+});
+
+Deno.test("every failure is recorded: a lost rejection, a timer's throw, a WebGPU validation error, out-of-memory", async () => {
+  const cases: [string, RegExp][] = [
+    ["rejection", /^a lost promise \(an unhandled rejection\)$/],
+    ["timer", /^thrown in a timer \(uncaught\)$/],
+    ["validation", /^WebGPU error: .*MAP.*usage/],
+    ["oom", /^WebGPU error: out of memory \(injected\)$/],
+  ];
+  for (const [fault, re] of cases) {
+    const s = setup([`fault="${fault}"`], "faulty");
+    const out = await run(s);
+    assert.equal(out.status, "failed", fault);
+    assert.match(out.error ?? "", re, fault);
+    const st = JSON.parse(await Deno.readTextFile(join(out.bundleDir, "status.json")));
+    assert.equal(st.status, "failed", `${fault}: status.json says ${st.status}`);
+    assert.ok((await verifyBundle(out.bundleDir)).ok, fault);
+  }
+  await new Promise((r) => setTimeout(r, 50)); // let the kinds' own timers end
 });
 
 Deno.test("an aborted signal lets the run stop between steps and marks it interrupted", async () => {

@@ -52,7 +52,12 @@ export async function benchModel(
   p: BenchModelParams,
   seed: number,
   onRepeat?: (r: Record<string, number>) => Promise<void>,
+  progress?: (label: string, done: number, total: number) => void,
 ): Promise<BenchModelResult> {
+  // Two generate calls (prefill only, then the full length) per warm-up round and repeat.
+  const calls = 2 * (p.warmup + p.repeats);
+  let called = 0;
+  const tick = () => progress?.("bench-model: generating", ++called, calls);
   const V = model.config.vocabSize;
   // Prompts: a fixed pseudo-random token pattern (values do not affect speed).
   const prompts = Array.from(
@@ -71,6 +76,7 @@ export async function benchModel(
   const time = async (n: number) => {
     const t0 = performance.now();
     const r = await generate(model, prompts, opts(n));
+    tick();
     return { seconds: (performance.now() - t0) / 1000, stats: r.stats };
   };
   for (let i = 0; i < p.warmup; i++) {
@@ -106,12 +112,14 @@ async function run(ctx: RunContext, p: BenchModelParams): Promise<void> {
   if (config.architecture !== "LlamaForCausalLM") {
     throw new Error(`config: bench-model needs a LlamaForCausalLM, got ${config.architecture}`);
   }
+  ctx.log(`making synthetic weights (${config.numLayers} layers, hidden ${config.hiddenSize})`);
   const model = LlamaModel.synthetic(gpu, config, ctx.seed);
   const result = await benchModel(
     model,
     p,
     ctx.seed,
     (r) => ctx.appendJsonl("timings.jsonl", r, { deterministic: false }),
+    ctx.progress,
   );
   ctx.log(
     `prefill ${result.prefillTokensPerSecond.toFixed(1)} tok/s, decode ` +

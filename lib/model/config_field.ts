@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { projectPath } from "../util/project_path.ts";
 import { z } from "zod";
 import { readJsonFile } from "../util/json_file.ts";
 import { type LlamaConfig, loadLlamaConfig, parseLlamaConfig } from "./config.ts";
@@ -22,7 +22,7 @@ export async function resolveModelConfig(
   fieldName: string,
 ): Promise<LlamaConfig> {
   if (typeof field !== "string") return parseLlamaConfig(field, `manifest: ${fieldName}`);
-  const path = resolve(field);
+  const path = projectPath(field);
   let isDir: boolean;
   try {
     isDir = (await Deno.stat(path)).isDirectory;

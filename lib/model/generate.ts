@@ -19,6 +19,7 @@ import { tokenLogprobs } from "../../gpu/logprobs.ts";
 import { sample } from "../../gpu/sampling.ts";
 import type { LlamaModel } from "./llama.ts";
 import { allocLayerActs, recordLayerForward } from "./forward.ts";
+import { checkGenerationFits } from "./generation_limits.ts";
 
 /** Options of {@link generate}. */
 export interface GenerateOptions {
@@ -112,6 +113,18 @@ export async function generate(
       }
     });
   });
+  // Positions and buffer sizes before any work (generation_limits.ts).
+  checkGenerationFits(
+    c,
+    gpu.device.limits.maxStorageBufferBindingSize,
+    {
+      promptLengths: prompts.map((p) => p.length),
+      maxNewTokens: opts.maxNewTokens,
+      prefillChunkRows: opts.prefillChunkRows,
+    },
+    "generate",
+    model.paramNames().map((name) => ({ name, bytes: model.w(name).size })),
+  );
   const rowIds = opts.rowIds ?? prompts.map((_, b) => b);
   if (rowIds.length !== B) throw new Error(`generate: ${rowIds.length} rowIds for ${B} prompts`);
   rowIds.forEach((r) => checkInt(r, "a row id", 0));

@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { isEmptyOrMissing } from "../util/fs.ts";
+import { UserError } from "../util/user_error.ts";
 import { dirname, join, resolve } from "node:path";
 import { codeVersion } from "../bundle/code_version.ts";
 import type { BundleIndex } from "../bundle/format.ts";
@@ -19,8 +21,8 @@ import { compareDeterministic, type FileComparison } from "./compare.ts";
 import { appendReproduction, type ReproductionRecord } from "../bundle/reproductions.ts";
 
 /** A bundle that cannot be reproduced as asked (printed without a stack). */
-export class ReproError extends Error {
-  override name = "RunSetupError";
+export class ReproError extends UserError {
+  override name = "ReproError";
 }
 
 /** Options for {@link reproduceBundle}. */
@@ -118,6 +120,16 @@ export async function reproduceBundle(opts: ReproOptions): Promise<ReproResult> 
   }
 
   const outDir = resolve(opts.outDir ?? await freeReproDir(dir));
+  if (opts.outDir !== undefined && !(await isEmptyOrMissing(outDir))) {
+    // repro never writes over anything (it has no --force): say what to do instead.
+    throw new ReproError(
+      `--out ${opts.outDir}: ${
+        resolve(dir) === outDir ? "that is the bundle being reproduced" : "the folder is not empty"
+      }; the rerun needs a new or empty folder: omit --out to use ${
+        displayPath(dir)
+      }-repro-<n>/ beside the bundle, or give another --out`,
+    );
+  }
   const outcome = await runExperiment({
     manifest,
     kinds: opts.kinds,

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { PROJECT_ROOT } from "../util/project_path.ts";
 import { resolve } from "node:path";
 import type { ChatMessage } from "../model/tokenizer.ts";
 
@@ -16,7 +17,7 @@ export type PromptSource = { text: string } | { file: string };
 export async function readPromptSource(
   src: PromptSource,
   where: string,
-  root = Deno.cwd(),
+  root = PROJECT_ROOT,
 ): Promise<string> {
   if ("text" in src) return src.text;
   const path = resolve(root, src.file);

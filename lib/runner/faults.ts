@@ -4,10 +4,12 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 
 /** A bundle file could not be written; `cause` is the original error. */
-export class BundleWriteError extends Error {
+export class BundleWriteError extends UserError {
   override name = "BundleWriteError";
+  override readonly resumeHelps = true;
   /** The bundle-relative path that was being written. */
   readonly path: string;
   constructor(path: string, cause: unknown) {

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 import { join } from "node:path";
 import type { BundleWriter } from "../bundle/writer.ts";
 import { latestCheckpoint, verifyCheckpoint } from "../train/checkpoint.ts";
@@ -31,7 +32,7 @@ export interface ResumePoint {
 }
 
 /** A checkpoint on disk that does not match its SHA256SUMS (the message names the file). */
-export class CorruptCheckpointError extends Error {
+export class CorruptCheckpointError extends UserError {
   override name = "CorruptCheckpointError";
 }
 

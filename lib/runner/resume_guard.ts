@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 import { join } from "node:path";
 import { canonicalJson } from "../manifest/canonical.ts";
 import { displayPath } from "../manifest/load.ts";
@@ -14,8 +15,8 @@ import { STATUS_SCHEMA } from "../bundle/format.ts";
 import { tryReadJson } from "../util/json_file.ts";
 
 /** A refusal to resume (printed without a stack, like the runner's other setup errors). */
-export class ResumeRefusedError extends Error {
-  override name = "RunSetupError";
+export class ResumeRefusedError extends UserError {
+  override name = "ResumeRefusedError";
 }
 
 /** The bundle a `--resume` continues. */

@@ -5,7 +5,9 @@
  *
  * @module
  */
+import { projectPath } from "../util/project_path.ts";
 import { join, resolve } from "node:path";
+import { gpuFaults } from "../../gpu/device.ts";
 import { canonicalJson } from "../manifest/canonical.ts";
 import { displayPath, type ResolvedManifest } from "../manifest/load.ts";
 import {
@@ -25,9 +27,13 @@ import { DETERMINISM_CLAIM } from "../bundle/claim.ts";
 import { CorruptCheckpointError, prepareResume, resumeHint, type ResumePoint } from "./resume.ts";
 import { findResumeTarget } from "./resume_guard.ts";
 import { tryReadJson } from "../util/json_file.ts";
+import { isEmptyOrMissing } from "../util/fs.ts";
+import { collectMissingInputs } from "../util/missing_inputs.ts";
+import { UserError } from "../util/user_error.ts";
+import { clearBundleDir } from "./clear_bundle.ts";
 
 /** A problem the user can fix (existing bundle, missing input); printed without a stack. */
-export class RunSetupError extends Error {
+export class RunSetupError extends UserError {
   override name = "RunSetupError";
 }
 
@@ -72,9 +78,11 @@ async function hashInputs(
   m: ResolvedManifest,
 ): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const p of kind.inputs?.(m.params) ?? []) {
+  // Every missing input is named at once (lib/util/missing_inputs.ts), not one per attempt.
+  const paths = collectMissingInputs(() => kind.inputs?.(m.params) ?? []);
+  for (const p of paths) {
     try {
-      out[p] = await hashPath(resolve(p));
+      out[p] = await hashPath(projectPath(p));
     } catch (e) {
       throw new RunSetupError(
         `${displayPath(m.file)}: input "${p}" cannot be read (${(e as Error).message}); ` +
@@ -90,16 +98,6 @@ async function isFile(path: string): Promise<boolean> {
     return (await Deno.stat(path)).isFile;
   } catch {
     return false;
-  }
-}
-
-async function isEmptyOrMissing(dir: string): Promise<boolean> {
-  try {
-    for await (const _ of Deno.readDir(dir)) return false;
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return true;
-    throw e;
   }
 }
 
@@ -125,7 +123,7 @@ async function prepareDir(
   const state = status.success ? status.data.status : index.data!.status;
   const oldId = status.success ? status.data.runId : index.data!.runId;
   if (opts.force) {
-    await Deno.remove(dir, { recursive: true });
+    await clearBundleDir(dir, shown); // only the earlier run's own files
     return "fresh";
   }
   if (oldId !== runId) {
@@ -157,11 +155,56 @@ async function prepareDir(
   );
 }
 
-/** Catches SIGINT/SIGTERM while a run is in progress: first aborts, second exits at once. */
-function installSignals(ctl: AbortController, say: (msg: string) => void): () => void {
+/**
+ * Turns an error that escapes the kind (a rejected promise nobody awaited, an exception thrown in
+ * a timer) into the run's failure instead of a crash that leaves the bundle marked running.
+ */
+function catchEscapes(): { failed: Promise<never>; remove: () => void } {
+  let fail!: (e: unknown) => void;
+  const failed = new Promise<never>((_, reject) => fail = reject);
+  failed.catch(() => {});
+  const wrap = (e: unknown, how: string) => {
+    const err = e instanceof Error ? e : new Error(String(e));
+    return Object.assign(new Error(`${err.message} (${how})`, { cause: err }), {
+      stack: err.stack,
+    });
+  };
+  const onRejection = (ev: PromiseRejectionEvent) => {
+    ev.preventDefault();
+    fail(ev.reason instanceof UserError ? ev.reason : wrap(ev.reason, "an unhandled rejection"));
+  };
+  const onError = (ev: ErrorEvent) => {
+    ev.preventDefault();
+    fail(ev.error instanceof UserError ? ev.error : wrap(ev.error ?? ev.message, "uncaught"));
+  };
+  globalThis.addEventListener("unhandledrejection", onRejection);
+  globalThis.addEventListener("error", onError);
+  return {
+    failed,
+    remove: () => {
+      globalThis.removeEventListener("unhandledrejection", onRejection);
+      globalThis.removeEventListener("error", onError);
+    },
+  };
+}
+
+/**
+ * Catches SIGINT, SIGTERM and SIGHUP while a run is in progress: the first aborts (the run stops
+ * after its current step), the second calls `onExit` and exits at once.
+ */
+function installSignals(
+  ctl: AbortController,
+  say: (msg: string) => void,
+  onExit: () => void,
+): () => void {
   const handler = () => {
     if (ctl.signal.aborted) {
-      say("second interrupt: exiting now; the bundle stays marked running");
+      say("second interrupt: exiting now; the bundle is marked interrupted");
+      try {
+        onExit();
+      } catch (e) {
+        say(`could not mark the bundle interrupted: ${(e as Error).message}`);
+      }
       Deno.exit(130);
     }
     say(
@@ -170,7 +213,9 @@ function installSignals(ctl: AbortController, say: (msg: string) => void): () =>
     );
     ctl.abort(new DOMException("the run was interrupted", "AbortError"));
   };
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT"]
+    : ["SIGINT", "SIGTERM", "SIGHUP"];
   for (const s of signals) Deno.addSignalListener(s, handler);
   return () => {
     for (const s of signals) Deno.removeSignalListener(s, handler);
@@ -274,23 +319,44 @@ async function startProvenance(opts: RunOptions, t: RunTarget): Promise<RunProve
   };
 }
 
-/** Runs the kind: a thrown error fails the run, an abort interrupts it. */
+/**
+ * Runs the kind after the run's first writes (`startup`): any error fails the run, however it
+ * surfaces (thrown, an unhandled rejection, a throw in a timer, a WebGPU error pending when the
+ * kind returns), and an abort interrupts it.
+ */
 async function runKind(
   t: RunTarget,
   ctx: RunContext,
   params: Record<string, unknown>,
   signal: AbortSignal,
-  say: (msg: string) => void,
+  out: { say: (msg: string) => void; logOnly: (msg: string) => Promise<void> },
+  startup: () => Promise<void>,
 ): Promise<{ status: Exclude<RunStatus, "running">; error?: string }> {
+  const escapes = catchEscapes();
+  const faultsBefore = new Set(gpuFaults());
   try {
-    await t.kind.run(ctx, params);
-    return signal.aborted ? { status: "interrupted" } : { status: "completed" };
+    await startup();
+    const running = t.kind.run(ctx, params);
+    running.catch(() => {}); // when an escaped error ends the run first, its later end is moot
+    await Promise.race([running, escapes.failed]);
+    if (signal.aborted) return { status: "interrupted" };
+    // WebGPU errors arrive asynchronously: work that failed on the GPU is not a completed run.
+    const fault = gpuFaults().find((f) => !faultsBefore.has(f));
+    if (fault) throw new Error(fault);
+    return { status: "completed" };
   } catch (e) {
     if (signal.aborted) return { status: "interrupted" };
     let error = e instanceof Error ? e.message : String(e);
-    if (t.kind.resumable) error += `; ${await resumeHint(t.dir)}`;
-    if (Deno.env.get("SELFPLAY_DEBUG") === "1" && e instanceof Error && e.stack) say(e.stack);
+    // A bad input fails the same way on resume: no hint then.
+    const resumeHelps = !(e instanceof UserError) || e.resumeHelps;
+    if (t.kind.resumable && resumeHelps) error += `; ${await resumeHint(t.dir)}`;
+    const stack = e instanceof Error && e.stack ? e.stack : "";
+    // A bug's stack goes to log.txt, where a report of it can quote it.
+    if (stack && !(e instanceof UserError)) await out.logOnly(stack).catch(() => {});
+    if (Deno.env.get("SELFPLAY_DEBUG") === "1" && stack) out.say(stack);
     return { status: "failed", error };
+  } finally {
+    escapes.remove();
   }
 }
 
@@ -308,33 +374,43 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   await Deno.mkdir(dir, { recursive: true });
   const logPath = bundle.register("log.txt", { deterministic: false });
   await bundle.setStatus("running");
-  await bundle.writeFile("manifest.json", canonicalJson(m.resolved, 2) + "\n", {
-    deterministic: true,
-  });
 
   const provenance = await startProvenance(opts, t);
-  if (reopened) {
-    const record = {
-      at: provenance.startedAt,
-      fromCheckpoint: reopened.point.checkpoint,
-      fromStep: reopened.point.step,
-      codeVersion: t.code,
-      ...(t.changedCode ? { changedCode: t.changedCode } : {}),
-    };
-    provenance.extra.resume = record;
-    // Appended, so every resume of this bundle stays on record (provenance is rewritten).
-    await bundle.appendJsonl("resumes.jsonl", record, { deterministic: false });
-  }
   const writeProvenance = () =>
     bundle.writeFile("provenance.json", JSON.stringify(provenance, null, 2) + "\n", {
       deterministic: false,
     });
-  await writeProvenance();
+  // The run's first writes: run inside runKind, so that their failure marks the run failed.
+  const startup = async () => {
+    await bundle.writeFile("manifest.json", canonicalJson(m.resolved, 2) + "\n", {
+      deterministic: true,
+    });
+    if (reopened) {
+      const record = {
+        at: provenance.startedAt,
+        fromCheckpoint: reopened.point.checkpoint,
+        fromStep: reopened.point.step,
+        codeVersion: t.code,
+        ...(t.changedCode ? { changedCode: t.changedCode } : {}),
+      };
+      provenance.extra.resume = record;
+      // Appended, so every resume of this bundle stays on record (provenance is rewritten).
+      await bundle.appendJsonl("resumes.jsonl", record, { deterministic: false });
+    }
+    await writeProvenance();
+  };
 
   const out = new RunConsole(logPath);
   const ctl = new AbortController();
   opts.signal?.addEventListener("abort", () => ctl.abort(opts.signal!.reason), { once: true });
-  const removeSignals = opts.signal ? () => {} : installSignals(ctl, out.log);
+  const removeSignals = opts.signal ? () => {} : installSignals(ctl, out.log, () => {
+    // A second signal exits at once: no promise would finish, so record it synchronously.
+    bundle.setStatusSync(
+      "interrupted",
+      "interrupted by a second signal before the run could stop; resume it with --resume " +
+        "where the kind supports it",
+    );
+  });
   const ctx = makeRunContext({
     manifest: m,
     runId,
@@ -362,45 +438,57 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   let status: Exclude<RunStatus, "running">;
   let error: string | undefined;
   try {
-    ({ status, error } = await runKind(t, ctx, m.params, ctl.signal, out.say));
+    const logOnly = (msg: string) =>
+      bundle.appendText("log.txt", `${new Date().toISOString()} ${msg}\n`, {
+        deterministic: false,
+      });
+    ({ status, error } = await runKind(t, ctx, m.params, ctl.signal, {
+      say: out.say,
+      logOnly,
+    }, startup));
   } finally {
-    removeSignals();
     out.endProgress();
   }
-  if (status === "interrupted") error = "interrupted by a signal before the run finished";
-  // Every bundle gets its own charts. PNG bytes depend on the host's fonts and canvas build,
-  // so they are run-specific records, not deterministic outputs.
+  // The signal handlers stay until the bundle is sealed: a second signal while charts are drawn
+  // or files hashed still records the run as interrupted instead of leaving it running.
   try {
-    const { writeBundleCharts } = await import("../report/bundle_charts.ts");
-    await writeBundleCharts(
-      dir,
-      (rel, bytes) => bundle.writeFile(rel, bytes, { deterministic: false }),
-    );
-  } catch (e) {
-    out.log(`charts not drawn: ${(e as Error).message}`);
+    if (status === "interrupted") error = "interrupted by a signal before the run finished";
+    // Every bundle gets its own charts. PNG bytes depend on the host's fonts and canvas build,
+    // so they are run-specific records, not deterministic outputs.
+    try {
+      const { writeBundleCharts } = await import("../report/bundle_charts.ts");
+      await writeBundleCharts(
+        dir,
+        (rel, bytes) => bundle.writeFile(rel, bytes, { deterministic: false }),
+      );
+    } catch (e) {
+      out.log(`charts not drawn: ${(e as Error).message}`);
+    }
+    let index;
+    try {
+      out.log(`run ${status}${error ? `: ${error}` : ""}`);
+      provenance.endedAt = new Date().toISOString();
+      await writeProvenance();
+      index = await bundle.seal(status, error);
+    } catch (e) {
+      // A full or failing disk: say so, never hide the run's own outcome behind it.
+      const why = `the bundle could not be sealed (${(e as Error).message})`;
+      out.say(`run failed: ${why}`);
+      return {
+        status: "failed",
+        bundleDir: dir,
+        runId,
+        error: `${error ? `${error}; then ` : ""}${why}`,
+        index: null,
+        alreadyComplete: false,
+      };
+    }
+    if (index.status !== status) {
+      status = index.status;
+      error = (await tryReadJson(join(dir, "status.json")) as { error?: string })?.error;
+    }
+    return { status, bundleDir: dir, runId, error, index, alreadyComplete: false };
+  } finally {
+    removeSignals();
   }
-  let index;
-  try {
-    out.log(`run ${status}${error ? `: ${error}` : ""}`);
-    provenance.endedAt = new Date().toISOString();
-    await writeProvenance();
-    index = await bundle.seal(status, error);
-  } catch (e) {
-    // A full or failing disk: say so, never hide the run's own outcome behind it.
-    const why = `the bundle could not be sealed (${(e as Error).message})`;
-    out.say(`run failed: ${why}`);
-    return {
-      status: "failed",
-      bundleDir: dir,
-      runId,
-      error: `${error ? `${error}; then ` : ""}${why}`,
-      index: null,
-      alreadyComplete: false,
-    };
-  }
-  if (index.status !== status) {
-    status = index.status;
-    error = (await tryReadJson(join(dir, "status.json")) as { error?: string })?.error;
-  }
-  return { status, bundleDir: dir, runId, error, index, alreadyComplete: false };
 }

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 import { createHash, type Hash } from "node:crypto";
 import { basename, join } from "node:path";
 import { atomicWriteWith } from "../util/atomic_write.ts";
@@ -213,14 +214,14 @@ export async function verifyCheckpoint(dir: string): Promise<void> {
   try {
     text = await Deno.readTextFile(join(dir, SUMS));
   } catch (e) {
-    throw new Error(`${dir}: cannot read ${SUMS} (${(e as Error).message})`);
+    throw new UserError(`${dir}: cannot read ${SUMS} (${(e as Error).message})`);
   }
   for (const line of text.split("\n")) {
     if (line === "") continue;
     const m = /^([0-9a-f]{64}) {2}(.+)$/.exec(line);
-    if (!m || basename(m[2]) !== m[2]) throw new Error(`${dir}/${SUMS}: bad line ${line}`);
+    if (!m || basename(m[2]) !== m[2]) throw new UserError(`${dir}/${SUMS}: bad line ${line}`);
     const got = (await hashFile(join(dir, m[2]))).sha256;
-    if (got !== m[1]) throw new Error(`${dir}/${m[2]}: sha256 ${got} does not match ${SUMS}`);
+    if (got !== m[1]) throw new UserError(`${dir}/${m[2]}: sha256 ${got} does not match ${SUMS}`);
   }
 }
 
@@ -231,11 +232,11 @@ export async function loadTrainCheckpoint(dir: string): Promise<LoadedCheckpoint
   const state = await readJsonFile(statePath) as TrainState;
   for (const k of ["step", "dataPosition"] as const) {
     if (!Number.isInteger(state[k]) || state[k] < 0) {
-      throw new Error(`${statePath}: ${k} must be a non-negative integer`);
+      throw new UserError(`${statePath}: ${k} must be a non-negative integer`);
     }
   }
   if (typeof state.lrSchedule !== "object" || state.lrSchedule === null) {
-    throw new Error(`${statePath}: lrSchedule is missing`);
+    throw new UserError(`${statePath}: lrSchedule is missing`);
   }
   const file = await openSafetensors(join(dir, "optimizer.safetensors"));
   const optimizer = new Map<string, { m: Float32Array; v: Float32Array }>();
@@ -243,7 +244,7 @@ export async function loadTrainCheckpoint(dir: string): Promise<LoadedCheckpoint
     if (!name.startsWith("m/")) continue;
     const param = name.slice(2);
     if (!file.tensors.has(`v/${param}`)) {
-      throw new Error(`${file.path}: tensor v/${param} is missing`);
+      throw new UserError(`${file.path}: tensor v/${param} is missing`);
     }
     optimizer.set(param, {
       m: await readTensorF32(file, name),
@@ -252,7 +253,7 @@ export async function loadTrainCheckpoint(dir: string): Promise<LoadedCheckpoint
   }
   for (const name of file.tensors.keys()) {
     if (!/^[mv]\//.test(name) || !optimizer.has(name.slice(2))) {
-      throw new Error(`${file.path}: unexpected tensor ${name}`);
+      throw new UserError(`${file.path}: unexpected tensor ${name}`);
     }
   }
   return { dir, state, optimizer };

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { projectPath } from "../util/project_path.ts";
 import { z } from "zod";
 import { adamwOf, OptimizerSchema, scheduleOf } from "./optimizer_schema.ts";
 import { getGpu } from "../../gpu/device.ts";
@@ -74,7 +74,7 @@ export const SftSchema = z.strictObject({
 export type SftParams = z.output<typeof SftSchema>;
 
 async function openDataset(p: SftParams, seed: number): Promise<DatasetProvider> {
-  if ("jsonl" in p.data) return await loadChatJsonl(resolve(p.data.jsonl));
+  if ("jsonl" in p.data) return await loadChatJsonl(projectPath(p.data.jsonl));
   return generatedDataset(p.data.generator, p.data.params, seed);
 }
 
@@ -86,11 +86,11 @@ export async function runSft(ctx: RunContext, p: SftParams): Promise<void> {
   const fromDir = typeof p.model === "string" ? p.model : null;
   const tokenizerRel = p.tokenizer ?? fromDir;
   if (tokenizerRel === null) throw new Error("tokenizer: required when the model is synthetic");
-  const tokenizerDir = resumeFrom ?? resolve(tokenizerRel);
+  const tokenizerDir = resumeFrom ?? projectPath(tokenizerRel);
   const tok = await loadTokenizer(tokenizerDir);
   let model: LlamaModel;
   if (resumeFrom) model = await LlamaModel.load(gpu, resumeFrom);
-  else if (typeof p.model === "string") model = await LlamaModel.load(gpu, resolve(p.model));
+  else if (typeof p.model === "string") model = await LlamaModel.load(gpu, projectPath(p.model));
   else {
     const config = await resolveModelConfig(p.model.synthetic, "model.synthetic");
     model = LlamaModel.synthetic(gpu, config, p.model.seed);

@@ -5,9 +5,10 @@
  *
  * @module
  */
+import { UserError } from "./user_error.ts";
 
 /** A JSON file that cannot be read or parsed; the message names the file. */
-export class JsonFileError extends Error {
+export class JsonFileError extends UserError {
   override name = "JsonFileError";
 }
 
@@ -20,7 +21,9 @@ function parse(text: string, path: string, makeError: ErrorFactory): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw makeError(`${path}: invalid JSON (${(e as Error).message})`);
+    // V8 quotes a snippet of the text ('"root:x:0:0"... is not valid JSON'): never echo it.
+    const why = (e as Error).message.replace(/, ".*"(\.\.\.)? is not valid JSON$/s, "");
+    throw makeError(`${path}: invalid JSON (${why})`);
   }
 }
 

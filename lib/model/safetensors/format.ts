@@ -5,9 +5,10 @@
  *
  * @module
  */
+import { UserError } from "../../util/user_error.ts";
 
 /** Raised for any malformed model file; the message names the file and the tensor or field. */
-export class ModelFormatError extends Error {
+export class ModelFormatError extends UserError {
   override name = "ModelFormatError";
 }
 
