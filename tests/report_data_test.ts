@@ -177,3 +177,22 @@ Deno.test("writeBundleCharts hands every chart to the runner's writer", async ()
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("runs of one experiment are labelled by the settings that tell them apart", async () => {
+  const { labelBySettings } = await import("../lib/report/report.ts");
+  const run = (experiment: string, sets: string[]) =>
+    ({ experiment, label: `${experiment}/x`, provenance: { sets } }) as unknown as Parameters<
+      typeof labelBySettings
+    >[0][number];
+  const bundles = [
+    run("tiny-lsp", ["iterations=100", "loss.kl.in=loss"]),
+    run("tiny-lsp", ["iterations=100"]),
+    run("tiny-grpo", ["iterations=100"]),
+  ];
+  labelBySettings(bundles);
+  assert.deepEqual(bundles.map((b) => b.label), [
+    "tiny-lsp [loss.kl.in=loss]",
+    "tiny-lsp [as shipped]",
+    "tiny-grpo/x",
+  ]);
+});

@@ -121,6 +121,31 @@ export function reportFigures(bundles: readonly BundleData[]): { path: string; f
   return out;
 }
 
+/**
+ * Runs of one experiment compared side by side are told apart in legends by what their command
+ * lines set (provenance `sets`), e.g. "tiny-lsp [loss.kl.in=loss]" beside "tiny-lsp [as
+ * shipped]", instead of by run id alone.
+ */
+export function labelBySettings(bundles: BundleData[]): void {
+  const byExperiment = new Map<string, BundleData[]>();
+  for (const b of bundles) {
+    byExperiment.set(b.experiment, [...byExperiment.get(b.experiment) ?? [], b]);
+  }
+  for (const group of byExperiment.values()) {
+    if (group.length < 2) continue;
+    const setsOf = (b: BundleData) => {
+      const sets = b.provenance?.sets;
+      return Array.isArray(sets) ? sets.filter((x): x is string => typeof x === "string") : [];
+    };
+    // Settings every run of the group shares say nothing about which is which.
+    const shared = setsOf(group[0]).filter((s) => group.every((b) => setsOf(b).includes(s)));
+    for (const b of group) {
+      const own = setsOf(b).filter((s) => !shared.includes(s));
+      b.label = `${b.experiment} [${own.length ? own.join(", ") : "as shipped"}]`;
+    }
+  }
+}
+
 /** Loads the bundles, renders every figure to PNG and writes report.html. */
 export async function writeReport(
   bundleDirs: readonly string[],
@@ -128,14 +153,14 @@ export async function writeReport(
 ): Promise<ReportResult> {
   if (bundleDirs.length === 0) throw new UserError("report: name at least one bundle folder");
   const bundles: BundleData[] = [];
+  for (const dir of bundleDirs) bundles.push(await loadBundle(dir));
+  labelBySettings(bundles);
   const labels = new Set<string>();
-  for (const dir of bundleDirs) {
-    const b = await loadBundle(dir);
+  for (const b of bundles) {
     // Legends and sections are keyed by label: the same run named twice must stay apart.
     const base = b.label;
     for (let k = 2; labels.has(b.label); k++) b.label = `${base} (${k})`;
     labels.add(b.label);
-    bundles.push(b);
   }
   const size = options.size ?? FIGURE_SIZE;
   const outDir = resolve(options.outDir ?? defaultReportDir(bundles));
