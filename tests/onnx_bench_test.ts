@@ -38,6 +38,7 @@ Deno.test("bench-onnx writes both sides' speeds, their ratio and the parity chec
     assert.ok(bench.logitsRelativeError <= 1e-5, `${bench.logitsRelativeError}`);
     assert.match(bench.onnxruntime.version, /^\d+\.\d+\.\d+$/);
     assert.ok(bench.engine.adapter.length > 0 && bench.cpu.model.length > 0);
+    assert.ok(bench.loadAverage1m.start >= 0 && bench.loadAverage1m.end >= 0);
     assert.deepEqual(bench.rows.map((row: BenchOnnxRow) => row.batch), [1, 3]);
     for (const row of bench.rows as BenchOnnxRow[]) {
       assert.equal(row.greedyTokensMatch, true, `batch ${row.batch}`);

@@ -11,7 +11,8 @@
  * Both sides also record whether their greedy tokens were identical and how far their logits on
  * the first prompt are apart (lib/onnx/parity.ts), so a speed is never quoted for a model that
  * computes something else. Every figure is run-specific (bench.json, timings.jsonl); the
- * adapter, the CPU and onnxruntime's version and threads are named in bench.json.
+ * adapter, the CPU, onnxruntime's version and threads and the machine's load average are in
+ * bench.json.
  *
  * @module
  */
@@ -113,6 +114,8 @@ async function loadEngineModel(ctx: RunContext, p: BenchOnnxParams) {
 }
 
 async function run(ctx: RunContext, p: BenchOnnxParams): Promise<void> {
+  // Other work on the machine slows both sides unevenly: the load is part of the figures.
+  const loadAtStart = Deno.loadavg();
   const { model, description } = await loadEngineModel(ctx, p);
   const config = model.config;
   if (config.architecture !== "LlamaForCausalLM") {
@@ -181,6 +184,7 @@ async function run(ctx: RunContext, p: BenchOnnxParams): Promise<void> {
           exportSeconds,
         },
         cpu: { model: cpus()[0]?.model ?? "unknown", logicalCores: cpus().length },
+        loadAverage1m: { start: loadAtStart[0], end: Deno.loadavg()[0] },
         logitsRelativeError,
         rows,
       };
