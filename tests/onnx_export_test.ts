@@ -226,6 +226,7 @@ Deno.test("model export on the committed tiny base: onnxruntime agrees with `mod
     const again = await cli(["model", "export", "--model", TINY_BASE, "--out", out]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /model\.onnx already exists; refusing to replace it/);
+    assert.doesNotMatch(again.stderr, /^\s+at /m, "a user error: no stack trace");
     const forced = await cli(["model", "export", "--model", TINY_BASE, "--out", out, "--force"]);
     assert.equal(forced.code, 0, forced.stderr);
   });
@@ -260,6 +261,9 @@ Deno.test("model export refuses what it cannot export, naming the file and field
     const r5 = await cli(["model", "export", "--model", m, "--tokens", "1,2", "--out", out]);
     assert.equal(r5.code, 2);
     assert.match(r5.stderr, /--tokens does not apply here/);
+    for (const r of [r1, r2, r3, r4, r5]) {
+      assert.doesNotMatch(r.stderr, /^\s+at /m, "a user error: no stack trace");
+    }
     assert.ok(!(await Deno.stat(out).then(() => true, () => false)), "nothing was written");
   });
 });

@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { getGpu } from "../../gpu/device.ts";
 import { median } from "../util/median.ts";
+import { UserError } from "../util/user_error.ts";
 import { Recorder } from "../../gpu/recorder.ts";
 import { defineKind, type RunContext } from "../experiment/kind.ts";
 import { LlamaModel } from "../model/llama.ts";
@@ -119,11 +120,11 @@ async function run(ctx: RunContext, p: BenchOnnxParams): Promise<void> {
   const { model, description } = await loadEngineModel(ctx, p);
   const config = model.config;
   if (config.architecture !== "LlamaForCausalLM") {
-    throw new Error(`model: bench-onnx needs a LlamaForCausalLM, got ${config.architecture}`);
+    throw new UserError(`model: bench-onnx needs a LlamaForCausalLM, got ${config.architecture}`);
   }
   const maxLen = p.promptLen + p.newTokens;
   if (maxLen > config.maxPositionEmbeddings) {
-    throw new Error(
+    throw new UserError(
       `promptLen + newTokens = ${maxLen} exceeds the model's max_position_embeddings ` +
         `${config.maxPositionEmbeddings}`,
     );
@@ -252,7 +253,7 @@ async function benchBatch(
   const eP = median(ePre), eD = median(eFull) - eP;
   const oP = median(oPre), oD = median(oDec);
   if (!(eD > 0 && oD > 0)) {
-    throw new Error(
+    throw new UserError(
       `batch ${batch}: decode time not measurable (engine ${eD} s, onnxruntime ${oD} s): the ` +
         `engine's ${p.newTokens}-token generation took no longer than its 1-token one; raise ` +
         `newTokens, warmup or repeats`,

@@ -430,7 +430,7 @@ async function exportModel(v: Values): Promise<void> {
   if (dtype !== "f32" && dtype !== "f16") {
     throw new UsageError(`model export: --dtype must be f32 or f16, got "${dtype}"`, modelCommand);
   }
-  if (!(await isDir(dir))) throw new Error(`--model ${dir}: no such directory`);
+  if (!(await isDir(dir))) throw new UserError(`--model ${dir}: no such directory`);
   // Loaded only here: the exporter brings the protobuf library.
   const { exportCheckpointOnnx } = await import("../onnx/export.ts");
   const r = await exportCheckpointOnnx(dir, out, {

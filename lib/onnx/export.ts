@@ -27,6 +27,7 @@ import { readTensorF32 } from "../model/safetensors/read.ts";
 import { atomicWriteFile, atomicWriteWith } from "../util/atomic_write.ts";
 import { writeAll } from "../util/byte_sink.ts";
 import { pathExists } from "../util/fs.ts";
+import { UserError } from "../util/user_error.ts";
 import { ElemType } from "./graph.ts";
 import {
   buildLlamaGraph,
@@ -111,7 +112,7 @@ async function weightData(w: WeightInit, read: TensorReader): Promise<Uint8Array
 
 async function refuseExisting(path: string, overwrite: boolean): Promise<void> {
   if (!overwrite && (await pathExists(path))) {
-    throw new Error(
+    throw new UserError(
       `${path} already exists; refusing to replace it (choose another path, or --force to replace it)`,
     );
   }

@@ -11,6 +11,7 @@
  */
 import type * as OrtTypes from "onnxruntime-node";
 import type { LlamaConfig } from "../model/config.ts";
+import { UserError } from "../util/user_error.ts";
 
 type Ort = typeof OrtTypes;
 let ortModule: Promise<Ort> | null = null;
@@ -19,7 +20,7 @@ let ortModule: Promise<Ort> | null = null;
 export function loadOrt(): Promise<Ort> {
   ortModule ??= import("onnxruntime-node").catch((e) => {
     ortModule = null;
-    throw new Error(
+    throw new UserError(
       `onnxruntime-node could not be loaded (${(e as Error).message}); it comes with the ` +
         `project's npm dependencies (deno.json): run \`deno install\` with the npm registry ` +
         `reachable`,
@@ -91,7 +92,7 @@ export class OrtLlama {
     }
     if (JSON.stringify(session.inputNames) !== JSON.stringify(want)) {
       await session.release();
-      throw new Error(
+      throw new UserError(
         `${path}: inputs ${JSON.stringify(session.inputNames)} do not match a ` +
           `${config.architecture} of ${config.numLayers} layers (${JSON.stringify(want)})`,
       );
