@@ -6,6 +6,7 @@
  * @module
  */
 import { benchModelKind } from "../bench/bench_model.ts";
+import { benchOnnxKind } from "../bench/bench_onnx.ts";
 import { benchTrainKind } from "../bench/bench_train.ts";
 import type { ExperimentKind } from "../experiment/kind.ts";
 import { gpuProbeKind } from "../probe/gpu_probe.ts";
@@ -22,6 +23,7 @@ export const KINDS: readonly ExperimentKind[] = [
   ...TINY_WORLD_KINDS,
   benchModelKind,
   benchTrainKind,
+  benchOnnxKind,
 ];
 
 /** The kind called `name`, or undefined. */

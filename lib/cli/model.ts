@@ -1,5 +1,5 @@
 /**
- * `model <info|tokenize|logits|generate|grad>`: the engine, directly.
+ * `model <info|tokenize|logits|generate|grad|export>`: the engine, directly, and its exporter.
  *
  * Each subcommand takes `--model DIR` (an HF model folder) or `--synthetic CONFIG.json
  * [--seed S]` (random weights of that config's shapes made on the GPU, to run and time real
@@ -47,6 +47,13 @@ Subcommands:
   grad      (--model DIR | --synthetic CONFIG.json [--seed S]) --tokens 1,2,3,... --out FILE.safetensors
             gradient of the mean next-token NLL (position t predicts t+1) w.r.t. every
             parameter, F32, under HF names
+  export    --model DIR [--format onnx] --out FILE.onnx [--dtype f32|f16] [--external-data]
+            [--force]
+            the model as ONNX (HF semantics; causal LMs with Optimum-style past_key_values
+            inputs and present outputs, sequence classifiers with pooled logits); weights
+            over 2 GB (or with --external-data) go to FILE.onnx_data beside it; --dtype f16
+            stores the weight matrices as f16 (computed in f32); an existing FILE is refused
+            unless --force
 
 Options:
   --model DIR            HF model folder (config.json, safetensors, tokenizer files)
@@ -68,9 +75,13 @@ const OPTIONS = {
   temperature: { type: "string" },
   "top-p": { type: "string" },
   "readback-every": { type: "string" },
+  format: { type: "string" },
+  dtype: { type: "string" },
+  "external-data": { type: "boolean" },
+  force: { type: "boolean" },
 } as const;
 
-const SUBCOMMANDS = ["info", "tokenize", "logits", "generate", "grad"] as const;
+const SUBCOMMANDS = ["info", "tokenize", "logits", "generate", "grad", "export"] as const;
 type Sub = (typeof SUBCOMMANDS)[number];
 
 /** Which options each subcommand accepts (the others are refused by name). */
@@ -92,6 +103,7 @@ const ALLOWED: Record<Sub, string[]> = {
     "readback-every",
   ],
   grad: ["model", "synthetic", "seed", "tokens", "out"],
+  export: ["model", "format", "out", "dtype", "external-data", "force"],
 };
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -404,6 +416,35 @@ async function gen(v: Values): Promise<void> {
   console.log(JSON.stringify({ promptTokens: ids.length, stats: res.stats }));
 }
 
+async function exportModel(v: Values): Promise<void> {
+  const dir = required(v, "model", "export");
+  const out = required(v, "out", "export");
+  const format = str(v, "format") ?? "onnx";
+  if (format !== "onnx") {
+    throw new UsageError(
+      `model export: --format "${format}" is not supported (onnx)`,
+      modelCommand,
+    );
+  }
+  const dtype = str(v, "dtype") ?? "f32";
+  if (dtype !== "f32" && dtype !== "f16") {
+    throw new UsageError(`model export: --dtype must be f32 or f16, got "${dtype}"`, modelCommand);
+  }
+  if (!(await isDir(dir))) throw new UserError(`--model ${dir}: no such directory`);
+  // Loaded only here: the exporter brings the protobuf library.
+  const { exportCheckpointOnnx } = await import("../onnx/export.ts");
+  const r = await exportCheckpointOnnx(dir, out, {
+    dtype,
+    externalData: v["external-data"] ? true : "auto",
+    overwrite: Boolean(v.force),
+  });
+  const data = r.dataPath ? ` + ${r.dataPath} (${r.dataBytes} bytes)` : "";
+  console.log(
+    `wrote ${r.path} (${r.bytes} bytes)${data}: ${r.architecture}, ${r.parameters} ` +
+      `parameters, weights ${r.dtype}`,
+  );
+}
+
 /** Runs `model <subcommand> ...`; returns the exit code (errors are thrown for main.ts). */
 export async function runModelCommand(args: string[]): Promise<number> {
   const p = parseCommandArgs(modelCommand, args, OPTIONS, 0, 1);
@@ -434,6 +475,7 @@ export async function runModelCommand(args: string[]): Promise<number> {
     );
   } else if (s === "logits") await logits(v);
   else if (s === "grad") await grad(v);
+  else if (s === "export") await exportModel(v);
   else await gen(v);
   return 0;
 }
@@ -441,7 +483,7 @@ export async function runModelCommand(args: string[]): Promise<number> {
 /** The `model` command. */
 export const modelCommand: Command = {
   name: "model",
-  summary: "the engine directly: info, tokenize, logits, generate, grad",
+  summary: "the engine directly: info, tokenize, logits, generate, grad, export",
   usage: USAGE,
   run: runModelCommand,
 };
