@@ -17,6 +17,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sha256Hex } from "../util/hash_file.ts";
+import { specialTokenEntry } from "./tokenizer.ts";
 
 /** The name manifests use for this tokenizer (e.g. `model.syntheticTokenizer`). */
 export const LLAMA32_TOKENIZER = "llama-3.2";
@@ -110,14 +111,7 @@ export function llama32TokenizerJson(llama3: Json): Json {
 export function llama32TokenizerConfig(): Json {
   const decoder: Record<string, Json> = {};
   for (let i = 0; i < 256; i++) {
-    decoder[String(128000 + i)] = {
-      content: llama31SpecialToken(i),
-      lstrip: false,
-      normalized: false,
-      rstrip: false,
-      single_word: false,
-      special: true,
-    };
+    decoder[String(128000 + i)] = specialTokenEntry(llama31SpecialToken(i));
   }
   return {
     added_tokens_decoder: decoder,

@@ -139,6 +139,18 @@ async function readJson(path: string, required: boolean): Promise<Record<string,
   return json;
 }
 
+/** A special token's entry in tokenizer_config.json's `added_tokens_decoder` (HF's AddedToken). */
+export function specialTokenEntry(content: string): Record<string, string | boolean> {
+  return {
+    content,
+    lstrip: false,
+    normalized: false,
+    rstrip: false,
+    single_word: false,
+    special: true,
+  };
+}
+
 /** A special token in tokenizer_config.json: a string or an AddedToken-like {content}. */
 function tokenString(
   cfg: Record<string, unknown>,

@@ -9,6 +9,7 @@
  */
 
 import { join } from "node:path";
+import { specialTokenEntry } from "../model/tokenizer.ts";
 
 /** Special tokens, in id order (ids 0..6). */
 export const TINY_SPECIAL_TOKENS = {
@@ -103,14 +104,7 @@ export function tinyTokenizerJson(): Record<string, unknown> {
 export function tinyTokenizerConfig(): Record<string, unknown> {
   const decoder: Record<string, unknown> = {};
   Object.values(TINY_SPECIAL_TOKENS).forEach((content, id) => {
-    decoder[String(id)] = {
-      content,
-      lstrip: false,
-      normalized: false,
-      rstrip: false,
-      single_word: false,
-      special: true,
-    };
+    decoder[String(id)] = specialTokenEntry(content);
   });
   return {
     added_tokens_decoder: decoder,

@@ -27,18 +27,26 @@ function parse(text: string, path: string, makeError: ErrorFactory): unknown {
   }
 }
 
+/** The file's text; a missing one gives undefined when `optional`, anything else throws. */
+async function readText(
+  path: string,
+  makeError: ErrorFactory,
+  optional: boolean,
+): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    if (optional && e instanceof Deno.errors.NotFound) return undefined;
+    throw makeError(`${path}: cannot read (${(e as Error).message})`);
+  }
+}
+
 /** Reads and parses `path`; a missing, unreadable or invalid file throws `makeError(message)`. */
 export async function readJsonFile(
   path: string,
   makeError: ErrorFactory = jsonFileError,
 ): Promise<unknown> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    throw makeError(`${path}: cannot read (${(e as Error).message})`);
-  }
-  return parse(text, path, makeError);
+  return parse((await readText(path, makeError, false))!, path, makeError);
 }
 
 /** As {@link readJsonFile}, but a file that does not exist gives undefined. */
@@ -46,14 +54,8 @@ export async function readJsonFileIfPresent(
   path: string,
   makeError: ErrorFactory = jsonFileError,
 ): Promise<unknown> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw makeError(`${path}: cannot read (${(e as Error).message})`);
-  }
-  return parse(text, path, makeError);
+  const text = await readText(path, makeError, true);
+  return text === undefined ? undefined : parse(text, path, makeError);
 }
 
 /**
