@@ -195,4 +195,8 @@ Deno.test("runs of one experiment are labelled by the settings that tell them ap
     "tiny-lsp [as shipped]",
     "tiny-grpo/x",
   ]);
+  // Runs the settings do not tell apart keep their experiment/runId labels.
+  const same = [run("tiny-lsp", ["seed=1"]), run("tiny-lsp", ["seed=1"])];
+  labelBySettings(same);
+  assert.deepEqual(same.map((b) => b.label), ["tiny-lsp/x", "tiny-lsp/x"]);
 });

@@ -139,10 +139,12 @@ export function labelBySettings(bundles: BundleData[]): void {
     };
     // Settings every run of the group shares say nothing about which is which.
     const shared = setsOf(group[0]).filter((s) => group.every((b) => setsOf(b).includes(s)));
-    for (const b of group) {
+    const labels = group.map((b) => {
       const own = setsOf(b).filter((s) => !shared.includes(s));
-      b.label = `${b.experiment} [${own.length ? own.join(", ") : "as shipped"}]`;
-    }
+      return `${b.experiment} [${own.length ? own.join(", ") : "as shipped"}]`;
+    });
+    // Only when the settings tell every run apart; else experiment/runId stays.
+    if (new Set(labels).size === group.length) group.forEach((b, i) => (b.label = labels[i]));
   }
 }
 
