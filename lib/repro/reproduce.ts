@@ -17,7 +17,7 @@ import type { ExperimentKind } from "../experiment/kind.ts";
 import { runExperiment, type RunOutcome } from "../runner/run.ts";
 import { readJsonFile } from "../util/json_file.ts";
 import { adapterIdentity } from "../bundle/claim.ts";
-import { compareDeterministic, type FileComparison } from "./compare.ts";
+import { compareBundleTrees, type FileComparison } from "./compare.ts";
 import { appendReproduction, type ReproductionRecord } from "../bundle/reproductions.ts";
 
 /** A bundle that cannot be reproduced as asked (printed without a stack). */
@@ -155,7 +155,7 @@ export async function reproduceBundle(opts: ReproOptions): Promise<ReproResult> 
       warn(`the inputs' hashes differ from the bundle's (provenance.json "inputs")`);
     }
   }
-  const rows = outcome.index ? compareDeterministic(original, outcome.index) : [];
+  const rows = outcome.index ? await compareBundleTrees(dir, original, outDir, outcome.index) : [];
   const mismatches = rows.filter((r) => r.verdict !== "match").map((r) => r.path);
   const completed = outcome.status === "completed" && outcome.index !== null;
   const ok = completed && mismatches.length === 0;
