@@ -2,8 +2,10 @@
  * A sweep through a real Slurm: a one-node cluster on localhost (tests/slurm_cluster.ts) runs a
  * sweep of two arms (the second started from the first) over two seeds as job arrays; one
  * member's task is killed mid-run, its dependent is cancelled by Slurm, and a re-run of the
- * sweep resubmits exactly those two (the killed one resumes from its checkpoint), then
- * aggregates. Without Slurm (or root) the test says so and is skipped; in CI (CI=true) it runs.
+ * sweep resubmits exactly those two (the killed one resumes from its checkpoint); that sweep
+ * process is killed in turn, and a third run follows the tasks still on the cluster instead of
+ * submitting them again, then aggregates. Without Slurm (or root) the test says so and is
+ * skipped; in CI (CI=true) it runs.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -104,16 +106,40 @@ Deno.test({
       assert.match(err1, /b\/s1 \(missing; slurm task \d+_1 (CANCELLED|PENDING)/);
       const done0 = indexOf(join(out, "members/a/s0")).rootHash;
 
-      // Round 2: only the killed member and its dependent are submitted again.
-      const r2 = await cliWith(program, cluster.env, ["exp", manifest, "--out", out, "--resume"]);
-      console.log(r2.stderr.split("\n").filter((l) => !l.startsWith("[")).join("\n"));
-      assert.equal(r2.code, 0, r2.stderr);
+      // Round 2: only the killed member and its dependent are submitted again. The sweep's
+      // own process is killed once it submitted them: the tasks go on on the cluster.
+      const round2 = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", join(program, "main.ts"), "exp", manifest, "--out", out, "--resume"],
+        cwd: program,
+        env: { NO_COLOR: "1", ...cluster.env },
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const jobsFile = join(out, "slurm/jobs.jsonl");
+      const submissions = async () =>
+        (await Deno.readTextFile(jobsFile)).trim().split("\n").map((l) => JSON.parse(l));
+      for (let t = 0; (await submissions()).length < 4; t++) {
+        assert.ok(t < 1200, "round 2 submits two arrays");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      round2.kill("SIGKILL");
+      const err2 = new TextDecoder().decode((await round2.output()).stderr);
+      assert.match(err2, /2 complete and verified \(reused\), 2 to run with the slurm launcher/);
+      assert.match(err2, /slurm: submitted job \d+ \(arm a, members a\/s1\)\n/);
+      assert.match(err2, /slurm: submitted job \d+ \(arm b, members b\/s1\), each after/);
+      const [ra, rb] = (await submissions()).slice(2);
+      assert.deepEqual([ra.members, rb.members, rb.afterJob], [["a/s1"], ["b/s1"], ra.jobId]);
+
+      // Round 3: a resumed sweep follows the tasks still queued instead of submitting them again.
+      const r3 = await cliWith(program, cluster.env, ["exp", manifest, "--out", out, "--resume"]);
+      console.log(r3.stderr.split("\n").filter((l) => !l.startsWith("[")).join("\n"));
+      assert.equal(r3.code, 0, r3.stderr);
+      assert.doesNotMatch(r3.stderr, /slurm: submitted/);
       assert.match(
-        r2.stderr,
-        /2 complete and verified \(reused\), 2 to run with the slurm launcher/,
+        r3.stderr,
+        new RegExp(`member b/s1: still .* as slurm task ${rb.jobId}_1; following it`),
       );
-      assert.match(r2.stderr, /slurm: submitted job \d+ \(arm a, members a\/s1\)\n/);
-      assert.match(r2.stderr, /slurm: submitted job \d+ \(arm b, members b\/s1\), each after/);
+      assert.equal((await submissions()).length, 4);
       assert.equal(indexOf(join(out, "members/a/s0")).rootHash, done0, "a/s0 was not rerun");
       const resumes = await Deno.readTextFile(join(out, "members/a/s1/resumes.jsonl"));
       assert.match(resumes, /"fromCheckpoint":"checkpoints\/step-\d+"/, "a/s1 resumed");
