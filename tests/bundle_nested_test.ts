@@ -9,6 +9,7 @@ import { bundleTree } from "../lib/bundle/nested.ts";
 import { verifyBundle } from "../lib/bundle/verify.ts";
 import { BundleWriter } from "../lib/bundle/writer.ts";
 import { compareBundleTrees } from "../lib/repro/compare.ts";
+import { foreignFiles } from "../lib/runner/clear_bundle.ts";
 import { prepareResume } from "../lib/runner/resume.ts";
 
 const tmp = () => Deno.makeTempDirSync({ prefix: "bundle_nested_test_" });
@@ -157,4 +158,11 @@ Deno.test("repro compares the deterministic files of nested bundles too", async 
     ["members/a/s1/manifest.json", "MISSING"],
     ["members/a/s1/metrics.jsonl", "MISSING"],
   ]);
+});
+
+Deno.test("--force may clear members its run started, and still refuses files no run recorded", async () => {
+  const dir = await outer();
+  assert.deepEqual(await foreignFiles(dir), []);
+  await Deno.writeTextFile(join(dir, "members/a/s1/notes.txt"), "mine");
+  assert.deepEqual(await foreignFiles(dir), ["members/a/s1/notes.txt"]);
 });
