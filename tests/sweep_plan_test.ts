@@ -165,6 +165,17 @@ Deno.test("an arm's problem is named with the sweep file and the member; sweeps 
   );
   const nested = sweep({ seeds: [0], arms: [{ name: "s", experiment: join(dir, "inner.jsonc") }] });
   assert.throws(() => plan(nested.params as SweepParams), /arm "s" .*unknown kind "sweep"/);
+  const noFinal = sweep({
+    seeds: [0],
+    arms: [
+      { name: "lsp", experiment: "tiny-lsp", set: { finalCheckpoint: false } },
+      { name: "lsp-grpo", experiment: "tiny-grpo", after: "lsp" },
+    ],
+  });
+  assert.throws(
+    () => plan(noFinal.params as SweepParams),
+    /arm "lsp-grpo" starts from arm "lsp", whose members keep no final checkpoint/,
+  );
   const missing = sweep({ seeds: [0], arms: [{ name: "m", experiment: "no-such-experiment" }] });
   assert.throws(() => plan(missing.params as SweepParams), /arm "m" .*no such file/);
 });
@@ -214,9 +225,14 @@ Deno.test("the sbatch script runs any member by arm and seed index; submissions 
   });
   assert.match(script, /^#!\/bin\/bash\n/);
   assert.match(script, /\nexport SELFPLAY_SWEEP_DIR=\/shared\/t\nmodule load cuda\n/);
-  assert.match(
+  assert.ok(
+    script.includes(
+      "\n  lsp-grpo/2)\n    # member lsp-grpo/s2\n    exec /opt/deno/bin/deno run -A " +
+        '/shared/selfplay/main.ts exp tiny-grpo --set \'model={"bundle":' +
+        '"${SELFPLAY_SWEEP_DIR}/members/lsp/s2","bundleExperiment":"tiny-lsp"}\' ' +
+        "--set iterations=2 --set seed=2 --out /shared/t/members/lsp-grpo/s2 --resume ;;\n",
+    ),
     script,
-    /\n  lsp-grpo\/2\)\n    # member lsp-grpo\/s2\n    exec \/opt\/deno\/bin\/deno run -A \/shared\/selfplay\/main\.ts exp tiny-grpo --set 'model=\{"bundle":"\$\{SELFPLAY_SWEEP_DIR\}\/members\/lsp\/s2","bundleExperiment":"tiny-lsp"\}' --set iterations=2 --set seed=2 --out \/shared\/t\/members\/lsp-grpo\/s2 --resume ;;\n/,
   );
   assert.deepEqual(
     sbatchArgs({ arm: "grpo", indices: [0, 2], afterJob: null }, params.launcher, "t", "/shared/t"),
@@ -272,7 +288,7 @@ Deno.test("exp --dry-run lists the members, their resolved manifests and the lau
     r.stderr,
     /sweep mini: 2 arms x 2 seeds = 4 members; launcher slurm; bundle .*\/out/,
   );
-  assert.match(r.stderr, /  lsp-grpo\/s1  tiny-grpo \(grpo\), starts from lsp\/s1/);
+  assert.ok(r.stderr.includes("\n  lsp-grpo/s1  tiny-grpo (grpo), starts from lsp/s1\n"));
   assert.match(r.stderr, /member lsp\/s0: deno task exp tiny-lsp --set seed=0\n\{\n/);
   assert.match(r.stderr, /#SBATCH --job-name=mini/);
   assert.match(

@@ -1,7 +1,7 @@
 /**
  * The built-in aggregation "metrics-table": each member's final metrics line (the last line of
- * its metrics.jsonl, numbers only, nested keys as dot names) side by side, and per arm the mean
- * over its seeds. A generic view of any sweep; experiment-specific tables (the tiny world's
+ * its metrics.jsonl, or of another JSONL file, or a whole JSON file such as eval.json; numbers
+ * only, nested keys as dot names) side by side, and per arm the mean over its seeds. A generic view of any sweep; experiment-specific tables (the tiny world's
  * "tiny-table") register their own aggregation.
  *
  * @module
@@ -20,7 +20,10 @@ function numericLeaves(v: unknown, prefix = "", out: Record<string, number> = {}
   return out;
 }
 
-/** The last line of a member's JSONL file, as numbers by dot name. */
+/**
+ * The last line of a member's JSONL file (or the whole of a `.json` file, such as eval.json), as
+ * numbers by dot name.
+ */
 async function finalLine(m: SweepMember, file: string): Promise<Record<string, number>> {
   const path = join(m.dir, file);
   let text: string;
@@ -28,6 +31,13 @@ async function finalLine(m: SweepMember, file: string): Promise<Record<string, n
     text = await Deno.readTextFile(path);
   } catch (e) {
     throw new Error(`metrics-table: member ${m.id}: cannot read ${file} (${(e as Error).message})`);
+  }
+  if (file.endsWith(".json")) {
+    try {
+      return numericLeaves(JSON.parse(text));
+    } catch (e) {
+      throw new Error(`metrics-table: member ${m.id}: ${file}: ${(e as Error).message}`);
+    }
   }
   const lines = text.split("\n").filter((l) => l.trim() !== "");
   if (lines.length === 0) throw new Error(`metrics-table: member ${m.id}: ${file} is empty`);
@@ -52,7 +62,7 @@ AGGREGATIONS.register(
   defineAggregation({
     description: "each member's final metrics line, and per arm the mean over seeds",
     schema: z.strictObject({
-      /** The JSONL file whose last line is read. */
+      /** The JSONL file whose last line is read (a `.json` file is read whole). */
       file: z.string().min(1).default("metrics.jsonl"),
       /** The dot names to show ([]: every numeric key any member has). */
       keys: z.array(z.string().min(1)).default([]),

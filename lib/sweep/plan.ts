@@ -129,10 +129,18 @@ export function planSweep(params: SweepParams, opts: PlanOptions): SweepPlan {
       });
     });
   }
-  // Members of `after` arms need their upstream planned first: arms listed later still work.
   for (const m of members) {
-    if (m.after !== null && !members.some((u) => u.id === m.after)) {
+    const up = members.find((u) => u.id === m.after);
+    if (m.after !== null && !up) {
       throw new ManifestError(opts.sweepFile, `member ${m.id}: no member ${m.after} to start from`);
+    }
+    // A member others start from must leave its final model behind.
+    if (up && up.manifest.resolved.finalCheckpoint === false) {
+      throw new ManifestError(
+        opts.sweepFile,
+        `arm "${m.arm}" starts from arm "${up.arm}", whose members keep no final checkpoint ` +
+          `(finalCheckpoint: false); set "finalCheckpoint": true in arm "${up.arm}"'s set`,
+      );
     }
   }
   return { arms: params.arms.map((a) => a.name), seeds: [...params.seeds], members };
