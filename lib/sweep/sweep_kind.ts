@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { isAbsolute, join, relative } from "node:path";
 import { checkRelPath } from "../bundle/format.ts";
 import {
   defineKind,
@@ -71,6 +71,12 @@ function memberArgs(m: PlannedMember, dir: string, resumable: boolean): string[]
     dir,
     resumable ? "--resume" : "--force",
   ];
+}
+
+/** "2 arms x 3 seeds". */
+function size(plan: SweepPlan): string {
+  const n = (k: number, what: string) => `${k} ${what}${k === 1 ? "" : "s"}`;
+  return `${n(plan.arms.length, "arm")} x ${n(plan.seeds.length, "seed")}`;
 }
 
 /** Members in an order where each comes after the member it starts from. */
@@ -236,9 +242,14 @@ export function sweepKind(opts: SweepKindOptions): ExperimentKind {
     executionKeys: SWEEP_EXECUTION_KEYS,
     inputs(params) {
       // The arms' manifests (and what they extend) decide the members: they enter the run id.
+      // Named from the project root when inside it, so the run id does not depend on where the
+      // checkout is.
       const files = new Set<string>();
       for (const m of planOf(params, "sweep").members) {
-        for (const f of m.manifest.chain) files.add(f);
+        for (const f of m.manifest.chain) {
+          const rel = relative(opts.projectRoot, f);
+          files.add(rel.startsWith("..") || isAbsolute(rel) ? f : rel);
+        }
       }
       return [...files].sort();
     },
@@ -251,7 +262,7 @@ export function sweepKind(opts: SweepKindOptions): ExperimentKind {
         return { member: m, dir, args: memberArgs(m, dir, Boolean(kind?.resumable)) };
       });
       const lines = [
-        `sweep ${info.experiment}: ${plan.arms.length} arms x ${plan.seeds.length} seeds = ` +
+        `sweep ${info.experiment}: ${size(plan)} = ` +
         `${plan.members.length} members; launcher ${params.launcher.kind}; bundle ${info.bundleDir}`,
       ];
       const w = Math.max(...plan.members.map((m) => m.id.length));
@@ -279,8 +290,9 @@ export function sweepKind(opts: SweepKindOptions): ExperimentKind {
       const todo = plan.members.filter((m) => run.states.get(m.id)!.state !== "complete");
       const reused = plan.members.length - todo.length;
       ctx.log(
-        `sweep: ${plan.members.length} members (${plan.arms.length} arms x ${plan.seeds.length} ` +
-          `seeds); ${reused} complete and verified${reused > 0 ? " (reused)" : ""}, ` +
+        `sweep: ${plan.members.length} members (${size(plan)}); ${reused} complete and verified${
+          reused > 0 ? " (reused)" : ""
+        }, ` +
           `${todo.length} to run with the ${launcher.kind} launcher`,
       );
       let ended = new Map<string, string>();
