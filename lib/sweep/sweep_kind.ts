@@ -26,6 +26,7 @@ import {
   type RunContext,
 } from "../experiment/kind.ts";
 import { canonicalJson } from "../manifest/canonical.ts";
+import { UserError } from "../util/user_error.ts";
 import { AGGREGATIONS, type SweepMember } from "./aggregation.ts";
 import type { LaunchContext, Launcher, MemberJob } from "./launcher.ts";
 import { localLauncher } from "./local_launcher.ts";
@@ -89,6 +90,17 @@ function dependencyOrder(members: readonly PlannedMember[]): PlannedMember[] {
     .map((x) => x.m);
 }
 
+/** A member the sweep may not use (changed since it ran, another manifest, not a bundle). */
+class MemberRefusedError extends UserError {
+  override name = "MemberRefusedError";
+}
+
+/** Members that failed or were stopped: a resumed sweep runs them again. */
+class MembersIncompleteError extends UserError {
+  override name = "MembersIncompleteError";
+  override readonly resumeHelps = true;
+}
+
 /** The sweep's run: see the module doc. */
 class SweepRun {
   readonly states = new Map<string, MemberState>();
@@ -124,14 +136,19 @@ class SweepRun {
     return state;
   }
 
-  /** Looks at every member; a refused one fails the sweep, naming each. */
+  /**
+   * Looks at every member not yet known complete (each is verified once per run of the sweep);
+   * a refused one fails the sweep, naming each.
+   */
   async inspectAll(members: readonly PlannedMember[]): Promise<void> {
-    for (const m of dependencyOrder(members)) await this.inspect(m);
+    for (const m of dependencyOrder(members)) {
+      if (this.states.get(m.id)?.state !== "complete") await this.inspect(m);
+    }
     const refused = members.flatMap((m) => {
       const s = this.states.get(m.id)!;
       return s.state === "refused" ? [`member ${m.id}: ${s.why}`] : [];
     });
-    if (refused.length > 0) throw new Error(refused.join("; "));
+    if (refused.length > 0) throw new MemberRefusedError(refused.join("; "));
   }
 
   job(m: PlannedMember): MemberJob {
@@ -153,6 +170,7 @@ class SweepRun {
       say: (msg) => void Deno.stderr.writeSync(new TextEncoder().encode(msg + "\n")),
       upstreamReady: async (job) => {
         const up = this.plan.members.find((u) => u.id === job.member.after)!;
+        if (this.states.get(up.id)?.state === "complete") return true;
         return (await this.inspect(up)).state === "complete";
       },
       writeFile: (rel, data) => ctx.writeFile(rel, data, { deterministic: false }),
@@ -321,7 +339,7 @@ export function sweepKind(opts: SweepKindOptions): ExperimentKind {
             : s.state;
           return `${m.id} (${detail}; ${ended.get(m.id) ?? "not run"})`;
         });
-        throw new Error(
+        throw new MembersIncompleteError(
           `${failed.length} of ${plan.members.length} members did not complete: ` +
             `${why.join("; ")}; a resumed sweep runs only these again (completed ones are reused)`,
         );
