@@ -9,6 +9,7 @@ import { bundleTree } from "../lib/bundle/nested.ts";
 import { verifyBundle } from "../lib/bundle/verify.ts";
 import { BundleWriter } from "../lib/bundle/writer.ts";
 import { compareBundleTrees } from "../lib/repro/compare.ts";
+import { reproduceBundle } from "../lib/repro/reproduce.ts";
 import { foreignFiles } from "../lib/runner/clear_bundle.ts";
 import { prepareResume } from "../lib/runner/resume.ts";
 
@@ -165,4 +166,13 @@ Deno.test("--force may clear members its run started, and still refuses files no
   assert.deepEqual(await foreignFiles(dir), []);
   await Deno.writeTextFile(join(dir, "members/a/s1/notes.txt"), "mine");
   assert.deepEqual(await foreignFiles(dir), ["members/a/s1/notes.txt"]);
+});
+
+Deno.test("repro of one member wants --out outside the sweep (its default folder is inside)", async () => {
+  const dir = await outer();
+  await assert.rejects(
+    reproduceBundle({ bundleDir: join(dir, "members/a/s0"), kinds: [], root: dir }),
+    /members\/a\/s0 is a bundle inside .* \(a sweep's member\): give --out DIR outside it/,
+  );
+  assert.ok((await verifyBundle(dir)).ok, "nothing was written into the sweep");
 });
