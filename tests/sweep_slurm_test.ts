@@ -124,6 +124,8 @@ Deno.test({
       }
       round2.kill("SIGKILL");
       const err2 = new TextDecoder().decode((await round2.output()).stderr);
+      console.log(err2.split("\n").filter((l) => !l.startsWith("[")).join("\n"));
+      console.log("(the sweep process was killed here; its tasks go on on the cluster)\n");
       assert.match(err2, /2 complete and verified \(reused\), 2 to run with the slurm launcher/);
       assert.match(err2, /slurm: submitted job \d+ \(arm a, members a\/s1\)\n/);
       assert.match(err2, /slurm: submitted job \d+ \(arm b, members b\/s1\), each after/);
