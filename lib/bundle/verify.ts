@@ -15,7 +15,8 @@ import {
 import { hashFile } from "../util/hash_file.ts";
 import { tryReadJson } from "../util/json_file.ts";
 import { rootHashOf } from "./hash.ts";
-import { linkOnPath, scanTree } from "./no_links.ts";
+import { linkOnPath } from "./no_links.ts";
+import { bundleTree, nestedBundleOf } from "./nested.ts";
 import { checkReproductions, REPRODUCTIONS_FILE } from "./reproductions.ts";
 
 /** What {@link verifyBundle} found. */
@@ -111,7 +112,7 @@ export async function verifyBundle(dir: string): Promise<VerifyResult> {
   if (root !== index.rootHash) {
     problems.push(`bundle.json: rootHash ${index.rootHash} does not match its file list (${root})`);
   }
-  const tree = await scanTree(dir);
+  const tree = await bundleTree(dir);
   for (const rel of tree.files) {
     // reproductions.jsonl is appended after sealing (by repro); it is checked on its own.
     if (rel !== "bundle.json" && rel !== REPRODUCTIONS_FILE && !listed.has(rel)) {
@@ -121,6 +122,20 @@ export async function verifyBundle(dir: string): Promise<VerifyResult> {
   for (const odd of tree.odd) {
     if (!listed.has(odd.path)) {
       problems.push(`${odd.path}: ${odd.kind} in the bundle (bundles hold only regular files)`);
+    }
+  }
+  // Bundles nested in this one (a sweep's members, nested.ts): a listed one is verified as a
+  // bundle; an unlisted one is a member left unfinished, which only a completed bundle may not
+  // hold.
+  for (const f of index.files) {
+    const inner = nestedBundleOf(f.path);
+    if (inner === null || checkRelPath(f.path)) continue;
+    const r = await verifyBundle(join(dir, inner));
+    problems.push(...r.problems.map((p) => `${inner}/${p}`));
+  }
+  for (const inner of tree.nested) {
+    if (!listed.has(`${inner}/bundle.json`) && index.status === "completed") {
+      problems.push(`${inner}/: a bundle inside this one that bundle.json does not list`);
     }
   }
   if (!listed.has(REPRODUCTIONS_FILE)) {

@@ -17,7 +17,8 @@ import {
 } from "./format.ts";
 import { hashFile } from "../util/hash_file.ts";
 import { rootHashOf } from "./hash.ts";
-import { linkOnPath, scanTree } from "./no_links.ts";
+import { linkOnPath } from "./no_links.ts";
+import { bundleTree } from "./nested.ts";
 
 /** Whether a file must be reproduced byte for byte by a rerun. */
 export interface FileOptions {
@@ -32,6 +33,10 @@ export function jsonLine(value: unknown): string {
     (_k, v) => typeof v === "number" && !Number.isFinite(v) ? String(v) : v,
   ) +
     "\n";
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return await Deno.stat(path).then((s) => s.isFile, () => false);
 }
 
 /** A bundle directory being written. */
@@ -186,26 +191,45 @@ export class BundleWriter {
   }
 
   /**
+   * Registers a file that another process wrote into this bundle (a nested bundle's
+   * bundle.json: see nested.ts); it must exist.
+   */
+  async adoptFile(rel: string, opts: FileOptions): Promise<void> {
+    const path = this.register(rel, opts);
+    const link = await linkOnPath(this.dir, rel);
+    if (link || !(await isFile(path))) {
+      this.#files.delete(rel);
+      if (link) throw new Error(`bundle file "${rel}": cannot adopt it: ${link}`);
+      throw new Error(`bundle file "${rel}": cannot adopt it, there is no such file`);
+    }
+    await this.#recordRegistry(rel);
+  }
+
+  /**
    * Ends the bundle: checks every registered file exists and nothing else was written, sets the
    * final status (a `completed` run with a missing or stray file becomes `failed`), hashes every
-   * file and writes bundle.json. Returns the index.
+   * file and writes bundle.json. Returns the index. The files of bundles nested inside this one
+   * are theirs (nested.ts): only a nested bundle.json this bundle adopted is listed.
    */
   async seal(status: Exclude<RunStatus, "running">, error?: string): Promise<BundleIndex> {
     const problems: string[] = [];
-    const tree = await scanTree(this.dir);
-    const onDisk = tree.files;
+    const tree = await bundleTree(this.dir);
     for (const odd of tree.odd) {
       problems.push(`${odd.path} is ${odd.kind}; bundles hold only regular files`);
       this.#files.delete(odd.path);
     }
-    for (const rel of onDisk) {
+    for (const rel of tree.files) {
       if (isTempFile(rel)) await Deno.remove(join(this.dir, rel)); // left by an interrupted write
       else if (rel !== "bundle.json" && rel !== "status.json" && !this.#files.has(rel)) {
         problems.push(`${rel} was written outside the run context`);
         this.#files.set(rel, { deterministic: false });
       }
     }
-    const present = new Set(onDisk);
+    const present = new Set(tree.files);
+    for (const n of tree.nested) {
+      const index = `${n}/bundle.json`;
+      if (this.#files.has(index) && (await isFile(join(this.dir, index)))) present.add(index);
+    }
     for (const rel of this.#files.keys()) {
       if (rel !== "status.json" && !present.has(rel)) {
         problems.push(`${rel} was registered but never written`);

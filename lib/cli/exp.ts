@@ -7,7 +7,7 @@ import { canonicalJson } from "../manifest/canonical.ts";
 import { displayPath, loadManifest } from "../manifest/load.ts";
 import { KINDS } from "./kinds.ts";
 import { EXPERIMENTS_DIR, PROJECT_ROOT, RESULTS_DIR } from "../runner/project.ts";
-import { runExperiment } from "../runner/run.ts";
+import { plannedTarget, runExperiment } from "../runner/run.ts";
 import { type Command, parseCommandArgs } from "./command.ts";
 
 /** The `exp` command. */
@@ -28,7 +28,9 @@ Options:
   --allow-changed-code  with --resume: continue a run that other code started (it is
                         refused otherwise; the bundle records it in resumes.jsonl)
   --force               replace an existing bundle in the target directory
-  --dry-run             print the resolved manifest (every default filled in) and exit
+  --dry-run             print the resolved manifest (every default filled in) and exit; a
+                        sweep also lists its members, their resolved manifests and what its
+                        launcher would run (stderr)
   -h, --help            show this help
 
 Exit status: 0 completed, 1 failed, 2 usage error, 130 interrupted (Ctrl-C).
@@ -58,6 +60,25 @@ Examples:
     });
     if (p.values["dry-run"]) {
       console.log(canonicalJson(manifest.resolved, 2));
+      // What the kind adds (a sweep's members and scripts) goes to stderr: stdout stays the
+      // resolved manifest alone.
+      const kind = KINDS.find((k) => k.kind === manifest.kind);
+      if (kind?.dryRun) {
+        const target = await plannedTarget({
+          manifest,
+          kinds: KINDS,
+          root: PROJECT_ROOT,
+          resultsDir: RESULTS_DIR,
+          outDir: p.values.out as string | undefined,
+        });
+        console.error(
+          await kind.dryRun(manifest.params, {
+            experiment: manifest.name,
+            bundleDir: target.dir,
+            projectRoot: PROJECT_ROOT,
+          }),
+        );
+      }
       return 0;
     }
     const outcome = await runExperiment({

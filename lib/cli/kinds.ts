@@ -13,6 +13,8 @@ import { gpuProbeKind } from "../probe/gpu_probe.ts";
 import { grpoKind, lspKind } from "../rl/rl_kinds.ts";
 import { TINY_WORLD_KINDS } from "../tinyworld/plugin.ts";
 import { sftKind } from "../train/sft.ts";
+import { sweepKind } from "../sweep/sweep_kind.ts";
+import { EXPERIMENTS_DIR, PROJECT_ROOT } from "../runner/project.ts";
 
 /** Every experiment kind a manifest can name, in the order `list` shows them. */
 export const KINDS: readonly ExperimentKind[] = [
@@ -24,6 +26,8 @@ export const KINDS: readonly ExperimentKind[] = [
   benchModelKind,
   benchTrainKind,
   benchOnnxKind,
+  // Built with the catalogue it draws its members' kinds from (lib/sweep imports no catalogue).
+  sweepKind({ kinds: () => KINDS, experimentsDir: EXPERIMENTS_DIR, projectRoot: PROJECT_ROOT }),
 ];
 
 /** The kind called `name`, or undefined. */

@@ -18,12 +18,14 @@ import { frozenLoadOptions, type WeightStorageChoice } from "../model/weights.ts
 import { latestCheckpoint } from "../train/checkpoint.ts";
 import { ModelConfigField, resolveModelConfig } from "../model/config_field.ts";
 import { pathKind, resolveGivenPath } from "./file_source.ts";
+import { expandEnvAnchor } from "../util/env_path.ts";
 
 /**
  * A model as a manifest field. Exactly one source is used, in this order: `synthetic` (random
  * weights of that config, from `seed`), `dir`, the folder in environment variable `env`,
  * `bundle` (a bundle directory, or an experiment's results directory holding completed bundles,
- * whose latest checkpoint is loaded; `rootHash` pins it).
+ * whose latest checkpoint is loaded; `rootHash` pins it; a leading `${NAME}` takes the folder
+ * from environment variable NAME, as a sweep's member names another member: util/env_path.ts).
  */
 export const ModelSourceSchema = z.strictObject({
   dir: z.string().default(""),
@@ -85,7 +87,7 @@ export function resolveModelSource(src: ModelSource, field: string): ResolvedMod
     return { kind: "dir", dir: resolveGivenPath(src.dir, src.env, src.download, field, "folder") };
   }
   if (!src.bundle) throw new UserError(`${field}: give dir, env, bundle or synthetic`);
-  const root = projectPath(src.bundle);
+  const root = projectPath(expandEnvAnchor(src.bundle, `${field}.bundle`));
   const found = completedBundles(root);
   const runIt = src.bundleExperiment
     ? `run \`deno task exp ${src.bundleExperiment}\` first`

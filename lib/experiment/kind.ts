@@ -61,6 +61,22 @@ export interface RunContext {
   recordParent(bundleDir: string): Promise<void>;
   /** Adds a run-specific fact to provenance.json under `extra.<key>`. */
   recordProvenance(key: string, value: unknown): void;
+  /**
+   * Lists a bundle that another process wrote inside this one (a sweep's member, at `relDir`)
+   * by its bundle.json, whose sha256 ties the nested bundle's root hash to this bundle's;
+   * `verify` then checks it as a nested bundle. The caller verifies it first.
+   */
+  adoptBundle(relDir: string): Promise<void>;
+}
+
+/** What `exp --dry-run` tells a kind's {@link ExperimentKind.dryRun}. */
+export interface DryRunInfo {
+  /** Experiment name. */
+  experiment: string;
+  /** Absolute path of the bundle folder a run would write. */
+  bundleDir: string;
+  /** Absolute path of the project root. */
+  projectRoot: string;
 }
 
 /**
@@ -82,6 +98,17 @@ export interface ExperimentKind<P = Record<string, unknown>> {
   inputs?(params: P): string[];
   /** True when `run` can continue an unfinished bundle (`ctx.resume`). */
   readonly resumable?: boolean;
+  /**
+   * Top-level parameters that say how to run, not what: a worker count, a scheduler's queue and
+   * limits. They are left out of the run id, so `--resume` may continue a run with other values
+   * (manifest.json records the last ones); every other parameter is part of what a run is.
+   */
+  readonly executionKeys?: readonly string[];
+  /**
+   * More for `exp --dry-run` to print after the resolved manifest (a sweep's members and the
+   * scripts it would submit); nothing is run or written.
+   */
+  dryRun?(params: P, info: DryRunInfo): Promise<string>;
   /** Runs the experiment. Throwing marks the run failed with the error's message. */
   run(ctx: RunContext, params: P): Promise<void>;
 }

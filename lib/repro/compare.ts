@@ -3,7 +3,10 @@
  *
  * @module
  */
-import type { BundleIndex } from "../bundle/format.ts";
+import { join } from "node:path";
+import { BUNDLE_INDEX_SCHEMA, type BundleIndex } from "../bundle/format.ts";
+import { nestedBundleOf } from "../bundle/nested.ts";
+import { tryReadJson } from "../util/json_file.ts";
 
 /** How one deterministic file of the original fared in the reproduction. */
 export type Verdict = "match" | "DIFFERS" | "MISSING" | "EXTRA";
@@ -40,6 +43,40 @@ export function compareDeterministic(original: BundleIndex, repro: BundleIndex):
     if (g.deterministic && !ours.get(g.path)?.deterministic) {
       rows.push({ path: g.path, original: null, reproduced: g.sha256, verdict: "EXTRA" });
     }
+  }
+  return rows.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** The index of the bundle listed as `<dir>/bundle.json`, or null when it is absent or broken. */
+async function nestedIndex(dir: string): Promise<BundleIndex | null> {
+  const parsed = BUNDLE_INDEX_SCHEMA.safeParse(await tryReadJson(join(dir, "bundle.json")));
+  return parsed.success ? parsed.data as BundleIndex : null;
+}
+
+/** The bundles nested in a bundle (a sweep's members), by the `X/bundle.json` it lists. */
+function nestedOf(index: BundleIndex): string[] {
+  return index.files.map((f) => nestedBundleOf(f.path)).filter((p): p is string => p !== null);
+}
+
+/**
+ * {@link compareDeterministic} over two bundle folders and, recursively, over the bundles
+ * nested in them (a sweep's members), whose rows carry their folder as a path prefix. A nested
+ * bundle the reproduction lacks makes each of its deterministic files MISSING.
+ */
+export async function compareBundleTrees(
+  originalDir: string,
+  original: BundleIndex,
+  reproDir: string,
+  repro: BundleIndex,
+): Promise<FileComparison[]> {
+  const rows = compareDeterministic(original, repro);
+  const empty: BundleIndex = { ...original, files: [] };
+  const inners = [...new Set([...nestedOf(original), ...nestedOf(repro)])];
+  for (const inner of inners) {
+    const a = await nestedIndex(join(originalDir, inner)) ?? empty;
+    const b = await nestedIndex(join(reproDir, inner)) ?? empty;
+    const sub = await compareBundleTrees(join(originalDir, inner), a, join(reproDir, inner), b);
+    rows.push(...sub.map((r) => ({ ...r, path: `${inner}/${r.path}` })));
   }
   return rows.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

@@ -10,6 +10,7 @@ import { UserError } from "../util/user_error.ts";
 import { dirname, join, resolve } from "node:path";
 import { codeVersion } from "../bundle/code_version.ts";
 import type { BundleIndex } from "../bundle/format.ts";
+import { isBundleDir } from "../bundle/nested.ts";
 import { verifyBundle } from "../bundle/verify.ts";
 import { canonicalJson } from "../manifest/canonical.ts";
 import { displayPath, loadManifest } from "../manifest/load.ts";
@@ -17,7 +18,7 @@ import type { ExperimentKind } from "../experiment/kind.ts";
 import { runExperiment, type RunOutcome } from "../runner/run.ts";
 import { readJsonFile } from "../util/json_file.ts";
 import { adapterIdentity } from "../bundle/claim.ts";
-import { compareDeterministic, type FileComparison } from "./compare.ts";
+import { compareBundleTrees, type FileComparison } from "./compare.ts";
 import { appendReproduction, type ReproductionRecord } from "../bundle/reproductions.ts";
 
 /** A bundle that cannot be reproduced as asked (printed without a stack). */
@@ -58,6 +59,14 @@ async function readJson(path: string): Promise<Record<string, unknown>> {
   >;
 }
 
+/** The nearest folder above `dir` that is itself a bundle (nested.ts), or null. */
+async function enclosingBundle(dir: string): Promise<string | null> {
+  for (let d = dirname(dir); d !== dirname(d); d = dirname(d)) {
+    if (await isBundleDir(d)) return d;
+  }
+  return null;
+}
+
 async function freeReproDir(bundleDir: string): Promise<string> {
   for (let n = 1;; n++) {
     const d = `${bundleDir}-repro-${n}`;
@@ -89,6 +98,15 @@ export async function reproduceBundle(opts: ReproOptions): Promise<ReproResult> 
   if (original.status !== "completed") {
     throw new ReproError(
       `${shown} is a ${original.status} run; only completed bundles make a claim to reproduce`,
+    );
+  }
+  // A member of a sweep: its default rerun folder would land inside the sweep's bundle.
+  const outer = opts.outDir === undefined ? await enclosingBundle(dir) : null;
+  if (outer !== null) {
+    throw new ReproError(
+      `${shown} is a bundle inside ${displayPath(outer)} (a sweep's member): give --out DIR ` +
+        `outside it for the rerun, or reproduce the whole sweep with \`deno task repro ` +
+        `${displayPath(outer)}\``,
     );
   }
   const manifestJson = await readJson(join(dir, "manifest.json"));
@@ -155,7 +173,7 @@ export async function reproduceBundle(opts: ReproOptions): Promise<ReproResult> 
       warn(`the inputs' hashes differ from the bundle's (provenance.json "inputs")`);
     }
   }
-  const rows = outcome.index ? compareDeterministic(original, outcome.index) : [];
+  const rows = outcome.index ? await compareBundleTrees(dir, original, outDir, outcome.index) : [];
   const mismatches = rows.filter((r) => r.verdict !== "match").map((r) => r.path);
   const completed = outcome.status === "completed" && outcome.index !== null;
   const ok = completed && mismatches.length === 0;

@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { isTempFile } from "../util/atomic_write.ts";
 import { BUNDLE_INDEX_SCHEMA, STATUS_SCHEMA } from "../bundle/format.ts";
+import { bundleTree } from "../bundle/nested.ts";
 import { scanTree } from "../bundle/no_links.ts";
 import { REPRODUCTIONS_FILE } from "../bundle/reproductions.ts";
 import { UserError } from "../util/user_error.ts";
@@ -39,9 +40,14 @@ export async function foreignFiles(dir: string): Promise<string[]> {
   if (index.success) { for (const f of index.data.files) own.add(f.path); }
   const status = STATUS_SCHEMA.safeParse(await readJson(join(dir, "status.json")));
   if (status.success) { for (const rel of Object.keys(status.data.files ?? {})) own.add(rel); }
-  const tree = await scanTree(dir);
+  const tree = await bundleTree(dir);
   const foreign = tree.files.filter((rel) => !own.has(rel) && !isRunLeftover(rel));
   foreign.push(...tree.odd.map((o) => `${o.path} (${o.kind})`));
+  // A bundle nested in this one (a sweep's member) was written by a run the outer one started:
+  // its files are the run's where its own records list them.
+  for (const inner of tree.nested) {
+    foreign.push(...(await foreignFiles(join(dir, inner))).map((f) => `${inner}/${f}`));
+  }
   return foreign.sort();
 }
 

@@ -7,6 +7,7 @@
 import { join, resolve } from "node:path";
 import type { GpuInfo } from "../../gpu/device.ts";
 import type { Provenance } from "../bundle/provenance.ts";
+import { isBundleDir } from "../bundle/nested.ts";
 import { verifyBundle } from "../bundle/verify.ts";
 import type { BundleWriter } from "../bundle/writer.ts";
 import type { RunContext, WriteOptions } from "../experiment/kind.ts";
@@ -120,6 +121,13 @@ export function makeRunContext(p: RunContextParts): RunContext {
     },
     recordProvenance: (key, value) => {
       provenance.extra[key] = value;
+    },
+    adoptBundle: async (relDir) => {
+      const rel = `${relDir}/bundle.json`;
+      if (!(await isBundleDir(join(p.dir, relDir)))) {
+        throw new Error(`${displayPath(join(p.dir, relDir))} is not a bundle; cannot adopt it`);
+      }
+      await namedWrite(rel, () => bundle.adoptFile(rel, { deterministic: false }));
     },
   };
 }

@@ -10,6 +10,7 @@
  */
 import { UserError } from "../util/user_error.ts";
 import { join } from "node:path";
+import { bundleTree } from "../bundle/nested.ts";
 import type { BundleWriter } from "../bundle/writer.ts";
 import { latestCheckpoint, verifyCheckpoint } from "../train/checkpoint.ts";
 import { CHECKPOINTS_DIR } from "../train/run_checkpoints.ts";
@@ -142,14 +143,6 @@ const RUNNER_FILES = new Set([
   "reproductions.jsonl",
 ]);
 
-async function* walk(dir: string, prefix = ""): AsyncGenerator<string> {
-  for await (const e of Deno.readDir(join(dir, prefix))) {
-    const rel = prefix ? `${prefix}/${e.name}` : e.name;
-    if (e.isDirectory) yield* walk(dir, rel);
-    else yield rel;
-  }
-}
-
 /**
  * Files on disk that status.json does not list: a process killed between writing a file and
  * recording it in status.json leaves one behind. Inside the verified checkpoint (its SHA256SUMS,
@@ -162,7 +155,9 @@ async function settleUnregistered(
   log: (msg: string) => void,
 ): Promise<void> {
   const strays: string[] = [];
-  for await (const rel of walk(writer.dir)) {
+  // Bundles nested in this one (a sweep's members) belong to their own runs: never strays here.
+  const tree = await bundleTree(writer.dir);
+  for (const rel of [...tree.files, ...tree.odd.map((o) => o.path)]) {
     if (!RUNNER_FILES.has(rel) && !writer.files.has(rel)) strays.push(rel);
   }
   for (const rel of strays.sort()) {

@@ -9,7 +9,7 @@
  */
 import { UserError } from "../util/user_error.ts";
 import { join } from "node:path";
-import { canonicalJson } from "../manifest/canonical.ts";
+import { changedKeys } from "../manifest/diff.ts";
 import { displayPath } from "../manifest/load.ts";
 import { STATUS_SCHEMA } from "../bundle/format.ts";
 import { tryReadJson } from "../util/json_file.ts";
@@ -29,8 +29,10 @@ export interface ResumeTarget {
 
 /** What {@link findResumeTarget} needs to know about the run being asked for. */
 export interface ResumeRequest {
-  /** The resolved manifest (`{kind, description, seed, ...params}`). */
+  /** The resolved manifest (`{kind, description, seed, ...params}`) without execution keys. */
   resolved: Record<string, unknown>;
+  /** Keys of the kind that say how to run, not what (left out of the comparison). */
+  executionKeys?: readonly string[];
   inputs: Record<string, string>;
   code: string;
   runId: string;
@@ -68,25 +70,12 @@ async function readBundle(dir: string): Promise<Found | null> {
   };
 }
 
-/** Top-level keys (dot paths one level into objects) whose values differ. */
-function changedKeys(a: unknown, b: unknown, prefix = ""): string[] {
-  const isObj = (v: unknown): v is Record<string, unknown> =>
-    typeof v === "object" && v !== null && !Array.isArray(v);
-  if (!isObj(a) || !isObj(b)) return canonicalJson(a) === canonicalJson(b) ? [] : [prefix || "."];
-  const out: string[] = [];
-  for (const k of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
-    const p = prefix ? `${prefix}.${k}` : k;
-    if (canonicalJson(a[k] ?? null) === canonicalJson(b[k] ?? null)) continue;
-    if (isObj(a[k]) && isObj(b[k])) out.push(...changedKeys(a[k], b[k], p));
-    else out.push(p);
-  }
-  return out;
-}
-
 /** Why `found` is not the requested run: manifest keys, inputs, code (empty: it is the same). */
 function differences(found: Found, req: ResumeRequest): { what: string[]; codeOnly: boolean } {
   const what: string[] = [];
-  const keys = changedKeys(found.manifest ?? null, req.resolved);
+  const foundManifest = { ...(found.manifest ?? {}) as Record<string, unknown> };
+  for (const k of req.executionKeys ?? []) delete foundManifest[k];
+  const keys = changedKeys(found.manifest ? foundManifest : null, req.resolved);
   if (keys.length) what.push(`the resolved manifest (${keys.join(", ")})`);
   const inputs = changedKeys(found.inputs ?? null, req.inputs);
   if (inputs.length) what.push(`the inputs (${inputs.join(", ")})`);

@@ -233,20 +233,49 @@ interface RunTarget {
   changedCode: { from: string; to: string } | null;
 }
 
-/** Derives the run id and the bundle folder, and decides what to do with what is there. */
-async function resolveTarget(opts: RunOptions): Promise<RunTarget> {
+/** The resolved manifest without the kind's execution keys: what the run id hashes. */
+function identityOf(kind: ExperimentKind, resolved: Record<string, unknown>) {
+  const out = { ...resolved };
+  for (const k of kind.executionKeys ?? []) delete out[k];
+  return out;
+}
+
+/** The kind, inputs, code version, run id and bundle folder a manifest names. */
+async function identify(opts: TargetOptions) {
   const m = opts.manifest;
   const kind = opts.kinds.find((k) => k.kind === m.kind);
   if (!kind) throw new RunSetupError(`${displayPath(m.file)}: unknown kind "${m.kind}"`);
   const inputs = await hashInputs(kind, m);
   const code = await codeVersion(opts.root);
-  let runId = runIdOf(m.resolved, inputs, code);
-  let dir = resolve(opts.outDir ?? join(opts.resultsDir, m.name, runId));
+  const runId = runIdOf(identityOf(kind, m.resolved), inputs, code);
+  const dir = resolve(opts.outDir ?? join(opts.resultsDir, m.name, runId));
+  return { kind, inputs, code, runId, dir };
+}
+
+/** What {@link plannedTarget} needs: the run options that decide where a run goes. */
+export type TargetOptions = Pick<
+  RunOptions,
+  "manifest" | "kinds" | "root" | "resultsDir" | "outDir"
+>;
+
+/** The run id and bundle folder a run of this manifest would get (for `exp --dry-run`). */
+export async function plannedTarget(opts: TargetOptions): Promise<{ runId: string; dir: string }> {
+  const { runId, dir } = await identify(opts);
+  return { runId, dir };
+}
+
+/** Derives the run id and the bundle folder, and decides what to do with what is there. */
+async function resolveTarget(opts: RunOptions): Promise<RunTarget> {
+  const m = opts.manifest;
+  const id = await identify(opts);
+  const { kind, inputs, code } = id;
+  let { runId, dir } = id;
   // --resume continues the run it names, or refuses saying what changed (resume_guard.ts).
   let changedCode: { from: string; to: string } | null = null;
   if (opts.resume && !opts.force) {
     ({ dir, runId, changedCode } = await findResumeTarget({
-      resolved: m.resolved,
+      resolved: identityOf(kind, m.resolved),
+      executionKeys: kind.executionKeys ?? [],
       inputs,
       code,
       runId,
