@@ -57,6 +57,7 @@ function member(arm: string, seed: number, policy: number[], base: number[]): Ta
   return {
     arm,
     seed,
+    iterations: 5,
     policy: { overall: acc(policy), perTask: policy, byLevel: { "1": acc(policy) } },
     base: { overall: acc(base), perTask: base, byLevel: { "1": acc(base) } },
     metrics: arm === "lsp"
@@ -80,7 +81,7 @@ Deno.test("tiny table: rows per arm, paired against the base, challenger early v
     // LSP then GRPO started from an LSP model: its own reference is not the base.
     member("lsp-grpo", 0, [1, 1, 1, 1, 1, 0], [0, 0, 0, 1, 0, 0]),
   ];
-  const rows = tinyTable(members, 5);
+  const rows = tinyTable(members);
   assert.deepEqual(rows.map((r) => r.arm), ["base", "grpo", "lsp", "lsp-grpo"]);
   const [b, grpo, lsp, chain] = rows;
   near(b.accuracy, 2 / 6);
@@ -110,5 +111,5 @@ Deno.test("tiny table: members that evaluated different bases are refused", () =
     member("grpo", 0, [1, 0, 1], [1, 0, 0]),
     member("lsp", 0, [1, 0, 1], [0, 0, 0]),
   ];
-  assert.throws(() => tinyTable(members, 10), /lsp seed 0 evaluated another base/);
+  assert.throws(() => tinyTable(members), /lsp seed 0 evaluated another base/);
 });

@@ -1,7 +1,8 @@
 /**
  * Everything the tiny world adds to the program, in one place: its dataset generators (for
  * `sft`), its query source (for `grpo`), its exact verifier as a task reward, its held-out
- * evaluation of an RL run, and the `tiny-pretrain` kind. The generic parts (lib/train, lib/rl,
+ * evaluation of an RL run, its rubric as an oracle judge, the `tiny-table` aggregation of a
+ * sweep, and the `tiny-pretrain` kind. The generic parts (lib/train, lib/rl,
  * lib/rewards, lib/eval) know these only through their registries' interfaces; the program's
  * catalogue (lib/cli/kinds.ts) loads this module.
  *
@@ -24,6 +25,8 @@ import {
 import type { MalformedQueryPolicy } from "./reward.ts";
 import { tinyQuerySource } from "./task_queries.ts";
 import { VerifierTaskReward } from "./verifier_task_reward.ts";
+import { AGGREGATIONS } from "../sweep/aggregation.ts";
+import { tinyTableAggregation } from "./table_aggregation.ts";
 
 registerDataset(TINY_DATASET_NAME, tinyDatasetFactory);
 registerDataset(TINY_PACKED_DATASET_NAME, packedTinyDatasetFactory);
@@ -34,6 +37,8 @@ TASK_REWARDS.register("verifier", (section) =>
     partialCredit: section.partialCredit as number,
   }));
 EVALUATIONS.register("tiny", tinyEvaluation);
+// The paper's table in miniature, over a sweep's members (experiments/tiny-table.jsonc).
+AGGREGATIONS.register("tiny-table", tinyTableAggregation);
 // The exact rubric as R_Q: the oracle-judge ablation (what a perfect tiny judge would give).
 QUALITY_ORACLES.register("tiny-rubric", ({ query, answer }) => {
   const grade = gradeWithRubric(query, answer);

@@ -23,6 +23,8 @@ export const TABLE_ARMS = ["base", "grpo", "lsp-zero", "lsp", "lsp-grpo"] as con
 export interface TableMember {
   arm: string;
   seed: number;
+  /** Its iterations (the early and late phases are its first and last fifth). */
+  iterations: number;
   /** Its eval.json's policy and base solver results on the held-out set. */
   policy: SolverResults;
   base: SolverResults;
@@ -107,16 +109,24 @@ function queryLevel(q: string): string {
   return p.ok ? String(p.task.level) : "malformed";
 }
 
-function phase(members: readonly TableMember[], from: number, to: number): ChallengerPhase {
-  const lines = members.flatMap((m) =>
-    m.metrics.filter((l) => l.iter !== undefined && l.iter >= from && l.iter <= to && l.queries)
-  );
+/** The first or last fifth of a member's iterations. */
+function phaseRange(m: TableMember, late: boolean): [number, number] {
+  const fifth = Math.max(1, Math.round(m.iterations / 5));
+  return late ? [m.iterations - fifth + 1, m.iterations] : [1, fifth];
+}
+
+function phase(members: readonly TableMember[], late: boolean): ChallengerPhase {
+  const inPhase = (m: TableMember, iter: number | undefined) => {
+    const [from, to] = phaseRange(m, late);
+    return iter !== undefined && iter >= from && iter <= to;
+  };
+  const lines = members.flatMap((m) => m.metrics.filter((l) => inPhase(m, l.iter) && l.queries));
   const avg = (f: (q: QueryShares) => number | null) => {
     const xs = lines.map((l) => f(l.queries!)).filter((x): x is number => x !== null);
     return xs.length ? mean(xs) : null;
   };
   const qs = members.flatMap((m) =>
-    m.queries.filter((s) => s.iter >= from && s.iter <= to).flatMap((s) => s.queries)
+    m.queries.filter((s) => inPhase(m, s.iter)).flatMap((s) => s.queries)
   );
   const levels: Record<string, number> = {};
   for (const q of qs) levels[queryLevel(q)] = (levels[queryLevel(q)] ?? 0) + 1;
@@ -134,7 +144,7 @@ function phase(members: readonly TableMember[], from: number, to: number): Chall
  * members that started from it (every arm but lsp-grpo, whose reference is its LSP model), and
  * must agree across them.
  */
-export function tinyTable(members: readonly TableMember[], iterations: number): TableRow[] {
+export function tinyTable(members: readonly TableMember[]): TableRow[] {
   const fromBase = members.filter((m) => m.arm !== "lsp-grpo");
   if (fromBase.length === 0) throw new Error("tiny table: no member started from the base");
   const base = fromBase[0].base;
@@ -172,7 +182,6 @@ export function tinyTable(members: readonly TableMember[], iterations: number): 
     const ties = flat.length - wins - losses;
     const levels = Object.keys(ms[0].policy.byLevel);
     const selfPlay = ms.some((m) => m.metrics.some((l) => l.queries));
-    const fifth = Math.max(1, Math.round(iterations / 5));
     rows.push({
       arm,
       accuracy: mean(ms.map((m) => m.policy.overall.accuracy)),
@@ -186,9 +195,7 @@ export function tinyTable(members: readonly TableMember[], iterations: number): 
       byLevel: Object.fromEntries(
         levels.map((k) => [k, mean(ms.map((m) => m.policy.byLevel[k].accuracy))]),
       ),
-      challenger: selfPlay
-        ? { early: phase(ms, 1, fifth), late: phase(ms, iterations - fifth + 1, iterations) }
-        : null,
+      challenger: selfPlay ? { early: phase(ms, false), late: phase(ms, true) } : null,
     });
   }
   return rows;
