@@ -321,7 +321,11 @@ Deno.test("LLM judge settings: a missing judge says what to download and where; 
           err.message.startsWith("eval.judge.model: no folder given") &&
           err.message.includes(`environment variable ${JUDGE_ENV}`) &&
           err.message.includes("--set eval.judge.model.dir=PATH") &&
-          err.message.includes("meta-llama/Llama-3.1-8B-Instruct (gated"),
+          err.message.includes("a gated model") &&
+          err.message.includes(
+            "`huggingface-cli download meta-llama/Llama-3.1-8B-Instruct --local-dir $SELFPLAY_JUDGE_DIR`",
+          ) &&
+          err.message.includes("a larger one, e.g. meta-llama/Llama-3.3-70B-Instruct"),
       );
       const missing = join(dir, "Llama-3.1-8B-Instruct");
       const e2 = EvalSchema.parse({ ...e, judge: { kind: "llm", model: { dir: missing } } });

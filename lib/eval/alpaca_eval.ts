@@ -30,7 +30,10 @@ import { softWinRates, type WinRates, winRates } from "./winrate.ts";
 import { type EvalSet, loadEvalSet } from "./eval_set.ts";
 import type { EvalParams, Evaluation, EvaluationInputs, JudgeParams } from "./evaluation.ts";
 import { RewardModel } from "../rewards/reward_model.ts";
-import { resolveFileSource } from "../data/file_source.ts";
+import { pathKind, resolveFileSource } from "../data/file_source.ts";
+import { projectPath } from "../util/project_path.ts";
+import { UserError } from "../util/user_error.ts";
+import { collectMissingInputs, missingInput, MissingInputsError } from "../util/missing_inputs.ts";
 import { loadModelSource, modelSourceInputs } from "../data/model_source.ts";
 import { generateReplies, type Replies, type ReplyOptions } from "../model/chat_replies.ts";
 import {
@@ -294,7 +297,7 @@ export async function alpacaEvalLlm(o: LlmJudgedOptions): Promise<LlmAlpacaEvalR
   }
   const unreadable = verdicts.map((v, i) => (v.preference === null ? i : -1)).filter((i) => i >= 0);
   if (unreadable.length === n || unreadable.length > o.maxUnreadable * n) {
-    throw new Error(
+    throw new UserError(
       `eval.judge: ${unreadable.length} of ${n} verdicts are unreadable (neither label ` +
         `"${judge.labels[0]}"/"${judge.labels[1]}" among the judge's top ${judge.labelTopK} next ` +
         `tokens in an order; first: instruction ${unreadable[0]}), more than maxUnreadable ` +
@@ -345,20 +348,36 @@ export async function alpacaEvalLlm(o: LlmJudgedOptions): Promise<LlmAlpacaEvalR
   };
 }
 
-/** Reads the judge prompt template, checking its placeholders; errors name the file. */
-export function readJudgeTemplate(path: string): string {
+/** Reads the judge prompt template (a manifest path), checking its placeholders. */
+export function readJudgeTemplate(file: string): string {
+  const path = projectPath(file);
   let text: string;
   try {
     text = Deno.readTextFileSync(path);
   } catch (e) {
-    throw new Error(`eval.judge.promptFile: ${path}: cannot read (${(e as Error).message})`);
+    throw new UserError(`eval.judge.promptFile: ${path}: cannot read (${(e as Error).message})`);
   }
   for (const p of JUDGE_PLACEHOLDERS) {
     if (!text.includes(`{${p}}`)) {
-      throw new Error(`eval.judge.promptFile: ${path} has no {${p}} placeholder`);
+      throw new UserError(`eval.judge.promptFile: ${path} has no {${p}} placeholder`);
     }
   }
   return text;
+}
+
+/** Said with a missing judge: the choice of judge is the user's. */
+const JUDGE_CHOICE = "any Llama-architecture instruct model works; a larger one, e.g. " +
+  "meta-llama/Llama-3.3-70B-Instruct, is closer to the paper's judge";
+
+/** The judge's model inputs; a missing judge is reported with {@link JUDGE_CHOICE}. */
+function judgeModelInputs(j: JudgeParams): string[] {
+  try {
+    return collectMissingInputs(() => modelSourceInputs(j.model, "eval.judge.model"));
+  } catch (e) {
+    if (!(e instanceof MissingInputsError)) throw e;
+    for (const m of e.missing) missingInput(`${m} (${JUDGE_CHOICE})`);
+    return [];
+  }
 }
 
 /**
@@ -370,16 +389,22 @@ export function alpacaEvalInputs(e: EvalParams): string[] {
   const out = [resolveFileSource(e.evalSet, "eval.evalSet")];
   const j = e.judge;
   if (j?.kind === "llm") {
-    out.push(...modelSourceInputs(j.model, "eval.judge.model"));
-    readJudgeTemplate(j.promptFile);
-    out.push(j.promptFile);
+    out.push(...judgeModelInputs(j));
+    if (pathKind(projectPath(j.promptFile)) !== "file") {
+      missingInput(`eval.judge.promptFile: ${projectPath(j.promptFile)} does not exist`);
+    } else {
+      readJudgeTemplate(j.promptFile);
+      out.push(j.promptFile);
+    }
     if (j.instructionDifficulty) {
       const path = resolveFileSource(j.instructionDifficulty, "eval.judge.instructionDifficulty");
-      readInstructionDifficulty(path);
-      out.push(path);
+      if (path) {
+        readInstructionDifficulty(path);
+        out.push(path);
+      }
     }
   }
-  return out;
+  return out.filter((p) => p !== "");
 }
 
 /** Loads the LLM judge of `j` (model, its tokenizer, prompt) onto the policy's GPU. */
@@ -423,7 +448,7 @@ const pct = (r: { mean: number; se: number | null }) =>
 export const alpacaEvaluation: Evaluation = async (i) => {
   const e = i.params;
   const j = e.judge;
-  if (!j) throw new Error('eval.judge: required with eval.kind "alpaca"');
+  if (!j) throw new UserError('eval.judge: required with eval.kind "alpaca"');
   const evalSetPath = resolveFileSource(e.evalSet, "eval.evalSet");
   const evalSet = await loadEvalSet(evalSetPath, { limit: e.limit });
   const common = {
@@ -440,7 +465,7 @@ export const alpacaEvaluation: Evaluation = async (i) => {
   };
   if (j.kind === "reward-model") {
     if (!(i.taskReward instanceof RewardModel)) {
-      throw new Error(
+      throw new UserError(
         'eval.judge.kind "reward-model" needs reward.kind "model" (the reward model is the judge)',
       );
     }

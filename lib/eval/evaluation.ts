@@ -59,11 +59,11 @@ export const BUILT_IN_EVALUATIONS = ["alpaca", "none"] as const;
 /** The environment variable of the LLM judge's folder. */
 export const JUDGE_ENV = "SELFPLAY_JUDGE_DIR";
 
-/** What to download for the LLM judge (named when the folder is missing). */
-export const JUDGE_DOWNLOAD = "meta-llama/Llama-3.1-8B-Instruct (gated: accept its licence on " +
-  "its Hugging Face page and log in with `huggingface-cli login` first; any Llama-architecture " +
-  "instruct model works, and a larger one such as meta-llama/Llama-3.3-70B-Instruct is closer " +
-  "to the paper's judge)";
+/**
+ * What to download for the LLM judge (named, with the gated-model advice, when the folder is
+ * missing); any Llama-architecture instruct model works, a larger one is closer to the paper's.
+ */
+export const JUDGE_DOWNLOAD = "meta-llama/Llama-3.1-8B-Instruct";
 
 /** The default pairwise judge prompt (AlpacaEval's style, our words). */
 export const DEFAULT_ALPACA_JUDGE_PROMPT = "experiments/assets/lsp/alpaca_judge_prompt.txt";

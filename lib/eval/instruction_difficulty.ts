@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 
 /** Parses the CSV text into index -> difficulty. */
 export function parseInstructionDifficulty(text: string, source: string): Map<number, number> {
@@ -17,19 +18,23 @@ export function parseInstructionDifficulty(text: string, source: string): Map<nu
     if (line === "") continue;
     const cells = line.split(",");
     if (cells.length !== 2) {
-      throw new Error(`${source}:${i + 1}: expected "index,instruction_difficulty", got "${line}"`);
+      throw new UserError(
+        `${source}:${i + 1}: expected "index,instruction_difficulty", got "${line}"`,
+      );
     }
     const index = Number(cells[0]), value = Number(cells[1]);
     if (cells[0].trim() === "" || !Number.isInteger(index) || index < 0) {
-      throw new Error(`${source}:${i + 1}: index "${cells[0]}" is not an integer >= 0`);
+      throw new UserError(`${source}:${i + 1}: index "${cells[0]}" is not an integer >= 0`);
     }
     if (cells[1].trim() === "" || !Number.isFinite(value)) {
-      throw new Error(`${source}:${i + 1}: instruction_difficulty "${cells[1]}" is not a number`);
+      throw new UserError(
+        `${source}:${i + 1}: instruction_difficulty "${cells[1]}" is not a number`,
+      );
     }
-    if (table.has(index)) throw new Error(`${source}:${i + 1}: index ${index} appears twice`);
+    if (table.has(index)) throw new UserError(`${source}:${i + 1}: index ${index} appears twice`);
     table.set(index, value);
   }
-  if (table.size === 0) throw new Error(`${source}: no rows after the header`);
+  if (table.size === 0) throw new UserError(`${source}: no rows after the header`);
   return table;
 }
 
@@ -39,7 +44,7 @@ export function readInstructionDifficulty(path: string): Map<number, number> {
   try {
     text = Deno.readTextFileSync(path);
   } catch (e) {
-    throw new Error(`${path}: cannot read (${(e as Error).message})`);
+    throw new UserError(`${path}: cannot read (${(e as Error).message})`);
   }
   return parseInstructionDifficulty(text, path);
 }
@@ -49,7 +54,7 @@ export function difficultiesFor(table: Map<number, number>, n: number, source: s
   return Array.from({ length: n }, (_, i) => {
     const v = table.get(i);
     if (v === undefined) {
-      throw new Error(
+      throw new UserError(
         `${source}: no difficulty for eval-set instruction ${i} (the table has ${table.size} ` +
           `rows; it must cover every instruction evaluated, by position)`,
       );

@@ -22,6 +22,7 @@
  */
 import type { LlamaModel } from "../model/llama.ts";
 import { nextTokenLogits } from "../model/next_token_logits.ts";
+import { UserError } from "../util/user_error.ts";
 import type { ChatTokenizer } from "../model/tokenizer.ts";
 
 /** The placeholders a judge template must contain. */
@@ -59,7 +60,7 @@ export function readLabels(
   for (let t = 0; t < logits.length; t++) {
     const x = logits[t];
     if (!Number.isFinite(x)) {
-      throw new Error(`${where}: the judge's logit of token ${t} is ${x} (non-finite logits)`);
+      throw new UserError(`${where}: the judge's logit of token ${t} is ${x} (non-finite logits)`);
     }
     if (x > max) max = x;
   }
@@ -150,32 +151,32 @@ export class PairwiseJudge {
   ) {
     this.source = source;
     if (model.config.architecture !== "LlamaForCausalLM") {
-      throw new Error(
+      throw new UserError(
         `${source}/config.json: the judge must be a LlamaForCausalLM (an instruct model), got ` +
           `${model.config.architecture}`,
       );
     }
     if (tokenizer.chatTemplate === null) {
-      throw new Error(
+      throw new UserError(
         `${source}/tokenizer_config.json: no chat_template; the judge reads its prompt as a ` +
           `user turn in its own chat template (use an instruct model)`,
       );
     }
     if (tokenizer.vocabSize > model.config.vocabSize) {
-      throw new Error(
+      throw new UserError(
         `${source}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocab is ` +
           `${model.config.vocabSize}`,
       );
     }
     for (const p of JUDGE_PLACEHOLDERS) {
       if (!opts.template.includes(`{${p}}`)) {
-        throw new Error(`${opts.templateSource}: the judge prompt has no {${p}} placeholder`);
+        throw new UserError(`${opts.templateSource}: the judge prompt has no {${p}} placeholder`);
       }
     }
     const ids = opts.labels.map((label, i) => {
       const t = tokenizer.encode(label, { addSpecialTokens: false });
       if (t.length !== 1) {
-        throw new Error(
+        throw new UserError(
           `eval.judge.labels[${i}]: "${label}" is ${t.length} tokens for the judge's tokenizer ` +
             `(${source}); each label must be exactly one token`,
         );
@@ -183,13 +184,13 @@ export class PairwiseJudge {
       return t[0];
     }) as [number, number];
     if (ids[0] === ids[1]) {
-      throw new Error(
+      throw new UserError(
         `eval.judge.labels: "${opts.labels[0]}" and "${opts.labels[1]}" are one token`,
       );
     }
     const batchSize = opts.batchSize ?? 4;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
-      throw new Error(`${source}: batchSize must be an integer >= 1, got ${batchSize}`);
+      throw new UserError(`${source}: batchSize must be an integer >= 1, got ${batchSize}`);
     }
     this.model = model;
     this.tokenizer = tokenizer;
@@ -222,7 +223,7 @@ export class PairwiseJudge {
     const limit = this.model.config.maxPositionEmbeddings;
     prompts.forEach((p, i) => {
       if (p.length === 0 || p.length > limit) {
-        throw new Error(
+        throw new UserError(
           `${this.source}: ${names[i]} is ${p.length} tokens; the judge takes 1..${limit}`,
         );
       }
