@@ -149,7 +149,7 @@ Deno.test("LLM-judged AlpacaEval: swapping the models' roles gives 1 - the win r
   try {
     const s = await setUp(dir);
     const events: string[] = [];
-    const options = (policy: LlamaModel, base: LlamaModel): LlmJudgedOptions => ({
+    const options = (policy: LlamaModel, base: LlamaModel, labelTopK = 0): LlmJudgedOptions => ({
       policy,
       base,
       tokenizer: s.tokenizer,
@@ -164,7 +164,10 @@ Deno.test("LLM-judged AlpacaEval: swapping the models' roles gives 1 - the win r
       loadJudge: async () => {
         events.push("load judge");
         const model = await LlamaModel.load(s.gpu, `${dir}/judge`);
-        return { judge: makeJudge(model, s.judgeTokenizer), description: "tiny-judge" };
+        return {
+          judge: makeJudge(model, s.judgeTokenizer, { labelTopK }),
+          description: "tiny-judge",
+        };
       },
       log: (l) => events.push(l),
     });
@@ -236,6 +239,30 @@ Deno.test("LLM-judged AlpacaEval: swapping the models' roles gives 1 - the win r
     const self: LlmAlpacaEvalResult = await alpacaEvalLlm(options(s.a, s.a));
     for (const r of JSON.parse(self.annotations)) assert.ok(Math.abs(r.preference - 1.5) < 1e-15);
     assert.ok(Math.abs(self.judge.firstShownPreferred - 0.5) > 0.01, "a position-biased judge");
+
+    // Unreadable verdicts (neither label in the judge's top K in an order) are left out and
+    // counted: pick K from the ranks the judge gave so that some instructions fall out.
+    const worst = ann.map((r: { raw_completion: { orders: { label_ranks: number[] }[] } }) =>
+      Math.max(...r.raw_completion.orders.map((o) => Math.min(...o.label_ranks)))
+    );
+    const K = [...worst].sort((x, y) => x - y)[2] + 1;
+    const readable = worst.map((r: number) => r < K);
+    const dropped = readable.filter((r: boolean) => !r).length;
+    assert.ok(dropped > 0 && dropped < EVAL_SET.length, `K ${K}: ${worst}`);
+    const partial = await alpacaEvalLlm({ ...options(s.a, s.b, K), maxUnreadable: 1 });
+    assert.equal(partial.judge.unreadable, dropped);
+    assert.equal(partial.winRate.overall.n, EVAL_SET.length - dropped);
+    assert.equal(partial.lengthControlled.winRate.n, EVAL_SET.length - dropped);
+    const partialAnn = JSON.parse(partial.annotations);
+    partialAnn.forEach((r: { preference: number | null }, i: number) => {
+      assert.equal(r.preference === null, !readable[i]);
+      if (r.preference !== null) assert.equal(r.preference, ann[i].preference);
+    });
+    // More unreadable than maxUnreadable allows: an error (see the bad-outputs test).
+    await assert.rejects(
+      alpacaEvalLlm({ ...options(s.a, s.b, K), maxUnreadable: (dropped - 1) / EVAL_SET.length }),
+      new RegExp(`eval.judge: ${dropped} of 6 verdicts are unreadable`),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
