@@ -157,10 +157,15 @@ Deno.test("repro --out onto the bundle itself says what to do, not a --force it 
 });
 
 Deno.test("every missing input of a run is named at once, with download commands and gating", async () => {
-  const env = { SELFPLAY_LLAMA_DIR: "", SELFPLAY_REWARD_DIR: "", SELFPLAY_ALPACA_EVAL: "" };
+  const env = {
+    SELFPLAY_LLAMA_DIR: "",
+    SELFPLAY_REWARD_DIR: "",
+    SELFPLAY_ALPACA_EVAL: "",
+    SELFPLAY_JUDGE_DIR: "",
+  };
   const r = await cli(["exp", "llama3b-lsp"], env);
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /^error: 3 inputs are missing:\n/);
+  assert.match(r.stderr, /^error: 4 inputs are missing:\n/);
   assert.match(r.stderr, /- model: .*SELFPLAY_LLAMA_DIR.*a gated model: accept its licence/);
   assert.match(
     r.stderr,
@@ -171,5 +176,9 @@ Deno.test("every missing input of a run is named at once, with download commands
     /- reward\.model: .*SELFPLAY_REWARD_DIR.*huggingface-cli download Skywork/,
   );
   assert.match(r.stderr, /- eval\.evalSet: .*SELFPLAY_ALPACA_EVAL/);
+  assert.match(
+    r.stderr,
+    /- eval\.judge\.model: .*SELFPLAY_JUDGE_DIR.*a gated model.*`huggingface-cli download meta-llama\/Llama-3\.1-8B-Instruct --local-dir \$SELFPLAY_JUDGE_DIR` \(any Llama-architecture instruct model works; a larger one/,
+  );
   assert.doesNotMatch(r.stderr, /Skywork[^\n]*gated/);
 });

@@ -46,7 +46,11 @@ Deno.test("alpacaEval: outputs, reward-model judging, win rates per subset, base
     const common = { maxNewTokens: 6, seed: 5, batchSize: 3 };
     const r = await alpacaEval({ ...s, ...common, policyName: "lsp", baseName: "llama" });
     assert.equal(r.sampling.temperature, 0.01);
-    assert.equal(r.judge, "model");
+    assert.deepEqual(r.judge, {
+      kind: "reward-model",
+      description: "judged by the training reward model",
+      model: "model",
+    });
     assert.deepEqual(r.evalSet.subsets, { helpful_base: 2, koala: 2 });
     assert.equal(r.base.cached, false);
 

@@ -166,3 +166,41 @@ Deno.test("forwardScores (reward models) equals the reference's score head at th
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("forwardLogitsAt equals the full logits at the chosen rows, bit for bit", async () => {
+  const gpu = await getGpu();
+  const config = tinyTestConfig();
+  const model = LlamaModel.synthetic(gpu, config, 4);
+  const V = config.vocabSize, S = 7;
+  const seqs = [someTokens(S, V, 61), someTokens(S, V, 62)];
+  const tokens = Uint32Array.from(seqs.flat());
+  const rows = [S - 1, S + 3, 2];
+  const rec = new Recorder(gpu);
+  const full = new ForwardPass(model, 2, S).forwardLogits(rec, tokens);
+  const pass = new ForwardPass(model, 2, S, { recompute: true, headChunkRows: 1 });
+  const at = pass.forwardLogitsAt(rec, tokens, rows);
+  await rec.submit();
+  const all = await readF32(gpu, full, 2 * S * V), got = await readF32(gpu, at, rows.length * V);
+  rows.forEach((r, i) => {
+    assert.deepEqual(
+      Array.from(got.subarray(i * V, i * V + V)),
+      Array.from(all.subarray(r * V, r * V + V)),
+    );
+  });
+  at.destroy();
+  pass.destroy();
+});
+
+Deno.test("LlamaModel.destroy frees the weights; any later use is a clear error", async () => {
+  const gpu = await getGpu();
+  const model = LlamaModel.synthetic(gpu, tinyTestConfig({ tieWordEmbeddings: true }), 5);
+  assert.equal(model.destroyed, false);
+  model.destroy();
+  model.destroy(); // twice is harmless
+  assert.equal(model.destroyed, true);
+  assert.throws(() => model.w("model.norm.weight"), /was freed/);
+  assert.throws(
+    () => new ForwardPass(model, 1, 2).forwardLogits(new Recorder(gpu), Uint32Array.of(1, 2)),
+    /was freed/,
+  );
+});

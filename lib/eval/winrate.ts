@@ -1,7 +1,8 @@
 /**
- * Pairwise win rates (AlpacaEval style): a policy output wins when its judge score is higher
- * than the base output's score for the same instruction; ties count half. Reported overall and
- * per subset with the standard error of the mean.
+ * Pairwise win rates (AlpacaEval style), reported overall and per subset with the standard error
+ * of the mean: from judge scores (a policy output wins when its score is higher than the base
+ * output's for the same instruction; ties count half) or from soft verdicts (an LLM judge's
+ * probability that the policy's output is better, averaged as AlpacaEval's weighted win rate).
  *
  * @module
  */
@@ -60,6 +61,37 @@ export function winRates(pairs: PairOutcome[]): WinRates {
     all.push(o);
     if (!bySubset.has(p.subset)) bySubset.set(p.subset, []);
     bySubset.get(p.subset)!.push(o);
+  }
+  const perSubset: Record<string, RateWithError> = {};
+  for (const k of [...bySubset.keys()].sort()) perSubset[k] = meanWithError(bySubset.get(k)!);
+  return { overall: meanWithError(all), perSubset, wins, ties, losses };
+}
+
+/** One instruction's soft verdict: P(the policy's output is better), in [0, 1]. */
+export interface SoftOutcome {
+  subset: string;
+  preference: number;
+}
+
+/**
+ * Win rates from soft verdicts (an LLM judge's probabilities, AlpacaEval's weighted win rate):
+ * the mean preference overall and per subset with standard errors; wins, ties and losses count
+ * preferences above, at and below 0.5.
+ */
+export function softWinRates(outcomes: SoftOutcome[]): WinRates {
+  const all: number[] = [];
+  const bySubset = new Map<string, number[]>();
+  let wins = 0, ties = 0, losses = 0;
+  for (const o of outcomes) {
+    if (!(o.preference >= 0 && o.preference <= 1)) {
+      throw new Error(`softWinRates: preference ${o.preference} is not in [0, 1]`);
+    }
+    if (o.preference > 0.5) wins++;
+    else if (o.preference === 0.5) ties++;
+    else losses++;
+    all.push(o.preference);
+    if (!bySubset.has(o.subset)) bySubset.set(o.subset, []);
+    bySubset.get(o.subset)!.push(o.preference);
   }
   const perSubset: Record<string, RateWithError> = {};
   for (const k of [...bySubset.keys()].sort()) perSubset[k] = meanWithError(bySubset.get(k)!);

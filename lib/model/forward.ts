@@ -419,6 +419,29 @@ export class ForwardPass {
   }
 
   /**
+   * Next-token logits at the given rows only: {@link forwardHidden}, then the LM head on those
+   * rows. Returns a new f32 buffer [rows.length, vocab] that the caller owns (and destroys);
+   * what a judge reads its verdict from, without a [B*S, vocab] logits buffer.
+   */
+  forwardLogitsAt(rec: Recorder, tokens: Uint32Array, rows: number[]): GPUBuffer {
+    this.#requireCausalLm("forwardLogitsAt");
+    const c = this.model.config;
+    const picked = this.forwardHidden(rec, tokens, rows);
+    const out = createBuffer(this.model.gpu, rows.length * c.vocabSize * 4, "pass.rowLogits");
+    linear(
+      rec,
+      this.model,
+      this.model.headName,
+      picked,
+      out,
+      rows.length,
+      c.hiddenSize,
+      c.vocabSize,
+    );
+    return out;
+  }
+
+  /**
    * Reward-model head: {@link forwardHidden} at the given rows, then `score.weight`. Returns a
    * new f32 buffer [rows.length, numLabels] that the caller owns (and destroys).
    */

@@ -39,6 +39,7 @@ export class LlamaModel {
   readonly storage: WeightStorage;
   #shapes: Map<string, number[]>;
   #invFreq: GPUBuffer | null = null;
+  #destroyed = false;
 
   constructor(gpu: Gpu, config: LlamaConfig, weights: Weights) {
     this.gpu = gpu;
@@ -119,8 +120,11 @@ export class LlamaModel {
     }
   }
 
-  /** A weight by HF name (clear error when absent). */
+  /** A weight by HF name (clear error when absent, or when the model was freed). */
   w(name: string): GPUBuffer {
+    if (this.#destroyed) {
+      throw new Error(`model weights: ${name} was freed (the model's destroy() was called)`);
+    }
     const b = this.weights.get(name);
     if (!b) throw new Error(`model weights: missing tensor ${name}`);
     return b;
@@ -133,6 +137,7 @@ export class LlamaModel {
 
   /** RoPE inverse frequencies [headDim/2] (Llama 3 scaling applied), uploaded once. */
   get invFreq(): GPUBuffer {
+    if (this.#destroyed) throw new Error("model: rope.invFreq was freed (destroy() was called)");
     if (!this.#invFreq) {
       const c = this.config;
       this.#invFreq = uploadBuffer(
@@ -142,6 +147,23 @@ export class LlamaModel {
       );
     }
     return this.#invFreq;
+  }
+
+  /** Whether {@link destroy} freed the weights. */
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
+  /**
+   * Frees every weight buffer and the RoPE table (call after the last submission that reads
+   * them), so a later model's memory is not added to this one's; any later use is an error.
+   */
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    for (const b of new Set(this.weights.values())) b.destroy();
+    this.#invFreq?.destroy();
+    this.#invFreq = null;
   }
 
   /** Zeroed f32 gradient buffers, one per parameter, under HF names (f32 models only). */

@@ -35,6 +35,8 @@ export interface TaskReward {
    * reward model cannot): one verdict per query, for the drift metrics.
    */
   queryValidity?(queries: readonly string[]): QueryValidity[];
+  /** Frees what it holds on the GPU (a reward model's weights); it cannot score afterwards. */
+  release?(): void;
 }
 
 /**

@@ -145,6 +145,11 @@ export class RewardModel implements TaskReward {
     return new RewardModel(model, tokenizer, opts, dir);
   }
 
+  /** Frees the model's weights; scoring afterwards is an error. */
+  release(): void {
+    this.model.destroy();
+  }
+
   /** The token ids of one pair (untruncated): the chat template, no generation prompt. */
   encodePair(item: RewardItem): number[] {
     return this.tokenizer.encodeChat(

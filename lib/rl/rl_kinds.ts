@@ -7,6 +7,7 @@
  */
 import { resolveFileSource } from "../data/file_source.ts";
 import { defineKind } from "../experiment/kind.ts";
+import { alpacaEvalInputs } from "../eval/alpaca_eval.ts";
 import { modelSourceInputs } from "../data/model_source.ts";
 import { runRl } from "./rl_run.ts";
 import { GrpoSchema, LspSchema, type RlRun } from "./schema.ts";
@@ -16,7 +17,7 @@ function inputsOf(run: RlRun): string[] {
   const p = run.params;
   const out = modelSourceInputs(p.model, "model");
   if (p.reward.kind === "model") out.push(...modelSourceInputs(p.reward.model, "reward.model"));
-  if (p.eval.kind === "alpaca") out.push(resolveFileSource(p.eval.evalSet, "eval.evalSet"));
+  if (p.eval.kind === "alpaca") out.push(...alpacaEvalInputs(p.eval));
   if (run.algorithm === "grpo" && run.params.data.source === "file") {
     out.push(resolveFileSource(run.params.data.file, "data.file"));
   }

@@ -181,8 +181,24 @@ function evaluationOf(kind: string): Evaluation | null {
   return kind === "alpaca" ? alpacaEvaluation : EVALUATIONS.get(kind);
 }
 
+/**
+ * Frees what training held on the GPU (optimizer state, policy, reference, reward model), for an
+ * evaluation that loads a model of its own (an LLM judge).
+ */
+function releaseTraining(actors: RlActors, optimizer: AdamW): void {
+  optimizer.destroy();
+  actors.policy.model.destroy();
+  actors.reference.model.destroy();
+  actors.taskReward.release?.();
+}
+
 /** The policy against its base, written into the bundle. */
-async function evaluate(ctx: RunContext, run: RlRun, actors: RlActors): Promise<void> {
+async function evaluate(
+  ctx: RunContext,
+  run: RlRun,
+  actors: RlActors,
+  optimizer: AdamW,
+): Promise<void> {
   const e = run.params.eval;
   const evaluation = evaluationOf(e.kind);
   if (!evaluation) return;
@@ -196,6 +212,8 @@ async function evaluate(ctx: RunContext, run: RlRun, actors: RlActors): Promise<
     experiment: ctx.experiment,
     taskReward: actors.taskReward,
     prompts: actors.templates,
+    releaseTraining: () => releaseTraining(actors, optimizer),
+    log: (line) => ctx.log(line),
   });
   for (const f of result.files) {
     await ctx.writeFile(f.path, f.content, { deterministic: true });
@@ -244,5 +262,5 @@ export async function runRl(ctx: RunContext, run: RlRun): Promise<void> {
   });
 
   await iterate(ctx, run, gpu, actors, optimizer, schedule, given, start);
-  await evaluate(ctx, run, actors);
+  await evaluate(ctx, run, actors, optimizer);
 }
