@@ -18,7 +18,7 @@ import { kvStore } from "../../gpu/attention.ts";
 import { tokenLogprobs } from "../../gpu/logprobs.ts";
 import { sample } from "../../gpu/sampling.ts";
 import type { LlamaModel } from "./llama.ts";
-import { allocLayerActs, recordLayerForward } from "./forward.ts";
+import { allocLayerActs, recordLayerForward } from "./layer.ts";
 
 /** Options of {@link generate}. */
 export interface GenerateOptions {
