@@ -10,8 +10,9 @@
  * Determinism and row invariance: every output element is one accumulator that adds the
  * products in ascending inner index (k = 0, 1, ..., I-1, then zero padding up to a multiple of
  * 16), so its bits depend only on its own row of A and column of B, never on how many rows there
- * are. There is no split-K and no atomics. For that reason there is no separate GEMV path for
- * M = 1: the same kernel serves decode and training, so their outputs agree bit for bit.
+ * are. There is no split-K and no atomics. The forward at small M (decode) goes to the few-row
+ * kernels of gpu/matmul_rows.ts, which keep that very order (same bits, tested), so decode and
+ * training outputs agree bit for bit.
  *
  * There is no "serial" variant (gpu/device.ts): barrier-free kernels with one invocation per
  * 4x4, 8x4, 8x8, 4x8 or 16x4 output block, or 4-16 rows per workgroup, all gave these very bits
@@ -27,8 +28,14 @@
  */
 import { cdiv, kernel, type Recorder } from "./recorder.ts";
 import { packedBf16Bytes, widenBf16Wgsl } from "./bf16.ts";
+import { matmulRows, rowsKernelFits } from "./matmul_rows.ts";
 
 const TILE = 64; // output rows and columns per workgroup
+/**
+ * Largest M the forward gives to the few-row kernels (gpu/matmul_rows.ts). On lavapipe they are
+ * 2.4x faster than the tiled kernel at M = 32 and 40-60x at M = 1; at M = 64 the two are even.
+ */
+export const FEW_ROWS = 32;
 const DEPTH = 16; // inner-dimension slice staged per iteration
 
 /**
@@ -146,6 +153,26 @@ function dispatchTiled(
 }
 
 /**
+ * The forward product y[M,N] (+)= x[M,K] · w[N,K]ᵀ with the 64x64 tiled kernel whatever M is
+ * (f32 or packed BF16 weights). {@link matmul} picks it for M above the few-row range; the
+ * benchmarks and bit tests call it directly as the reference the other kernels must equal.
+ */
+export function matmulTiled(
+  rec: Recorder,
+  x: GPUBuffer,
+  w: GPUBuffer,
+  y: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+  accumulate = false,
+  format: "f32" | "bf16" = "f32",
+): void {
+  const name = format === "bf16" ? "matmulBf16W" : "matmul";
+  dispatchTiled(rec, name, true, true, x, w, y, M, K, N, accumulate, format === "bf16");
+}
+
+/**
  * Linear layer forward: y[M,N] (+)= x[M,K] · w[N,K]ᵀ (w in HF `[out, in]` layout).
  * `y` must not alias `x` or `w`. Records only.
  */
@@ -159,7 +186,7 @@ export function matmul(
   N: number,
   accumulate = false,
 ): void {
-  dispatchTiled(rec, "matmul", true, true, x, w, y, M, K, N, accumulate);
+  forward(rec, x, w, y, M, K, N, accumulate, "f32");
 }
 
 /**
@@ -185,7 +212,50 @@ export function matmulBf16W(
       `matmulBf16W: w holds ${wPacked.size} bytes, [${N}, ${K}] packed BF16 needs ${need}`,
     );
   }
-  dispatchTiled(rec, "matmulBf16W", true, true, x, wPacked, y, M, K, N, accumulate, true);
+  forward(rec, x, wPacked, y, M, K, N, accumulate, "bf16");
+}
+
+/**
+ * Linear layer forward with a residual epilogue: y[M,N] = r[M,N] + x[M,K] · w[N,K]ᵀ, the bits of
+ * copying r into y and accumulating (one dispatch, no copy; `y` may alias neither `r` nor `x`).
+ * f32 or packed BF16 weights. Records only.
+ */
+export function matmulResidual(
+  rec: Recorder,
+  x: GPUBuffer,
+  w: GPUBuffer,
+  r: GPUBuffer,
+  y: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+  format: "f32" | "bf16" = "f32",
+): void {
+  if (M <= FEW_ROWS && rowsKernelFits(rec, K)) {
+    matmulRows(rec, x, w, y, M, K, N, { format, residual: r });
+  } else {
+    rec.copy(r, 0, y, 0, M * N * 4);
+    matmulTiled(rec, x, w, y, M, K, N, true, format);
+  }
+}
+
+/** Forward dispatch: the few-row kernels for M <= FEW_ROWS, else the tiled kernel. */
+function forward(
+  rec: Recorder,
+  x: GPUBuffer,
+  w: GPUBuffer,
+  y: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+  accumulate: boolean,
+  format: "f32" | "bf16",
+): void {
+  if (M >= 1 && M <= FEW_ROWS && N >= 1 && rowsKernelFits(rec, K)) {
+    matmulRows(rec, x, w, y, M, K, N, { format, accumulate });
+  } else {
+    matmulTiled(rec, x, w, y, M, K, N, accumulate, format);
+  }
 }
 
 /** Input gradient: dx[M,K] (+)= dy[M,N] · w[N,K]. Records only. */

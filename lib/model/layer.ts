@@ -11,7 +11,7 @@
 import type { Gpu } from "../../gpu/device.ts";
 import { createBuffer } from "../../gpu/buffers.ts";
 import type { Recorder } from "../../gpu/recorder.ts";
-import { linear } from "./linear.ts";
+import { linear, linearResidual } from "./linear.ts";
 import { rmsnorm } from "../../gpu/rmsnorm.ts";
 import { rope } from "../../gpu/rope.ts";
 import { attention } from "../../gpu/attention.ts";
@@ -105,8 +105,8 @@ export function recordLayerForward(
   const p = layerPrefix(l);
   const w = (n: string) => model.w(p + n);
   // Matrices go through linear(), which reads f32 or packed BF16 weights alike.
-  const mm = (n: string, x: GPUBuffer, y: GPUBuffer, K: number, N: number, acc = false) =>
-    linear(rec, model, p + n, x, y, M, K, N, acc);
+  const mm = (n: string, x: GPUBuffer, y: GPUBuffer, K: number, N: number) =>
+    linear(rec, model, p + n, x, y, M, K, N);
   rmsnorm(rec, xIn, w("input_layernorm.weight"), a.xn1, a.rstd1, M, D, c.rmsNormEps);
   mm("self_attn.q_proj.weight", a.xn1, a.q, D, H * hd);
   mm("self_attn.k_proj.weight", a.xn1, a.k, D, G * hd);
@@ -121,13 +121,12 @@ export function recordLayerForward(
     vc = kv.vc;
   }
   attention(rec, a.q, kc, vc, seq, pos, a.att, a.attLse, M, H, G, hd, kv.S, 1 / Math.sqrt(hd));
-  // h = xIn + o(att): copy then accumulate, the same two steps in every pass.
-  rec.copy(xIn, 0, a.h, 0, M * D * 4);
-  mm("self_attn.o_proj.weight", a.att, a.h, H * hd, D, true);
+  // h = xIn + o(att) and xOut = h + down(act): residual epilogues, the bits of a copy followed
+  // by an accumulating product (which is what they are above the few-row range).
+  linearResidual(rec, model, p + "self_attn.o_proj.weight", a.att, xIn, a.h, M, H * hd, D);
   rmsnorm(rec, a.h, w("post_attention_layernorm.weight"), a.xn2, a.rstd2, M, D, c.rmsNormEps);
   mm("mlp.gate_proj.weight", a.xn2, a.gate, D, I);
   mm("mlp.up_proj.weight", a.xn2, a.up, D, I);
   swiglu(rec, a.gate, a.up, a.act, M * I);
-  rec.copy(a.h, 0, xOut, 0, M * D * 4);
-  mm("mlp.down_proj.weight", a.act, xOut, I, D, true);
+  linearResidual(rec, model, p + "mlp.down_proj.weight", a.act, a.h, xOut, M, I, D);
 }
