@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { benchMatmulKind } from "../bench/bench_matmul.ts";
 import { benchModelKind } from "../bench/bench_model.ts";
 import { benchTrainKind } from "../bench/bench_train.ts";
 import { gpuProbeKind } from "../probe/gpu_probe.ts";
@@ -20,6 +21,7 @@ export const KINDS: readonly ExperimentKind[] = [
   tinyPretrainKind,
   benchModelKind,
   benchTrainKind,
+  benchMatmulKind,
 ];
 
 /** The kind called `name`, or undefined. */
