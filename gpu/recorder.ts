@@ -7,6 +7,11 @@
  * Readbacks requested with {@link Recorder.read} are mapped after that submission, so a whole
  * step costs one GPU round trip (~11 ms in Deno, see DESIGN.md).
  *
+ * Repeated work is cheap to encode: identical parameter blocks share one arena slot, the arena
+ * buffer is kept from one submission to the next (rewritten in queue order, after the previous
+ * submission's reads), and bind groups are cached by (kernel, buffers, slot), so a decode step
+ * recorded again with the same buffers creates no new WebGPU objects.
+ *
  * @module
  */
 import type { Gpu } from "./device.ts";
@@ -32,6 +37,41 @@ const PARAM_SLOT = 256; // minUniformBufferOffsetAlignment upper bound
 const MAX_PARAMS = PARAM_SLOT / 4;
 
 const kernelCache = new WeakMap<GPUDevice, Map<string, Kernel>>();
+
+/** A small id per buffer and per kernel, for bind-group cache keys. */
+const ids = new WeakMap<object, number>();
+let nextId = 1;
+function idOf(o: object): number {
+  let id = ids.get(o);
+  if (id === undefined) ids.set(o, id = nextId++);
+  return id;
+}
+
+/** Bind groups a recorder keeps at most before it starts over (bounds memory). */
+const MAX_CACHED_BIND_GROUPS = 8192;
+
+/**
+ * One uniform arena per device, shared by its recorders. Each submit writes its parameters into
+ * it with queue.writeBuffer, which the queue orders after every earlier submission (that read
+ * the arena) and before this one; it only grows, and a grown arena is a new buffer (new id).
+ */
+const arenas = new WeakMap<GPUDevice, GPUBuffer>();
+
+function arenaFor(device: GPUDevice, bytes: number): GPUBuffer {
+  let arena = arenas.get(device);
+  if (!arena || arena.size < bytes) {
+    arena?.destroy(); // earlier submissions keep what they use alive until they finish
+    // A power of two of slots, so repeated similar work settles on one buffer.
+    const slots = 2 ** Math.ceil(Math.log2(bytes / PARAM_SLOT));
+    arena = device.createBuffer({
+      size: slots * PARAM_SLOT,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      label: "recorder.params",
+    });
+    arenas.set(device, arena);
+  }
+  return arena;
+}
 
 /**
  * Compiles (once per device and source) a WGSL compute shader with entry point `main`.
@@ -84,7 +124,11 @@ export class Recorder {
   readonly gpu: Gpu;
   #commands: Command[] = [];
   #params: number[] = []; // u32 words, PARAM_SLOT/4 per slot
+  /** Slot of each distinct parameter block recorded since the last submit. */
+  #slotOf = new Map<string, number>();
   #paramView = new DataView(new ArrayBuffer(4));
+  /** Bind groups by (kernel, buffers, arena, slot). */
+  #bindGroups = new Map<string, GPUBindGroup>();
   #reads: PendingRead[] = [];
   /** Number of dispatches recorded over this recorder's life (for benchmarks). */
   dispatchCount = 0;
@@ -107,15 +151,21 @@ export class Recorder {
     }
     let paramSlot = -1;
     if (params.length > 0) {
-      paramSlot = this.#params.length / MAX_PARAMS;
-      for (let i = 0; i < MAX_PARAMS; i++) {
-        const p = params[i];
-        if (p === undefined) this.#params.push(0);
-        else if (typeof p === "number") this.#params.push(p >>> 0);
-        else if ("f32" in p) {
+      const words = params.map((p) => {
+        if (typeof p === "number") return p >>> 0;
+        if ("f32" in p) {
           this.#paramView.setFloat32(0, p.f32, true);
-          this.#params.push(this.#paramView.getUint32(0, true));
-        } else this.#params.push(p.i32 >>> 0);
+          return this.#paramView.getUint32(0, true);
+        }
+        return p.i32 >>> 0;
+      });
+      const key = words.join(",");
+      const hit = this.#slotOf.get(key);
+      if (hit !== undefined) paramSlot = hit;
+      else {
+        paramSlot = this.#params.length / MAX_PARAMS;
+        for (let i = 0; i < MAX_PARAMS; i++) this.#params.push(words[i] ?? 0);
+        this.#slotOf.set(key, paramSlot);
       }
     }
     this.#commands.push({ kind: "dispatch", k, buffers, paramSlot, groups: [gx, gy, gz] });
@@ -159,29 +209,34 @@ export class Recorder {
     let arena: GPUBuffer | null = null;
     if (this.#params.length > 0) {
       const words = new Uint32Array(this.#params);
-      arena = device.createBuffer({
-        size: words.byteLength,
-        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-      });
+      arena = arenaFor(device, words.byteLength);
       device.queue.writeBuffer(arena, 0, words);
       this.#params = [];
+      this.#slotOf.clear();
     }
+    if (this.#bindGroups.size > MAX_CACHED_BIND_GROUPS) this.#bindGroups.clear();
     const enc = device.createCommandEncoder();
     let pass: GPUComputePassEncoder | null = null;
     for (const c of commands) {
       if (c.kind === "dispatch") {
         if (!pass) pass = enc.beginComputePass();
-        const entries: GPUBindGroupEntry[] = c.buffers.map((buffer, binding) => ({
-          binding,
-          resource: { buffer },
-        }));
-        if (c.paramSlot >= 0) {
-          entries.push({
-            binding: c.buffers.length,
-            resource: { buffer: arena!, offset: c.paramSlot * PARAM_SLOT, size: PARAM_SLOT },
-          });
+        const slot = c.paramSlot >= 0 ? `${idOf(arena!)}.${c.paramSlot}` : "";
+        const key = `${idOf(c.k)}:${c.buffers.map(idOf).join(",")}:${slot}`;
+        let bg = this.#bindGroups.get(key);
+        if (!bg) {
+          const entries: GPUBindGroupEntry[] = c.buffers.map((buffer, binding) => ({
+            binding,
+            resource: { buffer },
+          }));
+          if (c.paramSlot >= 0) {
+            entries.push({
+              binding: c.buffers.length,
+              resource: { buffer: arena!, offset: c.paramSlot * PARAM_SLOT, size: PARAM_SLOT },
+            });
+          }
+          bg = device.createBindGroup({ layout: c.k.layout, entries });
+          this.#bindGroups.set(key, bg);
         }
-        const bg = device.createBindGroup({ layout: c.k.layout, entries });
         pass.setPipeline(c.k.pipeline);
         pass.setBindGroup(0, bg);
         pass.dispatchWorkgroups(...c.groups);
@@ -198,7 +253,6 @@ export class Recorder {
     if (pass) pass.end();
     device.queue.submit([enc.finish()]);
     this.submitCount++;
-    arena?.destroy();
     if (reads.length === 0) return Promise.resolve();
     return Promise.all(reads.map(async (r) => {
       try {

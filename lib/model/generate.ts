@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { createBuffer, uploadBuffer } from "../../gpu/buffers.ts";
+import { createBuffer, uploadBuffer, writeBuffer } from "../../gpu/buffers.ts";
+import { decodeStepEnd } from "../../gpu/decode_step.ts";
 import { Recorder } from "../../gpu/recorder.ts";
 import { embedTokens, linear } from "./linear.ts";
 import { rmsnorm } from "../../gpu/rmsnorm.ts";
@@ -138,9 +139,17 @@ class GenBuffers {
   readonly lse: GPUBuffer;
   readonly logp: GPUBuffer;
   readonly sampled: GPUBuffer;
+  /** Live rows' sequence ids, RNG row ids, fed positions and new positions (u32 [B] each). */
+  readonly seq: GPUBuffer;
+  readonly rows: GPUBuffer;
+  readonly pos: GPUBuffer;
+  readonly nextPos: GPUBuffer;
+  /** A segment's sampled tokens (u32) and their log-probs (f32), [K, live] each. */
+  readonly segTokens: GPUBuffer;
+  readonly segLogp: GPUBuffer;
   #owned: GPUBuffer[] = [];
 
-  constructor(model: LlamaModel, B: number, R: number, readonly Smax: number) {
+  constructor(model: LlamaModel, B: number, R: number, K: number, readonly Smax: number) {
     const gpu = model.gpu, c = model.config;
     const D = c.hiddenSize, V = c.vocabSize, G = c.numKvHeads, hd = c.headDim;
     const buf = (bytes: number, label: string) => {
@@ -164,6 +173,12 @@ class GenBuffers {
       this.lse = buf(B * 4, "gen.lse");
       this.logp = buf(B * 4, "gen.logp");
       this.sampled = buf(B * 4, "gen.sampled");
+      this.seq = buf(B * 4, "gen.seq");
+      this.rows = buf(B * 4, "gen.rows");
+      this.pos = buf(B * 4, "gen.pos");
+      this.nextPos = buf(B * 4, "gen.nextPos");
+      this.segTokens = buf(K * B * 4, "gen.segTokens");
+      this.segLogp = buf(K * B * 4, "gen.segLogp");
     } catch (e) {
       this.destroy();
       throw e;
@@ -237,7 +252,7 @@ function recordHead(
 /**
  * Records the prefill: every prompt token, packed sequence after sequence, through the layers
  * in chunks of R rows, keeping each sequence's last prompt row in `bufs.lastH`; then the head
- * samples every sequence's first new token.
+ * samples every sequence's first new token (RNG positions from `bufs.nextPos`).
  */
 function recordPrefill(
   rec: Recorder,
@@ -246,7 +261,6 @@ function recordPrefill(
   opts: GenerateOptions,
   prompts: number[][],
   R: number,
-  rowBuf: GPUBuffer,
   upload: (data: Uint32Array, label: string) => GPUBuffer,
 ): void {
   const D = model.config.hiddenSize, B = prompts.length;
@@ -268,8 +282,25 @@ function recordPrefill(
       if (r >= r0 && r < r0 + m) rec.copy(out, (r - r0) * D * 4, bufs.lastH, b * D * 4, D * 4);
     }
   }
-  const lens = Uint32Array.from(prompts, (p) => p.length);
-  recordHead(rec, model, bufs, opts, bufs.lastH, B, rowBuf, upload(lens, "gen.nextPos"));
+  recordHead(rec, model, bufs, opts, bufs.lastH, B, bufs.rows, bufs.nextPos);
+}
+
+/**
+ * Records one decode step for the n live rows: the tokens in `bufs.sampled` (at `bufs.pos`)
+ * through the layers and the head, then the step's tokens and log-probs into row `step` of the
+ * segment's outputs and the positions one further (all on the GPU: nothing is uploaded).
+ */
+function recordDecodeStep(
+  rec: Recorder,
+  model: LlamaModel,
+  bufs: GenBuffers,
+  opts: GenerateOptions,
+  n: number,
+): GPUBuffer {
+  embedTokens(rec, model, bufs.sampled, bufs.xa, n);
+  const out = recordLayers(rec, model, bufs, n, bufs.seq, bufs.pos);
+  recordHead(rec, model, bufs, opts, out, n, bufs.rows, bufs.nextPos);
+  return out;
 }
 
 /** Host-side state of a generation: outputs so far and which sequences are still live. */
@@ -333,45 +364,59 @@ export async function generate(
   const rec = new Recorder(gpu);
   let readbacks = 0, decodeSteps = 0, decodedTokens = 0, decodeDispatches = 0;
   let prefillMs = 0, decodeMs = 0;
-  const bufs = new GenBuffers(model, B, R, Smax);
+  const bufs = new GenBuffers(model, B, R, K, Smax);
+  const write = (buf: GPUBuffer, data: Uint32Array) => writeBuffer(gpu, buf, data);
   try {
     while (state.live.length > 0 && state.generated < opts.maxNewTokens) {
       const t0 = performance.now();
       const live = state.live, n = live.length, first = state.generated === 0;
       const k = Math.min(K, opts.maxNewTokens - state.generated);
+      // The queue applies these writes before this segment's submission, after the last one.
+      if (first || state.liveChanged) {
+        write(bufs.seq, Uint32Array.from(live));
+        write(bufs.rows, Uint32Array.from(live, (b) => rowIds[b]));
+      }
+      if (state.liveChanged) {
+        write(bufs.sampled, Uint32Array.from(live, (b) => state.tokens[b].at(-1)!));
+      }
+      // The token fed next is number generated-1, at position len+generated-1 (the prefill's
+      // head samples at position len, which nextPos holds at first).
+      write(bufs.pos, Uint32Array.from(live, (b) => lens[b] + state.generated - 1));
+      write(bufs.nextPos, Uint32Array.from(live, (b) => lens[b] + state.generated));
       const temp: GPUBuffer[] = [];
-      const own = (b: GPUBuffer) => (temp.push(b), b);
-      const upload = (data: Uint32Array, label: string) => own(uploadBuffer(gpu, data, label));
+      const upload = (data: Uint32Array, label: string) => {
+        const b = uploadBuffer(gpu, data, label);
+        temp.push(b);
+        return b;
+      };
       try {
-        const segTokens = own(createBuffer(gpu, k * n * 4, "gen.segTokens"));
-        const segLogp = own(createBuffer(gpu, k * n * 4, "gen.segLogp"));
-        const seqBuf = upload(Uint32Array.from(live), "gen.seq");
-        const rowBuf = upload(Uint32Array.from(live, (b) => rowIds[b]), "gen.rows");
+        const end = (step: number) =>
+          decodeStepEnd(
+            rec,
+            bufs.sampled,
+            bufs.logp,
+            bufs.segTokens,
+            bufs.segLogp,
+            bufs.pos,
+            bufs.nextPos,
+            n,
+            step * n,
+          );
         let step = 0;
         if (first) {
-          recordPrefill(rec, model, bufs, opts, prompts, R, rowBuf, upload);
-          rec.copy(bufs.sampled, 0, segTokens, 0, n * 4);
-          rec.copy(bufs.logp, 0, segLogp, 0, n * 4);
-          step = 1;
-        } else if (state.liveChanged) {
-          const last = Uint32Array.from(live, (b) => state.tokens[b][state.tokens[b].length - 1]);
-          rec.copy(upload(last, "gen.lastTokens"), 0, bufs.sampled, 0, n * 4);
+          recordPrefill(rec, model, bufs, opts, prompts, R, upload);
+          end(step++);
         }
         const d0 = rec.dispatchCount;
         for (; step < k; step++) {
-          const g = state.generated + step; // the token being fed is number g-1, at len+g-1
-          const pos = upload(Uint32Array.from(live, (b) => lens[b] + g - 1), "gen.pos");
-          const nextPos = upload(Uint32Array.from(live, (b) => lens[b] + g), "gen.nextPos");
-          embedTokens(rec, model, bufs.sampled, bufs.xa, n);
-          const out = recordLayers(rec, model, bufs, n, seqBuf, pos);
-          recordHead(rec, model, bufs, opts, out, n, rowBuf, nextPos);
-          rec.copy(bufs.sampled, 0, segTokens, step * n * 4, n * 4);
-          rec.copy(bufs.logp, 0, segLogp, step * n * 4, n * 4);
+          recordDecodeStep(rec, model, bufs, opts, n);
+          end(step);
           decodeSteps++;
           decodedTokens += n;
         }
         decodeDispatches += rec.dispatchCount - d0;
-        const pt = rec.read(segTokens, 0, k * n * 4), pl = rec.read(segLogp, 0, k * n * 4);
+        const pt = rec.read(bufs.segTokens, 0, k * n * 4);
+        const pl = rec.read(bufs.segLogp, 0, k * n * 4);
         await rec.submit();
         const segT = new Uint32Array(await pt), segL = new Float32Array(await pl);
         readbacks++;
