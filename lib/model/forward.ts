@@ -33,6 +33,28 @@ export interface ForwardPassOptions {
   recompute?: boolean;
   /** Rows per LM-head chunk (default: as many as fit 256 MiB of logits, 523 rows at vocab 128256). */
   headChunkRows?: number;
+  /**
+   * A pass that is never differentiated (reference and reward-model scoring): one layer's
+   * activations and two residual buffers used in turn, instead of L sets and L+1 residuals;
+   * {@link ForwardPass.backward} refuses it. Same kernels, so the same bits.
+   */
+  forwardOnly?: boolean;
+}
+
+/**
+ * Rows per LM-head chunk for M rows of a vocabulary of V: `requested` (default all), at most as
+ * many as fit the smaller of 256 MiB and the device's binding limit in one logits buffer.
+ */
+export function headChunkRowsFor(
+  V: number,
+  M: number,
+  maxBindingBytes: number,
+  requested?: number,
+): number {
+  // A chunk's logits are one binding: never past the device's limit (lavapipe: 128 MiB).
+  const chunkBytes = Math.min(HEAD_CHUNK_BYTES, maxBindingBytes);
+  const fit = Math.max(1, Math.floor(chunkBytes / (V * 4)));
+  return Math.min(M, requested ?? fit, fit);
 }
 
 /** Output of {@link ForwardPass.forwardLogprobs}. */
@@ -56,6 +78,8 @@ export class ForwardPass {
   readonly S: number;
   readonly M: number;
   readonly recompute: boolean;
+  /** Planned for the forward only (see {@link ForwardPassOptions.forwardOnly}). */
+  readonly forwardOnly: boolean;
   /** Rows per LM-head chunk. */
   readonly chunkRows: number;
   /** Token ids, targets, sequence ids and positions per row (u32 [M]). */
@@ -63,7 +87,10 @@ export class ForwardPass {
   readonly targets: GPUBuffer;
   readonly seq: GPUBuffer;
   readonly pos: GPUBuffer;
-  /** Residual stream: xs[l] is layer l's input [M, D]; xs[L] the last layer's output. */
+  /**
+   * Residual stream: xs[l] is layer l's input [M, D]; xs[L] the last layer's output (in a
+   * forward-only pass two buffers alternate: xs[l] is xs[l % 2]).
+   */
   readonly xs: GPUBuffer[];
   /** Per-layer activations (one shared set when recomputing). */
   readonly acts: LayerActs[];
@@ -104,10 +131,9 @@ export class ForwardPass {
     const M = this.M = B * S;
     const D = c.hiddenSize, V = c.vocabSize;
     this.recompute = opts.recompute ?? false;
-    // A chunk's logits are one binding: never past the device's limit (lavapipe: 128 MiB).
-    const chunkBytes = Math.min(HEAD_CHUNK_BYTES, gpu.device.limits.maxStorageBufferBindingSize);
-    const fit = Math.max(1, Math.floor(chunkBytes / (V * 4)));
-    this.chunkRows = Math.min(M, opts.headChunkRows ?? fit, fit);
+    this.forwardOnly = opts.forwardOnly ?? false;
+    const maxBinding = gpu.device.limits.maxStorageBufferBindingSize;
+    this.chunkRows = headChunkRowsFor(V, M, maxBinding, opts.headChunkRows);
     const seq = new Uint32Array(M), pos = new Uint32Array(M);
     for (let m = 0; m < M; m++) {
       seq[m] = Math.floor(m / S);
@@ -118,9 +144,14 @@ export class ForwardPass {
     this.tokens = createBuffer(gpu, M * 4, "pass.tokens");
     this.targets = createBuffer(gpu, M * 4, "pass.targets");
     this.xs = [];
-    for (let l = 0; l <= c.numLayers; l++) this.xs.push(createBuffer(gpu, M * D * 4, `pass.x${l}`));
+    for (let l = 0; l <= c.numLayers; l++) {
+      // Forward-only: layer l reads xs[l] and writes xs[l+1], so two buffers in turn suffice.
+      this.xs.push(
+        this.forwardOnly && l >= 2 ? this.xs[l - 2] : createBuffer(gpu, M * D * 4, `pass.x${l}`),
+      );
+    }
     this.acts = [];
-    const nSets = this.recompute ? 1 : c.numLayers;
+    const nSets = this.recompute || this.forwardOnly ? 1 : c.numLayers;
     for (let l = 0; l < nSets; l++) this.acts.push(allocLayerActs(gpu, model, M, `pass.layer${l}`));
     this.xf = createBuffer(gpu, M * D * 4, "pass.xf");
     this.rstdF = createBuffer(gpu, M * 4, "pass.rstdF");
@@ -144,9 +175,9 @@ export class ForwardPass {
     return Math.ceil(this.M / this.chunkRows);
   }
 
-  /** Layer l's activation set (the shared one when recomputing). */
+  /** Layer l's activation set (the shared one when recomputing or forward-only). */
   actsOf(l: number): LayerActs {
-    return this.recompute ? this.acts[0] : this.acts[l];
+    return this.acts.length === 1 ? this.acts[0] : this.acts[l];
   }
 
   #uploadIds(rec: Recorder, ids: Uint32Array, dst: GPUBuffer, what: string, limit: number): void {
@@ -357,6 +388,9 @@ export class ForwardPass {
   backward(rec: Recorder, dlogp: GPUBuffer, grads: Weights): void {
     this.#requireCausalLm("backward");
     this.model.requireTrainable("backward");
+    if (this.forwardOnly) {
+      throw new Error("backward: this pass was planned forward-only (forwardOnly: true)");
+    }
     (this.#backward ??= new Backward(this)).record(rec, dlogp, grads);
   }
 }

@@ -337,7 +337,7 @@ export async function lspIteration(
   const micro = packRollouts(seqs, cfg.rowsPerPass, tok.padId);
   const norm = roleNormalizers(seqs, cfg.aggregation);
   for (const mb of micro) {
-    const refPass = new ForwardPass(reference, mb.batch, mb.seqLen, {});
+    const refPass = new ForwardPass(reference, mb.batch, mb.seqLen, { forwardOnly: true });
     try {
       const rec = new Recorder(reference.gpu);
       const out = refPass.forwardLogprobs(rec, mb.tokens, mb.targets);
