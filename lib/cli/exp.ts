@@ -28,7 +28,8 @@ Options:
   --allow-changed-code  with --resume: continue a run that other code started (it is
                         refused otherwise; the bundle records it in resumes.jsonl)
   --force               replace an existing bundle in the target directory
-  --dry-run             print the resolved manifest (every default filled in) and exit
+  --dry-run             print the resolved manifest (every default filled in) and, for kinds
+                        that have one (lsp, grpo), the planned GPU memory (stderr); then exit
   -h, --help            show this help
 
 Exit status: 0 completed, 1 failed, 2 usage error, 130 interrupted (Ctrl-C).
@@ -58,6 +59,9 @@ Examples:
     });
     if (p.values["dry-run"]) {
       console.log(canonicalJson(manifest.resolved, 2));
+      // The memory plan goes to stderr: stdout stays the resolved manifest alone.
+      const plan = KINDS.find((k) => k.kind === manifest.kind)?.planMemory;
+      if (plan) console.error(await plan(manifest.params));
       return 0;
     }
     const outcome = await runExperiment({

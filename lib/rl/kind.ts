@@ -46,6 +46,7 @@ import {
   resolveFileSource,
 } from "./sources.ts";
 import { instructionQueries, tinyTaskQueries } from "./grpo_data.ts";
+import { formatMemoryPlan, rlMemoryPlan } from "./memory_plan.ts";
 
 const PromptSourceSchema = z.union([
   z.strictObject({ text: z.string().min(1) }),
@@ -487,6 +488,7 @@ export const lspKind = defineKind({
   schema: LspSchema,
   inputs: inputsOf,
   resumable: true,
+  planMemory: async (p) => formatMemoryPlan(await rlMemoryPlan(p)),
   run: runRl,
 });
 
@@ -497,5 +499,6 @@ export const grpoKind = defineKind({
   schema: GrpoSchema,
   inputs: inputsOf,
   resumable: true,
+  planMemory: async (p) => formatMemoryPlan(await rlMemoryPlan(p)),
   run: runRl,
 });

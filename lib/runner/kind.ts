@@ -82,6 +82,11 @@ export interface ExperimentKind<P = Record<string, unknown>> {
   inputs?(params: P): string[];
   /** True when `run` can continue an unfinished bundle (`ctx.resume`). */
   readonly resumable?: boolean;
+  /**
+   * The run's planned GPU memory by buffer class, as text (`exp --dry-run` prints it), from the
+   * parameters alone: no GPU, no weights. Kinds without a plan leave it out.
+   */
+  planMemory?(params: P): Promise<string>;
   /** Runs the experiment. Throwing marks the run failed with the error's message. */
   run(ctx: RunContext, params: P): Promise<void>;
 }
