@@ -32,7 +32,8 @@ export interface GpuInfo {
  * no barriers: right for CPU adapters such as lavapipe, where every workgroup barrier is a costly
  * context switch. Both give the same bits (tests/serial_kernels_test.ts,
  * tests/gpu_attention_serial_test.ts); rows too long for lavapipe's loop cap keep the workgroup
- * kernel (gpu/serial.ts). Matmul has one layout: no serial one measured faster.
+ * kernel (gpu/serial.ts). Matmul follows the style too: gpu/matmul_serial.ts on CPU adapters,
+ * the tiled kernel (and the few-row kernel for small forwards) on GPUs, all with the same bits.
  */
 export type KernelStyle = "workgroup" | "serial";
 

@@ -10,14 +10,13 @@
  * Determinism and row invariance: every output element is one accumulator that adds the
  * products in ascending inner index (k = 0, 1, ..., I-1, then zero padding up to a multiple of
  * 16), so its bits depend only on its own row of A and column of B, never on how many rows there
- * are. There is no split-K and no atomics. The forward at small M (decode) goes to the few-row
- * kernels of gpu/matmul_rows.ts, which keep that very order (same bits, tested), so decode and
- * training outputs agree bit for bit.
- *
- * There is no "serial" variant (gpu/device.ts): barrier-free kernels with one invocation per
- * 4x4, 8x4, 8x8, 4x8 or 16x4 output block, or 4-16 rows per workgroup, all gave these very bits
- * but none ran faster than this kernel on lavapipe (2048x64x64 to 2048x176x64, within noise),
- * because there the cost is the per-lane loads, not its two barriers per 16 k.
+ * are. There is no split-K and no atomics. Two other kernels keep that very order (same bits,
+ * tested), so decode and training outputs agree bit for bit whichever runs:
+ * - on CPU adapters ("serial" style, gpu/device.ts) every product runs gpu/matmul_serial.ts's
+ *   barrier-free kernel (8x4 outputs per invocation, vec4 loads along each operand's contiguous
+ *   axis): 2-10x faster than this kernel on lavapipe at the tiny world's shapes;
+ * - on GPUs a forward of at most {@link FEW_ROWS} rows (decode) runs gpu/matmul_rows.ts's few-row
+ *   kernel instead of staging a 64-row tile of mostly padding.
  *
  * Frozen models may store their weights as packed BF16 (two per u32 word, element 2i in the low
  * half): {@link matmulBf16W} is the same template with only B's load changed to widen each value
@@ -29,12 +28,10 @@
 import { cdiv, kernel, type Recorder } from "./recorder.ts";
 import { packedBf16Bytes, widenBf16Wgsl } from "./bf16.ts";
 import { matmulRows, rowsKernelFits } from "./matmul_rows.ts";
+import { matmulSerial, serialMatmulFits } from "./matmul_serial.ts";
 
 const TILE = 64; // output rows and columns per workgroup
-/**
- * Largest M the forward gives to the few-row kernels (gpu/matmul_rows.ts). On lavapipe they are
- * 2.4x faster than the tiled kernel at M = 32 and 40-60x at M = 1; at M = 64 the two are even.
- */
+/** Largest M a GPU's forward gives to the few-row kernel (gpu/matmul_rows.ts). */
 export const FEW_ROWS = 32;
 const DEPTH = 16; // inner-dimension slice staged per iteration
 
@@ -172,6 +169,34 @@ export function matmulTiled(
   dispatchTiled(rec, name, true, true, x, w, y, M, K, N, accumulate, format === "bf16");
 }
 
+/** {@link matmulGradInput} with the 64x64 tiled kernel whatever the device (a reference). */
+export function matmulGradInputTiled(
+  rec: Recorder,
+  dy: GPUBuffer,
+  w: GPUBuffer,
+  dx: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+  accumulate = false,
+): void {
+  dispatchTiled(rec, "matmulGradInput", true, false, dy, w, dx, M, N, K, accumulate);
+}
+
+/** {@link matmulGradWeight} with the 64x64 tiled kernel whatever the device (a reference). */
+export function matmulGradWeightTiled(
+  rec: Recorder,
+  dy: GPUBuffer,
+  x: GPUBuffer,
+  dw: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+  accumulate = false,
+): void {
+  dispatchTiled(rec, "matmulGradWeight", false, false, dy, x, dw, N, M, K, accumulate);
+}
+
 /**
  * Linear layer forward: y[M,N] (+)= x[M,K] · w[N,K]ᵀ (w in HF `[out, in]` layout).
  * `y` must not alias `x` or `w`. Records only.
@@ -186,7 +211,7 @@ export function matmul(
   N: number,
   accumulate = false,
 ): void {
-  forward(rec, x, w, y, M, K, N, accumulate, "f32");
+  product(rec, "matmul", true, true, x, w, y, M, K, N, accumulate);
 }
 
 /**
@@ -212,7 +237,7 @@ export function matmulBf16W(
       `matmulBf16W: w holds ${wPacked.size} bytes, [${N}, ${K}] packed BF16 needs ${need}`,
     );
   }
-  forward(rec, x, wPacked, y, M, K, N, accumulate, "bf16");
+  product(rec, "matmulBf16W", true, true, x, wPacked, y, M, K, N, accumulate, "bf16");
 }
 
 /**
@@ -231,30 +256,49 @@ export function matmulResidual(
   N: number,
   format: "f32" | "bf16" = "f32",
 ): void {
-  if (M <= FEW_ROWS && rowsKernelFits(rec, K)) {
-    matmulRows(rec, x, w, y, M, K, N, { format, residual: r });
-  } else {
-    rec.copy(r, 0, y, 0, M * N * 4);
-    matmulTiled(rec, x, w, y, M, K, N, true, format);
-  }
+  product(rec, "matmulResidual", true, true, x, w, y, M, K, N, false, format, r);
 }
 
-/** Forward dispatch: the few-row kernels for M <= FEW_ROWS, else the tiled kernel. */
-function forward(
+/**
+ * Every product's dispatch: the serial kernel on CPU adapters (gpu/matmul_serial.ts); on GPUs
+ * the few-row kernel for a forward of at most FEW_ROWS rows (gpu/matmul_rows.ts), else the tiled
+ * kernel. All give the same bits. `residual`: y = residual + A·B (a copy and an accumulation in
+ * the tiled kernel).
+ */
+function product(
   rec: Recorder,
-  x: GPUBuffer,
-  w: GPUBuffer,
+  name: string,
+  aKContiguous: boolean,
+  bKContiguous: boolean,
+  a: GPUBuffer,
+  b: GPUBuffer,
   y: GPUBuffer,
-  M: number,
-  K: number,
-  N: number,
+  rows: number,
+  inner: number,
+  cols: number,
   accumulate: boolean,
-  format: "f32" | "bf16",
+  format: "f32" | "bf16" = "f32",
+  residual?: GPUBuffer,
 ): void {
-  if (M >= 1 && M <= FEW_ROWS && N >= 1 && rowsKernelFits(rec, K)) {
-    matmulRows(rec, x, w, y, M, K, N, { format, accumulate });
+  for (const [what, v] of [["rows", rows], ["inner", inner], ["cols", cols]] as const) {
+    if (!Number.isInteger(v) || v < 0) {
+      throw new Error(`${name}: ${what} must be a whole number, got ${v}`);
+    }
+  }
+  if (rows === 0 || cols === 0) return;
+  const bf16 = format === "bf16";
+  if (rec.gpu.info.kernels === "serial" && serialMatmulFits(inner)) {
+    matmulSerial(rec, name, aKContiguous, bKContiguous, a, b, y, rows, inner, cols, {
+      accumulate,
+      residual,
+      bBf16: bf16,
+    });
+  } else if (aKContiguous && bKContiguous && rows <= FEW_ROWS && rowsKernelFits(inner)) {
+    matmulRows(rec, a, b, y, rows, inner, cols, { format, accumulate, residual });
   } else {
-    matmulTiled(rec, x, w, y, M, K, N, accumulate, format);
+    if (residual) rec.copy(residual, 0, y, 0, rows * cols * 4);
+    const acc = accumulate || residual !== undefined;
+    dispatchTiled(rec, name, aKContiguous, bKContiguous, a, b, y, rows, inner, cols, acc, bf16);
   }
 }
 
@@ -269,7 +313,7 @@ export function matmulGradInput(
   N: number,
   accumulate = false,
 ): void {
-  dispatchTiled(rec, "matmulGradInput", true, false, dy, w, dx, M, N, K, accumulate);
+  product(rec, "matmulGradInput", true, false, dy, w, dx, M, N, K, accumulate);
 }
 
 /**
@@ -286,5 +330,5 @@ export function matmulGradWeight(
   N: number,
   accumulate = false,
 ): void {
-  dispatchTiled(rec, "matmulGradWeight", false, false, dy, x, dw, N, M, K, accumulate);
+  product(rec, "matmulGradWeight", false, false, dy, x, dw, N, M, K, accumulate);
 }

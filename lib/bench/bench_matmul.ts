@@ -23,7 +23,9 @@ import {
   matmul,
   matmulBf16W,
   matmulGradInput,
+  matmulGradInputTiled,
   matmulGradWeight,
+  matmulGradWeightTiled,
   matmulTiled,
 } from "../../gpu/matmul.ts";
 import { defineKind, type RunContext } from "../runner/kind.ts";
@@ -167,12 +169,14 @@ async function operands(gpu: Gpu, op: Op, M: number, K: number, N: number, varia
     const dy = own(normalBuffer(gpu, rec, M * N, 3, 1, "dy"));
     const w = own(normalBuffer(gpu, rec, N * K, 2, 0.02, "w"));
     const dx = own(createBuffer(gpu, M * K * 4, "dx"));
-    record = (r) => matmulGradInput(r, dy, w, dx, M, K, N);
+    const f = variant === "tiled" ? matmulGradInputTiled : matmulGradInput;
+    record = (r) => f(r, dy, w, dx, M, K, N);
   } else {
     const dy = own(normalBuffer(gpu, rec, M * N, 3, 1, "dy"));
     const x = own(normalBuffer(gpu, rec, M * K, 1, 1, "x"));
     const dw = own(createBuffer(gpu, N * K * 4, "dw"));
-    record = (r) => matmulGradWeight(r, dy, x, dw, M, K, N);
+    const f = variant === "tiled" ? matmulGradWeightTiled : matmulGradWeight;
+    record = (r) => f(r, dy, x, dw, M, K, N);
   }
   await rec.submit();
   return { record, destroy: () => owned.forEach((b) => b.destroy()) };
