@@ -45,6 +45,11 @@ export interface Gpu {
   /** Set when the device is lost; every later submit throws with this reason. */
   lost: string | null;
   /**
+   * The largest storage binding the engine makes (bytes): the device's limit. A tensor past it
+   * is bound in windows of whole rows (gpu/window.ts); tests lower it to exercise that path.
+   */
+  bindingLimit: number;
+  /**
    * The first WebGPU validation or out-of-memory error the device reported. Such errors are
    * asynchronous and would otherwise only be logged while the run goes on with wrong numbers:
    * every later submit and readback throws with it instead.
@@ -181,6 +186,7 @@ export async function createGpu(opts: GpuOptions = {}): Promise<Gpu> {
     device,
     lost: null,
     error: null,
+    bindingLimit: device.limits.maxStorageBufferBindingSize,
     info: {
       vendor: ai.vendor,
       architecture: ai.architecture,

@@ -25,10 +25,20 @@
  *
  * @module
  */
-import { cdiv, kernel, type Recorder } from "./recorder.ts";
+import { type Binding, cdiv, kernel, type Recorder } from "./recorder.ts";
+import { rowWindows } from "./window.ts";
 import { packedBf16Bytes, widenBf16Wgsl } from "./bf16.ts";
 import { matmulRows, rowsKernelFits } from "./matmul_rows.ts";
 import { matmulSerial, serialMatmulFits } from "./matmul_serial.ts";
+
+/**
+ * Where a product's columns land in y: row stride `ldy` and first column `col0` (a window of a
+ * weight too large for one binding writes its own columns of the whole output).
+ */
+export interface OutputWindow {
+  ldy: number;
+  col0: number;
+}
 
 const TILE = 64; // output rows and columns per workgroup
 /** Largest M a GPU's forward gives to the few-row kernel (gpu/matmul_rows.ts). */
@@ -76,7 +86,7 @@ fn load${name}(k0: u32, base: u32, t: u32) {
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<${bPackedBf16 ? "u32" : "f32"}>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-struct P { rows: u32, inner: u32, cols: u32, accumulate: u32 }
+struct P { rows: u32, inner: u32, cols: u32, accumulate: u32, ldy: u32, col0: u32 }
 @group(0) @binding(3) var<uniform> p: P;
 
 var<workgroup> tileA: array<vec4f, ${DEPTH * TILE / 4}>;
@@ -112,7 +122,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     for (var c = 0u; c < 4u; c++) {
       let n = col0 + tx * 4u + c;
       if (n < p.cols) {
-        let o = r * p.cols + n;
+        let o = r * p.ldy + p.col0 + n;
         var v = acc[i][c];
         if (p.accumulate != 0u) { v = y[o] + v; }
         y[o] = v;
@@ -128,13 +138,14 @@ function dispatchTiled(
   aKContiguous: boolean,
   bKContiguous: boolean,
   a: GPUBuffer,
-  b: GPUBuffer,
+  b: Binding,
   y: GPUBuffer,
   rows: number,
   inner: number,
   cols: number,
   accumulate: boolean,
   bPackedBf16 = false,
+  out: OutputWindow = { ldy: cols, col0: 0 },
 ): void {
   for (const [what, v] of [["rows", rows], ["inner", inner], ["cols", cols]] as const) {
     if (!Number.isInteger(v) || v < 0) {
@@ -142,7 +153,7 @@ function dispatchTiled(
     }
   }
   const k = kernel(rec.gpu, name, tiledWgsl(aKContiguous, bKContiguous, bPackedBf16));
-  rec.dispatch(k, [a, b, y], [rows, inner, cols, accumulate ? 1 : 0], [
+  rec.dispatch(k, [a, b, y], [rows, inner, cols, accumulate ? 1 : 0, out.ldy, out.col0], [
     cdiv(cols, TILE),
     cdiv(rows, TILE),
     1,
@@ -287,18 +298,27 @@ function product(
   }
   if (rows === 0 || cols === 0) return;
   const bf16 = format === "bf16";
-  if (rec.gpu.info.kernels === "serial" && serialMatmulFits(inner)) {
-    matmulSerial(rec, name, aKContiguous, bKContiguous, a, b, y, rows, inner, cols, {
-      accumulate,
-      residual,
-      bBf16: bf16,
-    });
-  } else if (aKContiguous && bKContiguous && rows <= FEW_ROWS && rowsKernelFits(inner)) {
-    matmulRows(rec, a, b, y, rows, inner, cols, { format, accumulate, residual });
-  } else {
-    if (residual) rec.copy(residual, 0, y, 0, rows * cols * 4);
-    const acc = accumulate || residual !== undefined;
-    dispatchTiled(rec, name, aKContiguous, bKContiguous, a, b, y, rows, inner, cols, acc, bf16);
+  const serial = rec.gpu.info.kernels === "serial" && serialMatmulFits(inner);
+  const fewRows = aKContiguous && bKContiguous && rows <= FEW_ROWS && rowsKernelFits(inner);
+  if (!serial && !fewRows && residual) rec.copy(residual, 0, y, 0, rows * cols * 4);
+  // A weight larger than one binding (an LM head on lavapipe) runs as windows of its rows, each
+  // writing its own columns of y; every element's sum is unchanged.
+  const windows = bKContiguous
+    ? rowWindows(rec.gpu, b, cols, bf16 ? inner * 2 : inner * 4)
+    : [{ row0: 0, rows: cols, binding: b as Binding }];
+  for (const w of windows) {
+    const out = { ldy: cols, col0: w.row0 };
+    const bw = w.binding;
+    if (serial) {
+      const opts = { accumulate, residual, bBf16: bf16, out };
+      matmulSerial(rec, name, aKContiguous, bKContiguous, a, bw, y, rows, inner, w.rows, opts);
+    } else if (fewRows) {
+      matmulRows(rec, a, bw, y, rows, inner, w.rows, { format, accumulate, residual, out });
+    } else {
+      const acc = accumulate || residual !== undefined;
+      const tiled = [aKContiguous, bKContiguous, a, bw, y, rows, inner, w.rows, acc, bf16] as const;
+      dispatchTiled(rec, name, ...tiled, out);
+    }
   }
 }
 

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { cdiv, kernel, type Recorder } from "./recorder.ts";
+import { type Binding, cdiv, kernel, type Recorder } from "./recorder.ts";
 
 /** Rows one thread accumulates. */
 export const ROWS = 8;
@@ -63,7 +63,7 @@ function bindings(format: WeightFormat, epilogue: Epilogue): string {
 ${weightDecl(format)}
 ${res ? "@group(0) @binding(2) var<storage, read> r: array<f32>;" : ""}
 @group(0) @binding(${res ? 3 : 2}) var<storage, read_write> y: array<f32>;
-struct P { rows: u32, inner: u32, cols: u32, accumulate: u32 }
+struct P { rows: u32, inner: u32, cols: u32, accumulate: u32, ldy: u32, col0: u32 }
 @group(0) @binding(${res ? 4 : 3}) var<uniform> p: P;
 ${loadWFn(format)}
 fn finish(o: u32, acc: f32) {
@@ -142,7 +142,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     ${
     accs.map((i) => {
       const r = `r0 + ${i * LANES}u`;
-      return `if (${r} < p.rows) { finish((${r}) * p.cols + n, a${i}); }`;
+      return `if (${r} < p.rows) { finish((${r}) * p.ldy + p.col0 + n, a${i}); }`;
     }).join("\n    ")
   }
   }
@@ -161,17 +161,28 @@ export function rowsKernelFits(K: number): boolean {
 export function matmulRows(
   rec: Recorder,
   x: GPUBuffer,
-  w: GPUBuffer,
+  w: Binding,
   y: GPUBuffer,
   M: number,
   K: number,
   N: number,
-  opts: { format?: WeightFormat; accumulate?: boolean; residual?: GPUBuffer } = {},
+  opts: {
+    format?: WeightFormat;
+    accumulate?: boolean;
+    residual?: GPUBuffer;
+    /** Row stride and first column of this product's columns in y (default: all of y). */
+    out?: { ldy: number; col0: number };
+  } = {},
 ): void {
   if (!rowsKernelFits(K)) throw new Error(`matmulRows: K = ${K} must be a positive multiple of 4`);
+  const out = opts.out ?? { ldy: N, col0: 0 };
   const format = opts.format ?? "f32";
   const epilogue: Epilogue = opts.residual ? "residual" : opts.accumulate ? "accumulate" : "store";
   const bufs = opts.residual ? [x, w, opts.residual, y] : [x, w, y];
   const k = kernel(rec.gpu, `matmulRows.${format}.${epilogue}`, rowsWgsl(format, epilogue));
-  rec.dispatch(k, bufs, [M, K, N, opts.accumulate ? 1 : 0], [cdiv(N, COLS), cdiv(M, WG_ROWS), 1]);
+  rec.dispatch(k, bufs, [M, K, N, opts.accumulate ? 1 : 0, out.ldy, out.col0], [
+    cdiv(N, COLS),
+    cdiv(M, WG_ROWS),
+    1,
+  ]);
 }

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { cdiv, kernel, type Recorder } from "./recorder.ts";
+import { type Binding, cdiv, kernel, type Recorder } from "./recorder.ts";
 import { SERIAL_LOOP_BUDGET } from "./serial.ts";
 
 /** Rows of C one invocation accumulates. */
@@ -132,7 +132,7 @@ function serialWgsl(l: SerialLayout): string {
   );
   return /* wgsl */ `
 ${decls.join("\n")}
-struct P { rows: u32, inner: u32, cols: u32, accumulate: u32 }
+struct P { rows: u32, inner: u32, cols: u32, accumulate: u32, ldy: u32, col0: u32 }
 @group(0) @binding(${decls.length}) var<uniform> p: P;
 ${
     l.bBf16
@@ -172,7 +172,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   ${
     range(ROWS).map((i) =>
       range(COLS).map((c) =>
-        `if (r0 + ${i}u < p.rows && c0 + ${c}u < p.cols) { let o = (r0 + ${i}u) * p.cols + c0 + ${c}u; var v = ${
+        `if (r0 + ${i}u < p.rows && c0 + ${c}u < p.cols) { let o = (r0 + ${i}u) * p.ldy + p.col0 + c0 + ${c}u; var v = ${
           acc(i, c)
         }; ${finish} y[o] = v; }`
       ).join("\n  ")
@@ -197,13 +197,20 @@ export function matmulSerial(
   aKContiguous: boolean,
   bKContiguous: boolean,
   a: GPUBuffer,
-  b: GPUBuffer,
+  b: Binding,
   y: GPUBuffer,
   rows: number,
   inner: number,
   cols: number,
-  opts: { accumulate?: boolean; residual?: GPUBuffer; bBf16?: boolean } = {},
+  opts: {
+    accumulate?: boolean;
+    residual?: GPUBuffer;
+    bBf16?: boolean;
+    /** Row stride and first column of this product's columns in y (default: all of y). */
+    out?: { ldy: number; col0: number };
+  } = {},
 ): void {
+  const out = opts.out ?? { ldy: cols, col0: 0 };
   if (!serialMatmulFits(inner)) {
     throw new Error(`${name}: inner dimension ${inner} is past the serial kernel's loop budget`);
   }
@@ -221,9 +228,9 @@ export function matmulSerial(
   const key = `matmulSerial.${+aKContiguous}${+bKContiguous}${+bBf16}${+layout.aVec}` +
     `${+layout.bVec}.${layout.epilogue}`;
   const k = kernel(rec.gpu, key, serialWgsl(layout));
-  const of = { a, b, r: opts.residual!, y };
+  const of: Record<string, Binding> = { a, b, r: opts.residual!, y };
   const bufs = serialBindings(layout).map((x) => of[x.of]);
-  rec.dispatch(k, bufs, [rows, inner, cols, opts.accumulate ? 1 : 0], [
+  rec.dispatch(k, bufs, [rows, inner, cols, opts.accumulate ? 1 : 0, out.ldy, out.col0], [
     cdiv(cols, COLS * WG),
     cdiv(rows, ROWS),
     1,

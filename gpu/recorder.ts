@@ -25,6 +25,12 @@ export interface Kernel {
   workgroupSize: number;
 }
 
+/**
+ * A storage binding: a whole buffer, or a window of one (offset a multiple of the device's
+ * minStorageBufferOffsetAlignment), for buffers larger than one binding may be (gpu/window.ts).
+ */
+export type Binding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
+
 /** One uniform parameter: a plain number is a u32; use {@link f32} / {@link i32} otherwise. */
 export type Param = number | { f32: number } | { i32: number };
 
@@ -45,6 +51,11 @@ function idOf(o: object): number {
   let id = ids.get(o);
   if (id === undefined) ids.set(o, id = nextId++);
   return id;
+}
+
+/** A binding's part of a bind-group cache key. */
+function bindingKey(b: Binding): string {
+  return b instanceof GPUBuffer ? `${idOf(b)}` : `${idOf(b.buffer)}@${b.offset}+${b.size}`;
 }
 
 /** Bind groups a recorder keeps at most before it starts over (bounds memory). */
@@ -98,7 +109,7 @@ type Command =
   | {
     kind: "dispatch";
     k: Kernel;
-    buffers: GPUBuffer[];
+    buffers: Binding[];
     paramSlot: number;
     groups: [number, number, number];
   }
@@ -140,7 +151,20 @@ export class Recorder {
   }
 
   /** Records one dispatch of `k` over `groups` workgroups. */
-  dispatch(k: Kernel, buffers: GPUBuffer[], params: Param[], groups: number | number[]): void {
+  dispatch(k: Kernel, buffers: Binding[], params: Param[], groups: number | number[]): void {
+    // A binding past the device's limit would be a validation error that surfaces only later,
+    // asynchronously: refuse it here, naming the kernel and the buffer.
+    const limit = this.gpu.device.limits.maxStorageBufferBindingSize;
+    buffers.forEach((b, i) => {
+      const size = b.size;
+      if (size > limit) {
+        const buf = b instanceof GPUBuffer ? b : b.buffer;
+        throw new Error(
+          `${k.name}: binding ${i} (${buf.label || "unlabelled"}) is ${size} bytes, past this ` +
+            `device's storage binding limit of ${limit} bytes`,
+        );
+      }
+    });
     if (params.length > MAX_PARAMS) throw new Error(`${k.name}: too many params`);
     const g = typeof groups === "number" ? [groups, 1, 1] : groups;
     const gx = g[0], gy = g[1] ?? 1, gz = g[2] ?? 1;
@@ -221,12 +245,12 @@ export class Recorder {
       if (c.kind === "dispatch") {
         if (!pass) pass = enc.beginComputePass();
         const slot = c.paramSlot >= 0 ? `${idOf(arena!)}.${c.paramSlot}` : "";
-        const key = `${idOf(c.k)}:${c.buffers.map(idOf).join(",")}:${slot}`;
+        const key = `${idOf(c.k)}:${c.buffers.map(bindingKey).join(",")}:${slot}`;
         let bg = this.#bindGroups.get(key);
         if (!bg) {
-          const entries: GPUBindGroupEntry[] = c.buffers.map((buffer, binding) => ({
+          const entries: GPUBindGroupEntry[] = c.buffers.map((b, binding) => ({
             binding,
-            resource: { buffer },
+            resource: b instanceof GPUBuffer ? { buffer: b } : b,
           }));
           if (c.paramSlot >= 0) {
             entries.push({

@@ -132,7 +132,7 @@ export class ForwardPass {
     const D = c.hiddenSize, V = c.vocabSize;
     this.recompute = opts.recompute ?? false;
     this.forwardOnly = opts.forwardOnly ?? false;
-    const maxBinding = gpu.device.limits.maxStorageBufferBindingSize;
+    const maxBinding = gpu.bindingLimit;
     this.chunkRows = headChunkRowsFor(V, M, maxBinding, opts.headChunkRows);
     const seq = new Uint32Array(M), pos = new Uint32Array(M);
     for (let m = 0; m < M; m++) {
