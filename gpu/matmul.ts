@@ -16,7 +16,9 @@
  *   barrier-free kernel (8x4 outputs per invocation, vec4 loads along each operand's contiguous
  *   axis): 2-10x faster than this kernel on lavapipe at the tiny world's shapes;
  * - on GPUs a forward of at most {@link FEW_ROWS} rows (decode) runs gpu/matmul_rows.ts's few-row
- *   kernel instead of staging a 64-row tile of mostly padding.
+ *   kernel instead of staging a 64-row tile of mostly padding, and products of at least 128 rows
+ *   and columns run gpu/matmul_big.ts's 128x128 tile (8x8 outputs per thread, vec4 loads,
+ *   prefetch); this 64x64 kernel takes the rest.
  *
  * Frozen models may store their weights as packed BF16 (two per u32 word, element 2i in the low
  * half): {@link matmulBf16W} is the same template with only B's load changed to widen each value
@@ -30,6 +32,7 @@ import { rowWindows } from "./window.ts";
 import { packedBf16Bytes, widenBf16Wgsl } from "./bf16.ts";
 import { matmulRows, rowsKernelFits } from "./matmul_rows.ts";
 import { matmulSerial, serialMatmulFits } from "./matmul_serial.ts";
+import { BIG_TILE, matmulBig } from "./matmul_big.ts";
 
 /**
  * Where a product's columns land in y: row stride `ldy` and first column `col0` (a window of a
@@ -317,7 +320,8 @@ function product(
     } else {
       const acc = accumulate || residual !== undefined;
       const tiled = [aKContiguous, bKContiguous, a, bw, y, rows, inner, w.rows, acc, bf16] as const;
-      dispatchTiled(rec, name, ...tiled, out);
+      if (rows >= BIG_TILE && w.rows >= BIG_TILE) matmulBig(rec, name, ...tiled, out);
+      else dispatchTiled(rec, name, ...tiled, out);
     }
   }
 }

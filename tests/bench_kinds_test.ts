@@ -116,6 +116,7 @@ Deno.test("bench-matmul times engine and tiled kernels, relates them to the peak
       assert.deepEqual(c.rows.map((x: { M: number }) => x.M), [1, 5]);
       assert.ok(c.rows.every((x: { mismatches: number }) => x.mismatches === 0));
       assert.equal(c.rerunMismatches, 0);
+      assert.equal(c.tiledKernelMismatches, 0);
     }
     const manifest = JSON.parse(await Deno.readTextFile(join(m.dir, "bundle.json")));
     const listed = (p: string) => manifest.files.find((f: { path: string }) => f.path === p);

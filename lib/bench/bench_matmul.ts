@@ -7,7 +7,8 @@
  *
  * It also checks the bits the engine relies on (gpu/matmul.ts): the first rows of a product at
  * the largest `bitCheck.rows` equal the same rows computed alone at each smaller row count (so
- * decode at M = 1 or 32 gives the training pass's bits), and a rerun gives the same bits. The
+ * decode at M = 1 or 32 gives the training pass's bits), a rerun gives the same bits, and the
+ * engine's kernels give the 64x64 tiled kernel's bits (so existing results stay reproducible). The
  * check results are deterministic (bits.json); a mismatch fails the run after the files are
  * written. Timings are run-specific (bench.json, timings.jsonl).
  *
@@ -122,6 +123,8 @@ export interface BitCheck {
   rows: { M: number; mismatches: number }[];
   /** Mismatching words between two runs at the largest count. */
   rerunMismatches: number;
+  /** Mismatching words between the engine and the 64x64 tiled kernel at the largest count. */
+  tiledKernelMismatches: number;
 }
 
 /** Bytes one op moves at least: both operands once and the output once. */
@@ -211,10 +214,14 @@ async function bitCheck(
       : matmulGradInput(r, a, w, y, m, K, N);
   const outs = counts.map((m) => createBuffer(gpu, m * outCols * 4, `bits.y${m}`));
   const again = createBuffer(gpu, big * outCols * 4, "bits.again");
-  owned.push(...outs, again);
+  const tiled = createBuffer(gpu, big * outCols * 4, "bits.tiled");
+  owned.push(...outs, again, tiled);
   counts.forEach((m, i) => product(rec, outs[i], m));
   product(rec, again, big);
-  const reads = [...outs, again].map((b) => rec.read(b));
+  // The 64x64 tiled kernel, the engine's only kernel before issue 15, on the same product.
+  if (op === "gradInput") matmulGradInputTiled(rec, a, w, tiled, big, K, N);
+  else matmulTiled(rec, a, w, tiled, big, K, N, false, op === "forwardBf16" ? "bf16" : "f32");
+  const reads = [...outs, again, tiled].map((b) => rec.read(b));
   await rec.submit();
   const got = (await Promise.all(reads)).map((ab) => new Uint32Array(ab));
   owned.forEach((b) => b.destroy());
@@ -230,6 +237,7 @@ async function bitCheck(
     N,
     rows: counts.slice(0, -1).map((m, i) => ({ M: m, mismatches: diff(got[i], m * outCols) })),
     rerunMismatches: diff(got[counts.length], big * outCols),
+    tiledKernelMismatches: diff(got[counts.length + 1], big * outCols),
   };
 }
 
@@ -343,11 +351,16 @@ async function run(ctx: RunContext, p: BenchMatmulParams): Promise<void> {
   await ctx.writeFile("bits.json", JSON.stringify({ checks: bits }, null, 2) + "\n", {
     deterministic: true,
   });
-  const bad = bits.filter((b) => b.rerunMismatches > 0 || b.rows.some((r) => r.mismatches > 0));
+  const bad = bits.filter((b) =>
+    b.rerunMismatches > 0 || b.tiledKernelMismatches > 0 || b.rows.some((r) => r.mismatches > 0)
+  );
   if (bad.length > 0) {
     throw new Error(
       `bit checks failed (bits.json): ${
-        bad.map((b) => `${b.op}: ${JSON.stringify(b.rows)}, rerun ${b.rerunMismatches}`).join("; ")
+        bad.map((b) =>
+          `${b.op}: ${JSON.stringify(b.rows)}, rerun ${b.rerunMismatches}, vs the tiled kernel ` +
+          `${b.tiledKernelMismatches}`
+        ).join("; ")
       }`,
     );
   }

@@ -96,7 +96,8 @@ for sec, case, ev, unit, pv, plabel, r, frac, note in rows:
 print("\nbit checks (bench-matmul bits.json: rows at small M vs M = 3200, reruns):")
 if bits:
     for c in bits["checks"]:
-        print(f"  {c['op']:12} rows {c['rows']} rerun mismatches {c['rerunMismatches']}")
+        print(f"  {c['op']:12} rows {c['rows']} rerun mismatches {c['rerunMismatches']} "
+              f"vs the 64x64 tiled kernel {c.get('tiledKernelMismatches', '?')}")
 else:
     print("  missing")
 print("\nlogits parity (engine vs transformers; target: within 1e-4 relative of f64):")
