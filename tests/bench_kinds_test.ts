@@ -52,14 +52,15 @@ Deno.test("bench-model and bench-train write their figures (inline and file conf
       batch: 2,
       seqLen: 8,
       warmup: 1,
-      repeats: 1,
+      // Medians of 3: one timing of a few milliseconds flips under a loaded machine's noise.
+      repeats: 3,
     });
     assert.equal(t.result.tokensPerStep, 16);
     assert.ok(t.result.trainTokensPerSecond > 0 && t.result.forwardTokensPerSecond > 0);
     // A training step does a forward and more, so it cannot be faster than a forward.
     assert.ok(t.result.trainToForwardRatio < 1, `${t.result.trainToForwardRatio}`);
     const timings = await Deno.readTextFile(join(t.dir, "timings.jsonl"));
-    assert.equal(timings.trim().split("\n").length, 1);
+    assert.equal(timings.trim().split("\n").length, 3);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
