@@ -6,8 +6,9 @@
  *
  * @module
  */
-import { COMMANDS, topUsage } from "./lib/cli/commands.ts";
+import { COMMANDS, topUsage, unknownCommandError } from "./lib/cli/commands.ts";
 import { UsageError } from "./lib/cli/command.ts";
+import { UserError } from "./lib/util/user_error.ts";
 
 /** Runs the CLI on `args` and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -30,25 +31,38 @@ export async function main(args: string[]): Promise<number> {
   const cmd = COMMANDS.find((c) => c.name === name);
   try {
     if (!cmd) {
-      throw new UsageError(
-        name.startsWith("-") ? `unknown option "${name}"` : `unknown command "${name}"`,
-      );
+      throw unknownCommandError(name);
     }
     return await cmd.run(rest);
   } catch (e) {
-    if (Deno.env.get("SELFPLAY_DEBUG") === "1" && e instanceof Error) console.error(e.stack);
-    if (e instanceof UsageError) {
-      console.error(`error: ${e.message}\n\n${e.command ? e.command.usage : topUsage()}`);
-      return 2;
-    }
-    const msg = e instanceof Error ? e.message : String(e);
-    const known = e instanceof Error &&
-      ["ManifestError", "RunSetupError", "GpuUnavailableError"].includes(e.name);
-    console.error(
-      `error: ${msg}` + (known ? "" : "\n(set SELFPLAY_DEBUG=1 to see where it happened)"),
-    );
+    return reportError(e);
+  }
+}
+
+/**
+ * Prints an error that reached the top and returns the exit code. A {@link UserError} is one
+ * line (its message says what to do); anything else is a bug in selfplay, printed with its
+ * stack so that it can be reported.
+ */
+export function reportError(e: unknown): number {
+  const debug = Deno.env.get("SELFPLAY_DEBUG") === "1";
+  if (e instanceof UsageError) {
+    if (debug) console.error(e.stack);
+    console.error(`error: ${e.message}\n\n${e.command ? e.command.usage : topUsage()}`);
+    return 2;
+  }
+  if (e instanceof UserError) {
+    if (debug) console.error(e.stack);
+    console.error(`error: ${e.message}`);
     return 1;
   }
+  const stack = e instanceof Error && e.stack ? e.stack : String(e);
+  console.error(
+    `error: ${e instanceof Error ? e.message : String(e)}\n${stack}\n` +
+      "(an internal error of selfplay, not a problem with your input: please report it with " +
+      "the lines above; SELFPLAY_DEBUG=1 also prints the stack of errors inside a run)",
+  );
+  return 1;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

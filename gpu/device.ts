@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { UserError } from "../lib/util/user_error.ts";
+import { ensureRuntimeDir } from "./runtime_dir.ts";
 
 /** What we learned about the adapter and what we asked of it; recorded in bundle provenance. */
 export interface GpuInfo {
@@ -58,8 +60,9 @@ export interface Gpu {
 }
 
 /** Raised when no adapter or device can be had; the message says what to install. */
-export class GpuUnavailableError extends Error {
+export class GpuUnavailableError extends UserError {
   override name = "GpuUnavailableError";
+  override readonly resumeHelps = true;
 }
 
 /** Options for {@link createGpu}. */
@@ -127,6 +130,22 @@ function guessBackend(description: string): string {
 }
 
 let cached: Promise<Gpu> | null = null;
+/** Every device this process created, so a fault can be asked for without awaiting. */
+const created: Gpu[] = [];
+
+/**
+ * The faults of every device this process made, one per faulty device: its first WebGPU
+ * validation or out-of-memory error, or its loss. The runner compares them before and after a
+ * kind runs, so a run whose GPU work failed is never marked completed.
+ */
+export function gpuFaults(): string[] {
+  const out: string[] = [];
+  for (const g of created) {
+    if (g.error) out.push(`WebGPU error: ${g.error}`);
+    else if (g.lost) out.push(`the WebGPU device was lost (${g.lost})`);
+  }
+  return out;
+}
 
 /**
  * Returns the process-wide GPU (one device per process keeps pipelines and buffers shared).
@@ -145,6 +164,7 @@ export async function createGpu(opts: GpuOptions = {}): Promise<Gpu> {
   if (!("gpu" in navigator) || !navigator.gpu) {
     throw new GpuUnavailableError(`WebGPU is not available in this Deno. ${INSTALL_HINT}`);
   }
+  if (Deno.build.os === "linux") ensureRuntimeDir(); // silences Mesa's XDG_RUNTIME_DIR warning
   let adapter: GPUAdapter | null = null;
   try {
     adapter = await navigator.gpu.requestAdapter({
@@ -201,6 +221,7 @@ export async function createGpu(opts: GpuOptions = {}): Promise<Gpu> {
       kernels: chooseKernelStyle(opts.kernels, isFallbackAdapter),
     },
   };
+  created.push(gpu);
   device.lost.then((l) => {
     gpu.lost = `${l.reason}: ${l.message}`;
   });

@@ -287,7 +287,10 @@ export class Recorder {
         this.#throwIfBroken(); // data computed after a WebGPU error is not to be trusted
         r.resolve(copy);
       } catch (e) {
-        r.reject(this.gpu.lost ? new Error(`the GPU device was lost (${this.gpu.lost})`) : e);
+        // A destroyed device can fail a pending map before its lost promise has settled: give
+        // the loss a moment to be known, so the error names the cause, not a symptom.
+        const lost = this.gpu.lost ?? await lostWithin(this.gpu, 100);
+        r.reject(lost ? new Error(`the GPU device was lost (${lost})`) : e);
       }
     })).then(() => {});
   }
@@ -298,6 +301,18 @@ export class Recorder {
     if (this.gpu.error) {
       throw new Error(`a WebGPU error made the results invalid: ${this.gpu.error}`);
     }
+  }
+}
+
+/** The device's loss reason if it is lost within `ms` milliseconds, else null. */
+async function lostWithin(gpu: Gpu, ms: number): Promise<string | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<null>((res) => (timer = setTimeout(() => res(null), ms)));
+  const lost = gpu.device.lost.then((l) => `${l.reason}: ${l.message}`);
+  try {
+    return await Promise.race([lost, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { atomicWriteFile, atomicWriteWith } from "../lib/bundle/atomic.ts";
+import { atomicWriteFile, atomicWriteWith } from "../lib/util/atomic_write.ts";
 import { codeVersion } from "../lib/bundle/code_version.ts";
 import { BUNDLE_FORMAT } from "../lib/bundle/format.ts";
-import { hashFile, hashPath, listFiles, rootHashOf, sha256Hex } from "../lib/bundle/hash.ts";
+import { hashPath, listFiles, rootHashOf } from "../lib/bundle/hash.ts";
+import { hashFile, sha256Hex } from "../lib/util/hash_file.ts";
 import { runIdOf } from "../lib/bundle/run_id.ts";
 import { verifyBundle } from "../lib/bundle/verify.ts";
 import { BundleWriter } from "../lib/bundle/writer.ts";
@@ -109,6 +110,71 @@ Deno.test("verify reports missing files, extra files and a missing index", async
   );
   const r3 = await verifyBundle(join(dir, "nope"));
   assert.match(r3.problems[0], /no such directory/);
+});
+
+Deno.test("verify rejects symlinks (added, or replacing a listed file or folder) and FIFOs", async () => {
+  const added = await sampleBundle();
+  await Deno.symlink("/etc/passwd", join(added, "passwd"));
+  let r = await verifyBundle(added);
+  assert.ok(!r.ok);
+  assert.deepEqual(r.problems, [
+    "passwd: a symbolic link in the bundle (bundles hold only regular files)",
+  ]);
+
+  const replaced = await sampleBundle();
+  const outside = join(tmp(), "copy.bin");
+  await Deno.copyFile(join(replaced, "checkpoints/step-2/model.bin"), outside);
+  await Deno.remove(join(replaced, "checkpoints/step-2/model.bin"));
+  await Deno.symlink(outside, join(replaced, "checkpoints/step-2/model.bin"));
+  r = await verifyBundle(replaced);
+  assert.ok(!r.ok, "same bytes through a link must not verify");
+  assert.ok(
+    r.problems.includes(
+      "checkpoints/step-2/model.bin: listed, but checkpoints/step-2/model.bin is a symbolic " +
+        "link, not a regular file (bundles hold only regular files)",
+    ),
+    r.problems.join("|"),
+  );
+
+  const folder = await sampleBundle();
+  const elsewhere = tmp();
+  await Deno.rename(join(folder, "checkpoints"), join(elsewhere, "checkpoints"));
+  await Deno.symlink(join(elsewhere, "checkpoints"), join(folder, "checkpoints"));
+  r = await verifyBundle(folder);
+  assert.ok(!r.ok);
+  assert.ok(r.problems.some((p) => /checkpoints is a symbolic link, not a folder/.test(p)));
+
+  const fifo = await sampleBundle();
+  const mk = await new Deno.Command("mkfifo", { args: [join(fifo, "pipe")] }).output();
+  assert.ok(mk.success, "mkfifo");
+  r = await verifyBundle(fifo);
+  assert.deepEqual(r.problems, [
+    "pipe: a FIFO (named pipe) in the bundle (bundles hold only regular files)",
+  ]);
+});
+
+Deno.test("the writer never writes through a link, and seal names links as problems", async () => {
+  const dir = tmp();
+  const outside = tmp();
+  const b = new BundleWriter(dir, "e", "r");
+  await b.setStatus("running");
+  await Deno.symlink(outside, join(dir, "checkpoints"));
+  await assert.rejects(
+    () => b.writeFile("checkpoints/x.bin", "x", { deterministic: true }),
+    /will not write checkpoints\/x\.bin: checkpoints is a symbolic link, not a folder/,
+  );
+  await Deno.writeTextFile(join(outside, "log.txt"), "theirs\n");
+  await Deno.symlink(join(outside, "log.txt"), join(dir, "log.txt"));
+  await assert.rejects(
+    () => b.appendText("log.txt", "mine\n", { deterministic: false }),
+    /log\.txt is a symbolic link, not a regular file/,
+  );
+  assert.equal(await Deno.readTextFile(join(outside, "log.txt")), "theirs\n");
+  assert.deepEqual([...Deno.readDirSync(outside)].map((e) => e.name), ["log.txt"]);
+  const index = await b.seal("completed");
+  assert.equal(index.status, "failed");
+  const status = JSON.parse(await Deno.readTextFile(join(dir, "status.json")));
+  assert.match(status.error, /checkpoints is a symbolic link; bundles hold only regular files/);
 });
 
 Deno.test("seal turns a completed run with stray or unwritten files into a failed one", async () => {

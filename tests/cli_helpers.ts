@@ -7,7 +7,7 @@ export const ROOT = fileURLToPath(new URL("../", import.meta.url));
 /** main.ts. */
 export const MAIN = join(ROOT, "main.ts");
 
-/** Runs `main.ts args...`; returns exit code, stdout and stderr (the XDG warning filtered). */
+/** Runs `main.ts args...`; returns exit code, stdout and stderr (nothing filtered: noise is a bug). */
 export async function cli(
   args: string[],
   env: Record<string, string> = {},
@@ -20,7 +20,6 @@ export async function cli(
     stderr: "piped",
   }).output();
   const dec = new TextDecoder();
-  const stderr = dec.decode(out.stderr).split("\n").filter((l) => !l.includes("XDG_RUNTIME_DIR"))
-    .join("\n");
+  const stderr = dec.decode(out.stderr);
   return { code: out.code, stdout: dec.decode(out.stdout), stderr };
 }

@@ -8,12 +8,10 @@
 import assert from "node:assert/strict";
 import { expectedTensors, type LlamaConfig, toHfConfigJson } from "../lib/model/config.ts";
 import { tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
-import {
-  openSafetensors,
-  readTensorF32,
-  type SafetensorsFile,
-  writeSafetensors,
-} from "../lib/model/safetensors.ts";
+import { type SafetensorsFile } from "../lib/model/safetensors/format.ts";
+import { openSafetensors } from "../lib/model/safetensors/header.ts";
+import { readTensorF32 } from "../lib/model/safetensors/read.ts";
+import { writeSafetensors } from "../lib/model/safetensors/write.ts";
 import { readModelF64, refMeanNll } from "./reference/llama_ref.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;

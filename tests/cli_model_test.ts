@@ -16,9 +16,7 @@ async function model(...args: string[]): Promise<{ code: number; out: string; er
     stderr: "piped",
   }).output();
   const dec = new TextDecoder();
-  const err = dec.decode(r.stderr).split("\n").filter((l) => !l.includes("XDG_RUNTIME_DIR"))
-    .join("\n");
-  return { code: r.code, out: dec.decode(r.stdout), err };
+  return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
 }
 
 /** Asserts a failure with exit code `code`, one error line matching `re`, no stack trace. */

@@ -7,7 +7,7 @@ import { TINY_VOCAB_SIZE, writeTinyTokenizer } from "../lib/tinyworld/tokenizer.
 import { RewardModel } from "../lib/rewards/reward_model.ts";
 import { alpacaEval } from "../lib/eval/alpaca_eval.ts";
 import { loadEvalSet } from "../lib/eval/eval_set.ts";
-import { generateReplies } from "../lib/eval/chat_replies.ts";
+import { generateReplies } from "../lib/model/chat_replies.ts";
 import { winRates } from "../lib/eval/winrate.ts";
 
 const EVAL_SET = [

@@ -4,7 +4,7 @@ import { matmul, matmulBf16W } from "../gpu/matmul.ts";
 import { embedding, embeddingBf16 } from "../gpu/embedding.ts";
 import { packBf16, packBf16Gpu, packedBf16Bytes, unpackBf16 } from "../gpu/bf16.ts";
 import { createBuffer } from "../gpu/buffers.ts";
-import { bf16ToF32, f32ToBf16 } from "../lib/model/safetensors.ts";
+import { bf16ToF32, f32ToBf16 } from "../lib/model/safetensors/dtype.ts";
 import { assertClose, randn } from "./helpers.ts";
 import { randInts, run, up, zeros } from "./gpu_kernel_helpers.ts";
 

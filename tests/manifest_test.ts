@@ -8,7 +8,7 @@ import { type KindSchema, loadManifest } from "../lib/manifest/load.ts";
 import { deepMerge } from "../lib/manifest/merge.ts";
 import { parseSet, parseSetValue } from "../lib/manifest/overrides.ts";
 import { levenshtein, nearestKey } from "../lib/manifest/suggest.ts";
-import { KINDS } from "../lib/runner/kinds.ts";
+import { KINDS } from "../lib/cli/kinds.ts";
 import { EXPERIMENTS_DIR } from "../lib/runner/project.ts";
 
 /** A kind shaped like a training run: nested objects with defaults, arrays, a record. */

@@ -4,7 +4,7 @@ import { uploadBuffer } from "../gpu/buffers.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import { type LlamaConfig } from "../lib/model/config.ts";
 import { tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
-import type { Dtype } from "../lib/model/safetensors.ts";
+import type { Dtype } from "../lib/model/safetensors/format.ts";
 import { LlamaModel } from "../lib/model/llama.ts";
 import { ForwardPass } from "../lib/model/forward.ts";
 import { readModelF64, type RefConfig, refMeanNll, someTokens } from "./reference/llama_ref.ts";

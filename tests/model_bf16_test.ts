@@ -8,7 +8,8 @@ import { LlamaModel } from "../lib/model/llama.ts";
 import { ForwardPass } from "../lib/model/forward.ts";
 import { generate } from "../lib/model/generate.ts";
 import { isPackedBf16, loadWeights, readWeightsToHost } from "../lib/model/weights.ts";
-import { bf16ToF32, type Dtype, f32ToBf16 } from "../lib/model/safetensors.ts";
+import { bf16ToF32, f32ToBf16 } from "../lib/model/safetensors/dtype.ts";
+import { type Dtype } from "../lib/model/safetensors/format.ts";
 import { trainableParams } from "../lib/train/optimizer.ts";
 import { someTokens } from "./reference/llama_ref.ts";
 

@@ -7,7 +7,8 @@ import {
   parseLlamaConfig,
   toHfConfigJson,
 } from "../lib/model/config.ts";
-import { ModelFormatError, openCheckpoint } from "../lib/model/safetensors.ts";
+import { openCheckpoint } from "../lib/model/safetensors/checkpoint_folder.ts";
+import { ModelFormatError } from "../lib/model/safetensors/format.ts";
 import { tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
 
 /** meta-llama/Llama-3.2-3B-Instruct config.json, field for field. */

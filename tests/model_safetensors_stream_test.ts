@@ -7,22 +7,22 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { getGpu } from "../gpu/device.ts";
 import { BundleWriter } from "../lib/bundle/writer.ts";
-import { hashFile } from "../lib/bundle/hash.ts";
+import { hashFile } from "../lib/util/hash_file.ts";
 import { LlamaModel } from "../lib/model/llama.ts";
 import { ForwardPass } from "../lib/model/forward.ts";
 import { tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
+import { ModelFormatError } from "../lib/model/safetensors/format.ts";
 import {
   type LazyTensorToWrite,
-  ModelFormatError,
   type TensorToWrite,
   writeSafetensors,
   writeSafetensorsTo,
-} from "../lib/model/safetensors.ts";
+} from "../lib/model/safetensors/write.ts";
 import { readWeightsToHost, saveWeights } from "../lib/model/weights.ts";
 import { type CheckpointWriter, saveCheckpoint, type TrainState } from "../lib/train/checkpoint.ts";
 import { meanNll } from "../lib/train/losses.ts";
 import { AdamW, trainableParams } from "../lib/train/optimizer.ts";
-import { trainStep } from "../lib/train/step.ts";
+import { reusedPass, trainStep } from "../lib/train/step.ts";
 import { randn } from "./helpers.ts";
 
 const v = randn(37, 2);
@@ -190,7 +190,7 @@ Deno.test("saveCheckpoint streams into a bundle with the bytes of the path-based
       const targets = new Uint32Array(S).map((_, i) => (i * 5 + 1) % V);
       const mask = new Float32Array(S).fill(1);
       await trainStep(
-        pass,
+        reusedPass(pass),
         opt,
         [{ tokens, targets, mask }],
         1e-2,

@@ -1,17 +1,11 @@
 import assert from "node:assert/strict";
-import {
-  bf16ToF32,
-  f16ToF32,
-  f32ToBf16,
-  f32ToF16,
-  ModelFormatError,
-  openCheckpoint,
-  openSafetensors,
-  parseJsonStrict,
-  readTensorF32,
-  streamTensorF32,
-  writeSafetensors,
-} from "../lib/model/safetensors.ts";
+import { openCheckpoint } from "../lib/model/safetensors/checkpoint_folder.ts";
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../lib/model/safetensors/dtype.ts";
+import { ModelFormatError } from "../lib/model/safetensors/format.ts";
+import { openSafetensors } from "../lib/model/safetensors/header.ts";
+import { readTensorF32, streamTensorF32 } from "../lib/model/safetensors/read.ts";
+import { parseJsonStrict } from "../lib/model/safetensors/strict_json.ts";
+import { writeSafetensors } from "../lib/model/safetensors/write.ts";
 import { shardName, tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
 import { randn } from "./helpers.ts";
 

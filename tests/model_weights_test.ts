@@ -4,13 +4,10 @@ import { createBuffer, readF32 } from "../gpu/buffers.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import { fillConst, fillNormal, normalAt } from "../gpu/init.ts";
 import { expectedTensors, loadLlamaConfig } from "../lib/model/config.ts";
-import {
-  bf16ToF32,
-  f32ToBf16,
-  ModelFormatError,
-  openCheckpoint,
-  readTensorF32,
-} from "../lib/model/safetensors.ts";
+import { openCheckpoint } from "../lib/model/safetensors/checkpoint_folder.ts";
+import { bf16ToF32, f32ToBf16 } from "../lib/model/safetensors/dtype.ts";
+import { ModelFormatError } from "../lib/model/safetensors/format.ts";
+import { readTensorF32 } from "../lib/model/safetensors/read.ts";
 import { tensorSeed, tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
 import {
   loadModelDir,

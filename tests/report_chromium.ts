@@ -2,22 +2,106 @@
  * Headless Chromium driven over the DevTools protocol (Deno's WebSocket), for the report.html
  * test: load a page, collect console errors and exceptions, evaluate checks, take a screenshot.
  */
+import { brotliDecompressSync } from "node:zlib";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
-/** Where Debian's `chromium` package (or another Chromium) is, if installed. */
-export function findChromium(): string | undefined {
-  const candidates = [
-    Deno.env.get("CHROMIUM"),
-    "/usr/bin/chromium",
-    "/usr/bin/chromium-browser",
-    "/usr/bin/google-chrome",
-  ];
-  for (const c of candidates) {
-    if (!c) continue;
+/** A Chromium binary and the environment it needs. */
+export interface ChromiumBinary {
+  /** Absolute path of the executable. */
+  bin: string;
+  /** Extra environment for the process (libraries and fonts of the packaged build). */
+  env: Record<string, string>;
+  /** Where it came from, for the test's log. */
+  source: string;
+}
+
+/** The npm package that ships a headless Chromium inside its tarball (deno.json pins it). */
+const PACKAGE = "@sparticuz/chromium";
+
+/**
+ * Finds a Chromium for the report test: `CHROMIUM=<path>` if set, else the build shipped in the
+ * project's own npm dependency @sparticuz/chromium (x86-64 Linux; unpacked once under
+ * node_modules/.cache/), else an installed one (Debian's `chromium`). So a machine with only
+ * Node.js needs no browser install: `deno task test` fetches the package like any other.
+ */
+export async function obtainChromium(): Promise<ChromiumBinary | undefined> {
+  const env = Deno.env.get("CHROMIUM");
+  if (env) return { bin: env, env: {}, source: "CHROMIUM" };
+  if (Deno.build.os === "linux" && Deno.build.arch === "x86_64") {
+    return await unpackPackagedChromium();
+  }
+  for (const c of ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]) {
     try {
-      if (Deno.statSync(c).isFile) return c;
+      if (Deno.statSync(c).isFile) return { bin: c, env: {}, source: c };
     } catch { /* not here */ }
   }
   return undefined;
+}
+
+/**
+ * Unpacks the package's brotli files (the browser, the NSS libraries it links against, a font)
+ * into node_modules/.cache/selfplay-chromium-<version>/, once: the folder is built under a
+ * temporary name and renamed, so a half-unpacked copy is never used.
+ */
+async function unpackPackagedChromium(): Promise<ChromiumBinary> {
+  const entry = fileURLToPath(import.meta.resolve(PACKAGE));
+  const pkgDir = join(dirname(entry), "..");
+  const version = JSON.parse(await Deno.readTextFile(join(pkgDir, "package.json"))).version;
+  const root = fileURLToPath(new URL("../node_modules/.cache/", import.meta.url));
+  const dir = join(root, `selfplay-chromium-${version}`);
+  const result: ChromiumBinary = {
+    bin: join(dir, "chromium"),
+    env: { LD_LIBRARY_PATH: join(dir, "lib"), FONTCONFIG_FILE: join(dir, "fonts.conf") },
+    source: `${PACKAGE}@${version}`,
+  };
+  try {
+    if (Deno.statSync(result.bin).isFile) return result;
+  } catch { /* not unpacked yet */ }
+  await Deno.mkdir(root, { recursive: true });
+  const tmp = await Deno.makeTempDir({ dir: root, prefix: ".chromium-unpack-" });
+  try {
+    const bin = join(pkgDir, "bin");
+    const inflate = async (name: string) =>
+      brotliDecompressSync(await Deno.readFile(join(bin, name)));
+    await Deno.writeFile(join(tmp, "chromium"), await inflate("chromium.br"), { mode: 0o755 });
+    await untar(await inflate("al2023.tar.br"), tmp); // lib/: libnss3, libnspr4, libexpat, ...
+    await untar(await inflate("fonts.tar.br"), tmp); // fonts/Open_Sans/*.ttf
+    await Deno.writeTextFile(
+      join(tmp, "fonts.conf"),
+      `<?xml version="1.0"?>\n<fontconfig><dir>${join(dir, "fonts")}</dir>` +
+        `<cachedir>${join(dir, "fonts-cache")}</cachedir></fontconfig>\n`,
+    );
+    await Deno.rename(tmp, dir);
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    // Another test process unpacked it first: use theirs.
+    if (!(e instanceof Deno.errors.AlreadyExists) && !(e as Error).message.includes("not empty")) {
+      throw e;
+    }
+  }
+  return result;
+}
+
+/** Extracts the regular files and folders of a ustar archive under `dir`. */
+async function untar(tar: Uint8Array, dir: string): Promise<void> {
+  const text = (a: number, b: number) =>
+    new TextDecoder().decode(tar.subarray(a, b)).replace(/\0.*$/s, "");
+  for (let off = 0; off + 512 <= tar.length;) {
+    const name = text(off, off + 100);
+    if (name === "") break;
+    const prefix = text(off + 345, off + 500);
+    const size = parseInt(text(off + 124, off + 136).trim() || "0", 8);
+    const type = String.fromCharCode(tar[off + 156]);
+    const path = join(dir, prefix ? `${prefix}/${name}` : name);
+    if (!path.startsWith(dir + "/")) throw new Error(`tar entry "${name}" leaves ${dir}`);
+    if (type === "5") await Deno.mkdir(path, { recursive: true });
+    else if (type === "0" || type === "\0") {
+      await Deno.mkdir(dirname(path), { recursive: true });
+      await Deno.writeFile(path, tar.subarray(off + 512, off + 512 + size), { mode: 0o755 });
+    }
+    off += 512 + Math.ceil(size / 512) * 512;
+  }
 }
 
 /** What one page load produced. */
@@ -67,9 +151,10 @@ export class Browser {
   }
 
   /** Starts Chromium with the given window size and connects to its first page. */
-  static async launch(bin: string, width: number, height: number): Promise<Browser> {
+  static async launch(chromium: ChromiumBinary, width: number, height: number): Promise<Browser> {
     const profile = await Deno.makeTempDir({ prefix: "report-chromium-" });
-    const child = new Deno.Command(bin, {
+    const child = new Deno.Command(chromium.bin, {
+      env: chromium.env,
       args: [
         "--headless",
         "--no-sandbox",

@@ -63,7 +63,8 @@ Deno.test("loadBundle tolerates missing files and names the file and line of bad
       experiment: "gpu-probe",
       runId: "p",
       iters: 1,
-      omit: ["metrics.jsonl", "samples.jsonl", "eval.json", "manifest.json", "status.json"],
+      // status.json stays: a folder with neither it nor bundle.json is not a bundle (an error).
+      omit: ["metrics.jsonl", "samples.jsonl", "eval.json", "manifest.json"],
     });
     const b = await loadBundle(probe);
     assert.equal(b.label, "gpu-probe/p");

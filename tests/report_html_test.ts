@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { escapeHtml, jsonForScript } from "../lib/report/html.ts";
 import { writeReport } from "../lib/report/report.ts";
-import { Browser, findChromium } from "./report_chromium.ts";
+import { Browser, obtainChromium } from "./report_chromium.ts";
 import { colorFor } from "../lib/report/figures.ts";
 import {
   countColorPixels,
@@ -70,13 +70,14 @@ const PAGE_CHECKS = `(() => {
 })()`;
 
 Deno.test("report.html in headless Chromium: charts drawn, no console errors, text stays text", async () => {
-  const bin = findChromium();
+  const chromium = await obtainChromium();
   assert.ok(
-    bin,
+    chromium,
     "Chromium not found: install it with `apt-get install -y chromium` (or set CHROMIUM=<path>)",
   );
+  console.log(`chromium from ${chromium.source}`);
   const root = await Deno.makeTempDir();
-  const browser = await Browser.launch(bin, 1200, 2000);
+  const browser = await Browser.launch(chromium, 1200, 2000);
   try {
     const a = await writeFixtureBundle(root, { experiment: "tiny-lsp", runId: "a", iters: 700 });
     const b = await writeFixtureBundle(root, {
@@ -153,6 +154,46 @@ Deno.test("report.html in headless Chromium: charts drawn, no console errors, te
     );
   } finally {
     await browser.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("report refuses a folder that is not a bundle, and an output folder it did not write", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    // A folder that merely looks like a report's output: not a bundle, so nothing is written.
+    const notBundle = join(root, "paper");
+    await Deno.mkdir(join(notBundle, "charts"), { recursive: true });
+    await Deno.writeTextFile(join(notBundle, "report.html"), "my own page");
+    await Deno.writeTextFile(join(notBundle, "charts", "fig1.png"), "my figure");
+    await assert.rejects(
+      () => writeReport([notBundle]),
+      /paper: not a result bundle \(no bundle\.json or status\.json\)/,
+    );
+    await assert.rejects(
+      () => writeReport(["/etc"], { outDir: join(root, "x") }),
+      /not a result bundle/,
+    );
+    assert.equal(await Deno.readTextFile(join(notBundle, "report.html")), "my own page");
+    assert.equal(await Deno.readTextFile(join(notBundle, "charts", "fig1.png")), "my figure");
+
+    // A real bundle into a non-empty folder of someone else's: refused unless --force.
+    const dir = await writeFixtureBundle(root, { experiment: "tiny-lsp", runId: "a", iters: 5 });
+    await assert.rejects(
+      () => writeReport([dir], { outDir: notBundle }),
+      /is not empty and holds no report of ours.*--force/,
+    );
+    assert.equal(await Deno.readTextFile(join(notBundle, "report.html")), "my own page");
+    // An empty folder, then the same folder again (it now holds our report): both fine.
+    const out = join(root, "out");
+    await writeReport([dir], { outDir: out });
+    await writeReport([dir], { outDir: out });
+    // --force writes report.html and charts/ and leaves the other files alone.
+    await Deno.writeTextFile(join(root, "keep.txt"), "kept");
+    const forced = await writeReport([dir], { outDir: notBundle, force: true });
+    assert.match(await Deno.readTextFile(forced.htmlPath), /<title>selfplay report: /);
+    assert.equal(await Deno.readTextFile(join(notBundle, "charts", "fig1.png")), "my figure");
+  } finally {
     await Deno.remove(root, { recursive: true });
   }
 });

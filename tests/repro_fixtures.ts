@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { ROOT } from "./cli_helpers.ts";
 import { tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
 import { TINY_VOCAB_SIZE, writeTinyTokenizer } from "../lib/tinyworld/tokenizer.ts";
-import { hashFile } from "../lib/bundle/hash.ts";
+import { hashFile } from "../lib/util/hash_file.ts";
 import type { LlamaConfig } from "../lib/model/config.ts";
 
 /** Copies the program (main.ts, deno.json, deno.lock, lib, gpu) into `dir`; links node_modules. */
@@ -88,8 +88,7 @@ function cliCommand(program: string, args: string[]): Deno.Command {
 }
 
 const dec = new TextDecoder();
-const clean = (b: Uint8Array) =>
-  dec.decode(b).split("\n").filter((l) => !l.includes("XDG_RUNTIME_DIR")).join("\n");
+const clean = (b: Uint8Array) => dec.decode(b);
 
 /** Runs the frozen program's CLI to completion. */
 export async function runCli(program: string, args: string[]): Promise<CliResult> {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { getGpu } from "../gpu/device.ts";
 import { tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
-import type { Dtype } from "../lib/model/safetensors.ts";
+import type { Dtype } from "../lib/model/safetensors/format.ts";
 import { TINY_VOCAB_SIZE, writeTinyTokenizer } from "../lib/tinyworld/tokenizer.ts";
 import { RewardModel } from "../lib/rewards/reward_model.ts";
 

@@ -32,9 +32,12 @@ Deno.test("LSP advantages with self-reward: R + RQ for the solver, -V + V_Q for 
   assert.equal(a.zeroVarianceShare, 0);
 });
 
-Deno.test("std normalisation divides by the group std", () => {
-  close(centre([0, 2], "std", 0), [-1, 1]);
+Deno.test("std normalisation divides by the group's sample std + 1e-4, as TRL's scale_rewards", () => {
+  // [0, 2]: mean 1, sample std sqrt(2) (N - 1 in the denominator, as torch.std).
+  close(centre([0, 2], "std", 0), [-1 / Math.SQRT2, 1 / Math.SQRT2]);
+  close(centre([0, 2], "std"), [-1 / (Math.SQRT2 + 1e-4), 1 / (Math.SQRT2 + 1e-4)]);
   close(centre([1, 1], "std"), [0, 0]);
+  close(centre([3, 0, 0], "std", 0), [2 / Math.sqrt(3), -1 / Math.sqrt(3), -1 / Math.sqrt(3)]);
 });
 
 Deno.test("ragged or non-finite rewards are refused with their position", () => {

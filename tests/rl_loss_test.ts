@@ -67,7 +67,7 @@ Deno.test("sequence-sum, k1: dlogp = -(A - beta)/NG for the solver, -alpha(A - b
       beta,
       alphaCh: alpha,
       aggregation: "sequence-sum",
-      klEstimator: "k1",
+      kl: { estimator: "k1", in: "loss" },
     }, rows);
     const want = [
       [-0.0125, -0.0125], // -0.5 * (0.1 - 0.05) / 2
@@ -92,7 +92,7 @@ Deno.test("sequence-sum, k3: the KL gradient is beta * (1 - exp(ref - logp))", (
     beta,
     alphaCh: 1,
     aggregation: "sequence-sum",
-    klEstimator: "k3",
+    kl: { estimator: "k3", in: "loss" },
   }, 6);
   const g = 1 - Math.exp(-0.5); // ref - logp = -0.5 at every token
   assertAlmostEquals(out[2][0], -(0.5 - beta * g) / 4, 1e-7);
@@ -109,7 +109,7 @@ Deno.test("token-mean: each role is divided by its own scored-token count", () =
     beta: 0,
     alphaCh: 2,
     aggregation: "token-mean",
-    klEstimator: "k1",
+    kl: { estimator: "k1", in: "loss" },
   }, 4);
   assertAlmostEquals(out[2][1], -0.5 / 7, 1e-7);
   assertAlmostEquals(out[5][2], 0.25 / 7, 1e-7);
@@ -125,7 +125,7 @@ Deno.test("GRPO (solver rows only): no challenger term; reference required when 
     beta: 0,
     alphaCh: 1,
     aggregation: "sequence-sum",
-    klEstimator: "k1",
+    kl: { estimator: "k1", in: "loss" },
   });
   assertEquals(r.challenger, { loss: 0, klSum: 0, tokens: 0 });
   assertEquals(r.solver.tokens, 7);
@@ -135,7 +135,7 @@ Deno.test("GRPO (solver rows only): no challenger term; reference required when 
         beta: 0.1,
         alphaCh: 1,
         aggregation: "sequence-sum",
-        klEstimator: "k1",
+        kl: { estimator: "k1", in: "loss" },
       }),
     Error,
     "reference log-probs missing",
@@ -177,7 +177,7 @@ Deno.test("packRollouts without seqLen: longest first, each micro-batch padded t
     beta: 0,
     alphaCh: 0.5,
     aggregation: "sequence-sum" as const,
-    klEstimator: "k1" as const,
+    kl: { estimator: "k1" as const, in: "loss" as const },
   };
   const norm = roleNormalizers(seqs, "sequence-sum");
   const total = (xs: ReturnType<typeof packRollouts>) =>

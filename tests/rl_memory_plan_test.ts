@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadManifest } from "../lib/manifest/load.ts";
-import { KINDS } from "../lib/runner/kinds.ts";
+import { KINDS } from "../lib/cli/kinds.ts";
 import { planPeak, rlMemoryPlan, type RlPlanParams } from "../lib/rl/memory_plan.ts";
 import { planTotal } from "../lib/model/memory_plan.ts";
 import { cli, ROOT } from "./cli_helpers.ts";

@@ -1,13 +1,13 @@
 // Self-reward score parsing (well-formed, malformed, out of range) and the role prompts.
 import { assertEquals, assertThrows } from "./rl_asserts.ts";
-import { parseSelfRewardScore } from "../lib/rl/self_reward.ts";
+import { parseScoreTag as parseSelfRewardScore } from "../lib/rewards/score_tag.ts";
 import {
   challengerConversation,
   fillChallengerPrompt,
   fillJudgePrompt,
   readPromptSource,
   solverConversation,
-} from "../lib/rl/roles.ts";
+} from "../lib/rl/conversations.ts";
 
 Deno.test("well-formed judge outputs: the last <score> tag counts", () => {
   assertEquals(parseSelfRewardScore("1+1+0+1+1+1+1=6\n<score>6</score>"), {
@@ -21,6 +21,22 @@ Deno.test("well-formed judge outputs: the last <score> tag counts", () => {
     score: 3,
     status: "ok",
   });
+});
+
+Deno.test("score tags are read whatever their case and inner whitespace (the paper writes <Score>)", () => {
+  for (
+    const text of [
+      "<Score>5</Score>",
+      "<SCORE> 5 </SCORE>",
+      "< score >5</ score >",
+      "Calculation: 1+1+1+1+0+0+1 = 5\n<Score>\n5\n</Score>",
+      "<score>2</score> ... <Score>5</Score>",
+    ]
+  ) {
+    assertEquals(parseSelfRewardScore(text), { score: 5, status: "ok" }, text);
+  }
+  // The old case-sensitive reading took these as malformed and scored them 0.
+  assertEquals(parseSelfRewardScore("<Score>8</Score>"), { score: 0, status: "out_of_range" });
 });
 
 Deno.test("malformed judge outputs score the fallback and say so", () => {
@@ -90,4 +106,36 @@ Deno.test("judge prompt: slots filled once; prompts from text or file, missing f
   }
   assertEquals(err.startsWith("challenger.prompt.file: cannot read "), true, err);
   assertEquals(err.includes("no/such/prompt.txt"), true, err);
+});
+
+Deno.test("the LSP judge prompt has the paper's structure: 7 criteria, a calculation, the total", async () => {
+  const judge = await readPromptSource({ file: "experiments/assets/lsp/judge_prompt.txt" }, "p");
+  for (let k = 1; k <= 7; k++) assertEquals(judge.includes(`\n${k}. `), true, `criterion ${k}`);
+  assertEquals(judge.includes("at most 100 words"), true);
+  // The calculation example lists 7 points and adds up to the total its score tags show.
+  const calc = /Calculation: ([01](?: \+ [01]){6}) = (\d)/.exec(judge);
+  assertEquals(calc !== null, true, "no calculation example");
+  const sum = calc![1].split(" + ").reduce((a, x) => a + Number(x), 0);
+  assertEquals(sum, Number(calc![2]));
+  assertEquals(parseSelfRewardScore(judge.slice(judge.indexOf(calc![0]))).score, sum);
+});
+
+Deno.test("the oracle-judge ablation scores with the exact rubric and says every judgement is read", async () => {
+  // The tiny world registers its rubric as the "tiny-rubric" oracle.
+  await import("../lib/tinyworld/plugin.ts");
+  const { QUALITY_ORACLES, oracleJudge } = await import("../lib/rl/self_reward.ts");
+  const judge = oracleJudge(QUALITY_ORACLES.get("tiny-rubric"), 7);
+  const r = await judge.score(
+    [
+      { query: "reverse: abc", answer: "cba" }, // all 7 criteria
+      { query: "reverse: abc", answer: "cbb" }, // wrong: 6
+      { query: "REVERSE abc", answer: "cba" }, // malformed task: readable only
+    ],
+    0,
+    0,
+  );
+  assertEquals(r.scores, [7, 6, 1]);
+  assertEquals(r.outputs[1], "1+1+1+1+0+1+1=6\n<score>6</score>");
+  assertEquals([r.malformed, r.outOfRange, r.truncated], [0, 0, 0]);
+  assertEquals(r.histogram, [0, 1, 0, 0, 0, 0, 1, 1]);
 });

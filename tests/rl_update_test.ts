@@ -8,7 +8,7 @@ import { LlamaModel } from "../lib/model/llama.ts";
 import { ForwardPass } from "../lib/model/forward.ts";
 import { tinyTestConfig } from "../lib/model/random_model.ts";
 import { AdamW, trainableParams } from "../lib/train/optimizer.ts";
-import { accumulateAndStep } from "../lib/rl/lsp.ts";
+import { passPerMicroBatch, trainStep } from "../lib/train/step.ts";
 import {
   lspMicroLoss,
   packRollouts,
@@ -110,10 +110,10 @@ Deno.test("one step with beta 0 raises sum A * log pi over the iteration's seque
     beta: 0,
     alphaCh: 1,
     aggregation: "sequence-sum" as const,
-    klEstimator: "k1" as const,
+    kl: { estimator: "k1" as const, in: "loss" as const },
   };
   let mismatches = 0;
-  const r = await accumulateAndStep(model, opt, mbs, 1e-3, false, (logp, mb) => {
+  const r = await trainStep(passPerMicroBatch(model), opt, mbs, 1e-3, (logp, mb) => {
     for (let i = 0; i < logp.length; i++) if (mb.mask[i] && logp[i] !== mb.genLogp[i]) mismatches++;
     return lspMicroLoss(mb, mb.genLogp, norm, opts);
   });

@@ -84,28 +84,50 @@ Deno.test("scoreSolver: exact accuracy per family, level and cell", () => {
 });
 
 Deno.test("scoreJudge: agreement with the rubric, parse failures counted", () => {
-  const cases = heldOutJudgeCases({ count: 60 });
-  assert.deepEqual(heldOutJudgeCases({ count: 60 }), cases);
+  const cases = heldOutJudgeCases({ count: 70 });
+  assert.deepEqual(heldOutJudgeCases({ count: 70 }), cases);
   assert.ok(new Set(cases.map((c) => c.rubricScore)).size >= 4);
+  // Stratified: 10 cases of each level, malformed and beyond-range tasks.
+  for (const k of ["1", "2", "3", "4", "5", "malformed", "beyond"]) {
+    assert.equal(cases.filter((c) => c.category === k).length, 10, k);
+  }
+  assert.ok(cases.filter((c) => c.category === "malformed").every((c) => c.rubricScore <= 1));
   const perfect = cases.map((c) => judgeCompletion(gradeWithRubric(c.instruction, c.response)));
   const r = scoreJudge(cases, perfect);
+  const perStratum = { n: 10, within1: 1, instructionCriteria: 1 };
   assert.deepEqual(r, {
-    n: 60,
+    n: 70,
     agreement: 1,
     within1: 1,
     meanAbsError: 0,
     malformed: 0,
     outOfRange: 0,
+    instructionCriteria: 1,
+    criteria: [1, 1, 1, 1, 1, 1, 1],
+    noCalculation: 0,
+    byCategory: Object.fromEntries(
+      ["1", "2", "3", "4", "5", "malformed", "beyond"].map((k) => [k, perStratum]),
+    ),
   });
+  // A judge that calls every task well formed and in range fails exactly the strata it should.
+  const lazy = cases.map((c) => {
+    const g = gradeWithRubric(c.instruction, c.response);
+    return judgeCompletion({ ...g, criteria: [true, true, ...g.criteria.slice(2)] });
+  });
+  const l = scoreJudge(cases, lazy);
+  assert.equal(l.byCategory["malformed"].instructionCriteria, 0);
+  assert.equal(l.byCategory["beyond"].instructionCriteria, 0);
+  assert.equal(l.byCategory["3"].instructionCriteria, 1);
   const noisy = cases.map((c, i) =>
     i % 3 === 0 ? "no score" : i % 3 === 1 ? "<score>9</score>" : `<score>${c.rubricScore}</score>`
   );
   const s = scoreJudge(cases, noisy);
-  assert.equal(s.malformed, 20);
-  assert.equal(s.outOfRange, 20);
-  assert.equal(s.agreement, 20 / 60);
+  assert.equal(s.malformed, 24);
+  assert.equal(s.outOfRange, 23);
+  assert.equal(s.agreement, 23 / 70);
+  assert.equal(s.noCalculation, 70);
   assert.ok(s.meanAbsError > 0);
-  assert.throws(() => scoreJudge(cases, []), /60 cases but 0 outputs/);
+  assert.throws(() => scoreJudge(cases, []), /70 cases but 0 outputs/);
 });
 
 Deno.test("scoreChallenger: validity, range, diversity, families and levels", () => {

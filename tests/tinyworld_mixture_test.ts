@@ -10,12 +10,14 @@ import {
   tinyMixture,
 } from "../lib/tinyworld/mixture.ts";
 import { generatedDataset } from "../lib/train/data.ts";
+// Registers the tiny world's dataset generators (the program loads it through its catalogue).
+import "../lib/tinyworld/plugin.ts";
 import {
   CANDIDATE_KINDS,
   candidateAnswer,
   drawJudgeCase,
   malformedTask,
-} from "../lib/tinyworld/roles.ts";
+} from "../lib/tinyworld/examples.ts";
 import { gradeWithRubric, parseJudgeScore, RUBRIC_MAX } from "../lib/tinyworld/rubric.ts";
 import { splitOf } from "../lib/tinyworld/split.ts";
 import { FAMILY_NAMES, generateTask, MAX_LEVEL, parseTask } from "../lib/tinyworld/tasks.ts";
@@ -140,7 +142,7 @@ Deno.test("judge candidates and malformed tasks exercise every criterion", () =>
   }
 });
 
-Deno.test("the mixture is registered for sft manifests as tiny-world", () => {
+Deno.test("the tiny world's plugin registers the mixture for sft manifests as tiny-world", () => {
   const d = generatedDataset(TINY_DATASET_NAME, { maxDifficulty: 2 }, 4);
   assert.equal(TINY_DATASET_NAME, "tiny-world");
   assert.deepEqual(d.example(5), tinyDataset(4, { maxDifficulty: 2 }).example(5));

@@ -6,14 +6,19 @@ import { runExperiment } from "../lib/runner/run.ts";
 import { loadTokenizer } from "../lib/model/tokenizer.ts";
 import { verifyBundle } from "../lib/bundle/verify.ts";
 import { tokenizeChat } from "../lib/train/data.ts";
-import { loadModelSource, ModelSourceSchema, resolveModelSource } from "../lib/rl/sources.ts";
+import {
+  loadModelSource,
+  ModelSourceSchema,
+  resolveModelSource,
+} from "../lib/data/model_source.ts";
 import { heldOutTasks, scoreSolver, solverMessages } from "../lib/tinyworld/heldout.ts";
 import {
   modelTextGenerator,
   packedTinyDataset,
   packedTinyDatasetFactory,
-  tinyPretrainKind,
 } from "../lib/tinyworld/pretrain.ts";
+// The plugin registers the tiny world's datasets, which a tiny-pretrain manifest names.
+import { TINY_WORLD_KINDS } from "../lib/tinyworld/plugin.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const TOKENIZER = join(ROOT, "experiments/assets/tiny");
@@ -86,10 +91,10 @@ Deno.test("tiny-pretrain runs end to end on a tiny config: checkpoint and eval.j
         eval: { perCell: 1, judgeCases: 2, challengerSamples: 2, maxNewTokens: 8 },
       }),
     );
-    const m = await loadManifest(manifest, { experimentsDir: dir, kinds: [tinyPretrainKind] });
+    const m = await loadManifest(manifest, { experimentsDir: dir, kinds: TINY_WORLD_KINDS });
     const r = await runExperiment({
       manifest: m,
-      kinds: [tinyPretrainKind],
+      kinds: TINY_WORLD_KINDS,
       root: dir,
       resultsDir: dir,
       outDir: join(dir, "out"),

@@ -5,6 +5,7 @@ import {
   buildJudgePrompt,
   gradeWithRubric,
   judgeCompletion,
+  parseJudgeCriteria,
   parseJudgeScore,
   RUBRIC_CRITERIA,
   TINY_JUDGE_PROMPT,
@@ -35,15 +36,22 @@ Deno.test("rubric: hand-graded cases, criterion by criterion", () => {
   assert.equal(gradeWithRubric("add: 5", "x").expected, null);
 });
 
-Deno.test("judge completion: compact reasoning ending in the score between tags", () => {
+Deno.test("judge completion: the calculation (no solving first), then the score between tags", () => {
   assert.equal(
     judgeCompletion(gradeWithRubric("reverse: abc", "cbb")),
-    "expect: cba\n1+1+1+1+0+1+1=6\n<score>6</score>",
+    "1+1+1+1+0+1+1=6\n<score>6</score>",
   );
   assert.equal(
     judgeCompletion(gradeWithRubric("add: 5", "x")),
-    "expect: none\n0+0+1+0+0+0+0=1\n<score>1</score>",
+    "0+0+1+0+0+0+0=1\n<score>1</score>",
   );
+  // The calculation reads back criterion by criterion; a line of another length is no calculation.
+  assert.deepEqual(
+    parseJudgeCriteria("0+0+1+0+0+0+0=1\n<score>1</score>"),
+    [false, false, true, false, false, false, false],
+  );
+  assert.equal(parseJudgeCriteria("1+1=2\n<score>2</score>"), null);
+  assert.equal(parseJudgeCriteria("<score>6</score>"), null);
 });
 
 Deno.test("judge prompt: slots filled once, missing slots rejected", () => {

@@ -7,7 +7,7 @@ import { tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
 import { readWeightsToHost } from "../lib/model/weights.ts";
 import { AdamW, type AdamWConfig, trainableParams } from "../lib/train/optimizer.ts";
 import { meanNll } from "../lib/train/losses.ts";
-import { trainStep } from "../lib/train/step.ts";
+import { reusedPass, trainStep } from "../lib/train/step.ts";
 import { lrAt, type LrSchedule } from "../lib/train/schedule.ts";
 import {
   directoryWriter,
@@ -33,7 +33,7 @@ async function step(pass: ForwardPass, opt: AdamW, V: number) {
   const s = opt.step + 1;
   const mb = batchOf(s, V);
   return await trainStep(
-    pass,
+    reusedPass(pass),
     opt,
     [mb],
     lrAt(SCHEDULE, s),

@@ -67,13 +67,38 @@ Deno.test("k3 estimator is non-negative, zero at equality, with the right slope"
   assert.ok(klTerm(-3, -1, "k3").value > 0);
 });
 
+Deno.test("k2 estimator: half the squared log-ratio, slope the log-ratio", () => {
+  assert.deepEqual(klTerm(-1, -1, "k2"), { value: 0, grad: 0 });
+  const k = klTerm(-1, -2.5, "k2"); // lr = 1.5
+  near(k.value, 1.125);
+  near(k.grad, 1.5);
+  near(klTerm(-2.5, -1, "k2").grad, -1.5);
+});
+
+Deno.test("token-mean-per-sequence: each sequence's token mean, then the mean over sequences", () => {
+  // Two rows: 2 scored tokens and 1 scored token; weights 1 and -1; no KL.
+  const logp = Float32Array.from([0, -1, -2, 0, -4, 0]);
+  const mask = Float32Array.from([0, 1, 1, 0, 1, 0]);
+  const r = policyLoss({
+    logp,
+    mask,
+    batch: 2,
+    seqLen: 3,
+    weights: [1, -1],
+    aggregation: "token-mean-per-sequence",
+  });
+  // L = -(1/2) [ (1/2)(-1 - 2) * 1 + (1/1)(-4) * -1 ] = -(1/2)(-1.5 + 4) = -1.25
+  near(r.loss, -1.25);
+  assert.deepEqual(Array.from(r.dlogp), [0, -0.25, -0.25, 0, 0.5, 0]);
+});
+
 Deno.test("dlogp equals the finite-difference derivative for every configuration", () => {
   const B = 3, S = 5, n = B * S;
   const logp = randn(n, 7).map((x) => -Math.abs(x) - 0.1);
   const ref = randn(n, 8).map((x) => -Math.abs(x) - 0.1);
   const mask = new Float32Array(n).map((_, i) => (i % S === 0 || i % 4 === 3 ? 0 : 1));
-  for (const aggregation of ["sequence-sum", "token-mean"] as const) {
-    for (const klEstimator of ["k1", "k3"] as const) {
+  for (const aggregation of ["sequence-sum", "token-mean-per-sequence", "token-mean"] as const) {
+    for (const klEstimator of ["k1", "k2", "k3"] as const) {
       const base: PolicyLossInput = {
         logp,
         mask,

@@ -4,7 +4,7 @@ import { loadManifest } from "../lib/manifest/load.ts";
 import { runExperiment } from "../lib/runner/run.ts";
 import { tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
 import { TINY_VOCAB_SIZE, writeTinyTokenizer } from "../lib/tinyworld/tokenizer.ts";
-import { hashFile } from "../lib/bundle/hash.ts";
+import { hashFile } from "../lib/util/hash_file.ts";
 import { sftKind } from "../lib/train/sft.ts";
 
 const EXAMPLES = [

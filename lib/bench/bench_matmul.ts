@@ -29,7 +29,7 @@ import {
   matmulGradWeightTiled,
   matmulTiled,
 } from "../../gpu/matmul.ts";
-import { defineKind, type RunContext } from "../runner/kind.ts";
+import { defineKind, type RunContext } from "../experiment/kind.ts";
 import { type AdapterPeaks, adapterPeaks, fractionOf, PeaksField } from "./adapter_peaks.ts";
 import { type BenchRow, timePerOp } from "./gpu_timing.ts";
 

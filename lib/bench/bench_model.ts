@@ -9,11 +9,12 @@
  */
 import { z } from "zod";
 import { getGpu } from "../../gpu/device.ts";
-import { defineKind, type RunContext } from "../runner/kind.ts";
+import { median } from "../util/median.ts";
+import { defineKind, type RunContext } from "../experiment/kind.ts";
 import { LlamaModel } from "../model/llama.ts";
 import type { LlamaConfig } from "../model/config.ts";
 import { generate } from "../model/generate.ts";
-import { ModelConfigField, resolveModelConfig } from "../train/model_config.ts";
+import { ModelConfigField, resolveModelConfig } from "../model/config_field.ts";
 import { type AdapterPeaks, adapterPeaks, fractionOf, PeaksField } from "./adapter_peaks.ts";
 import type { BenchRow } from "./gpu_timing.ts";
 import { decodeBytesPerStep, forwardFlopsPerToken } from "./model_costs.ts";
@@ -105,15 +106,18 @@ export function benchModelReport(
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
 /** Runs the benchmark on a model (exported for tests and the bench-train comparison). */
 export async function benchModel(
   model: LlamaModel,
   p: BenchModelParams,
   seed: number,
   onRepeat?: (r: Record<string, number>) => Promise<void>,
+  progress?: (label: string, done: number, total: number) => void,
 ): Promise<BenchModelResult> {
+  // Two generate calls (prefill only, then the full length) per warm-up round and repeat.
+  const calls = 2 * (p.warmup + p.repeats);
+  let called = 0;
+  const tick = () => progress?.("bench-model: generating", ++called, calls);
   const V = model.config.vocabSize;
   // Prompts: a fixed pseudo-random token pattern (values do not affect speed).
   const prompts = Array.from(
@@ -132,6 +136,7 @@ export async function benchModel(
   const time = async (n: number) => {
     const t0 = performance.now();
     const r = await generate(model, prompts, opts(n));
+    tick();
     return { seconds: (performance.now() - t0) / 1000, stats: r.stats };
   };
   for (let i = 0; i < p.warmup; i++) {
@@ -167,6 +172,7 @@ async function run(ctx: RunContext, p: BenchModelParams): Promise<void> {
   if (config.architecture !== "LlamaForCausalLM") {
     throw new Error(`config: bench-model needs a LlamaForCausalLM, got ${config.architecture}`);
   }
+  ctx.log(`making synthetic weights (${config.numLayers} layers, hidden ${config.hiddenSize})`);
   const model = LlamaModel.synthetic(gpu, config, ctx.seed);
   const result = benchModelReport(
     config,
@@ -176,6 +182,7 @@ async function run(ctx: RunContext, p: BenchModelParams): Promise<void> {
       p,
       ctx.seed,
       (r) => ctx.appendJsonl("timings.jsonl", r, { deterministic: false }),
+      ctx.progress,
     ),
     adapterPeaks(gpu.info, p.peaks),
   );

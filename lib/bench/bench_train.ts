@@ -8,14 +8,15 @@
  */
 import { z } from "zod";
 import { getGpu } from "../../gpu/device.ts";
+import { median } from "../util/median.ts";
 import { Recorder } from "../../gpu/recorder.ts";
-import { defineKind, type RunContext } from "../runner/kind.ts";
+import { defineKind, type RunContext } from "../experiment/kind.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { ForwardPass } from "../model/forward.ts";
 import { meanNll } from "../train/losses.ts";
 import { AdamW, trainableParams } from "../train/optimizer.ts";
-import { trainStep } from "../train/step.ts";
-import { ModelConfigField, resolveModelConfig } from "../train/model_config.ts";
+import { reusedPass, trainStep } from "../train/step.ts";
+import { ModelConfigField, resolveModelConfig } from "../model/config_field.ts";
 import type { LlamaConfig } from "../model/config.ts";
 import { type AdapterPeaks, adapterPeaks, fractionOf, PeaksField } from "./adapter_peaks.ts";
 import type { BenchRow } from "./gpu_timing.ts";
@@ -101,8 +102,6 @@ export function benchTrainReport(
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
 /** Runs the benchmark on a model. The model's weights are updated by the timed steps. */
 export async function benchTrain(
   model: LlamaModel,
@@ -130,7 +129,13 @@ export async function benchTrain(
     return new Float32Array(await read);
   };
   const step = () =>
-    trainStep(pass, opt, [{ tokens, targets }], 1e-5, (logp) => meanNll(logp, mask, B, S));
+    trainStep(
+      reusedPass(pass),
+      opt,
+      [{ tokens, targets }],
+      1e-5,
+      (logp) => meanNll(logp, mask, B, S),
+    );
   const timed = async <T>(fn: () => Promise<T>) => {
     const t0 = performance.now();
     const r = await fn();

@@ -5,7 +5,8 @@
  * @module
  */
 import { join } from "node:path";
-import { hashFile, listFiles, rootHashOf } from "./hash.ts";
+import { hashFile } from "../util/hash_file.ts";
+import { listFiles, rootHashOf } from "./hash.ts";
 
 /** The files and directories, relative to the project root, that make up the program. */
 export const CODE_PATHS = ["main.ts", "deno.json", "deno.lock", "lib", "gpu"] as const;

@@ -1,30 +1,11 @@
 /**
- * SHA-256 of bytes, files (streamed, so checkpoints of any size work) and directory trees.
+ * SHA-256 of directory trees and file lists (the bundle's root hash); bytes and single files are
+ * hashed by lib/util/hash_file.ts.
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { join } from "node:path";
-
-/** Hex SHA-256 of bytes or a UTF-8 string. */
-export function sha256Hex(data: Uint8Array | string): string {
-  return createHash("sha256").update(data).digest("hex");
-}
-
-/** Size and hex SHA-256 of a file, read in chunks. */
-export async function hashFile(path: string): Promise<{ size: number; sha256: string }> {
-  const h = createHash("sha256");
-  let size = 0;
-  using f = await Deno.open(path, { read: true });
-  const buf = new Uint8Array(1 << 20);
-  for (;;) {
-    const n = await f.read(buf);
-    if (n === null) break;
-    h.update(buf.subarray(0, n));
-    size += n;
-  }
-  return { size, sha256: h.digest("hex") };
-}
+import { hashFile, sha256Hex } from "../util/hash_file.ts";
 
 /** Every regular file under `dir`, as sorted '/'-separated paths relative to it. */
 export async function listFiles(dir: string, prefix = ""): Promise<string[]> {

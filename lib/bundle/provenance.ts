@@ -7,7 +7,7 @@
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import type { GpuInfo } from "../../gpu/device.ts";
-import { hashFile, sha256Hex } from "./hash.ts";
+import { hashFile, sha256Hex } from "../util/hash_file.ts";
 
 /** Git state of the working tree. */
 export interface GitState {

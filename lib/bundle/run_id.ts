@@ -5,7 +5,7 @@
  * @module
  */
 import { canonicalJson } from "../manifest/canonical.ts";
-import { sha256Hex } from "./hash.ts";
+import { sha256Hex } from "../util/hash_file.ts";
 
 /** First 16 hex digits of sha256(canonical JSON of {manifest, inputs, code}). */
 export function runIdOf(

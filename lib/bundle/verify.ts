@@ -12,8 +12,11 @@ import {
   serializeIndex,
   STATUS_SCHEMA,
 } from "./format.ts";
-import { hashFile, listFiles, rootHashOf } from "./hash.ts";
-import { checkReproductions, REPRODUCTIONS_FILE } from "../repro/reproductions.ts";
+import { hashFile } from "../util/hash_file.ts";
+import { tryReadJson } from "../util/json_file.ts";
+import { rootHashOf } from "./hash.ts";
+import { linkOnPath, scanTree } from "./no_links.ts";
+import { checkReproductions, REPRODUCTIONS_FILE } from "./reproductions.ts";
 
 /** What {@link verifyBundle} found. */
 export interface VerifyResult {
@@ -30,14 +33,10 @@ export interface VerifyResult {
 }
 
 async function readStatus(dir: string): Promise<string> {
-  try {
-    const s = STATUS_SCHEMA.safeParse(
-      JSON.parse(await Deno.readTextFile(join(dir, "status.json"))),
-    );
-    return s.success ? s.data.status : "unreadable";
-  } catch {
-    return "missing";
-  }
+  const json = await tryReadJson(join(dir, "status.json"));
+  if (json === undefined) return "missing";
+  const s = STATUS_SCHEMA.safeParse(json);
+  return s.success ? s.data.status : "unreadable";
 }
 
 /** Checks a bundle directory against its bundle.json. Never throws for a bad bundle. */
@@ -89,6 +88,12 @@ export async function verifyBundle(dir: string): Promise<VerifyResult> {
     if (f.path === "bundle.json") problems.push("bundle.json: lists itself");
     if (listed.has(f.path)) problems.push(`${f.path}: listed twice`);
     listed.add(f.path);
+    // Never hash through a link: a listed file replaced by a symlink is not the bundle's file.
+    const link = await linkOnPath(dir, f.path).catch((e) => `unreadable (${e.message})`);
+    if (link) {
+      problems.push(`${f.path}: listed, but ${link} (bundles hold only regular files)`);
+      continue;
+    }
     let got: { size: number; sha256: string };
     try {
       got = await hashFile(join(dir, f.path));
@@ -106,10 +111,16 @@ export async function verifyBundle(dir: string): Promise<VerifyResult> {
   if (root !== index.rootHash) {
     problems.push(`bundle.json: rootHash ${index.rootHash} does not match its file list (${root})`);
   }
-  for (const rel of await listFiles(dir)) {
+  const tree = await scanTree(dir);
+  for (const rel of tree.files) {
     // reproductions.jsonl is appended after sealing (by repro); it is checked on its own.
     if (rel !== "bundle.json" && rel !== REPRODUCTIONS_FILE && !listed.has(rel)) {
       problems.push(`${rel}: on disk but not listed in bundle.json`);
+    }
+  }
+  for (const odd of tree.odd) {
+    if (!listed.has(odd.path)) {
+      problems.push(`${odd.path}: ${odd.kind} in the bundle (bundles hold only regular files)`);
     }
   }
   if (!listed.has(REPRODUCTIONS_FILE)) {

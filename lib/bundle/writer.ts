@@ -5,7 +5,7 @@
  * @module
  */
 import { join } from "node:path";
-import { atomicWriteFile, atomicWriteWith, isTempFile } from "./atomic.ts";
+import { atomicWriteFile, atomicWriteWith, isTempFile } from "../util/atomic_write.ts";
 import {
   BUNDLE_FORMAT,
   type BundleFileEntry,
@@ -15,7 +15,9 @@ import {
   serializeIndex,
   type StatusRecord,
 } from "./format.ts";
-import { hashFile, listFiles, rootHashOf } from "./hash.ts";
+import { hashFile } from "../util/hash_file.ts";
+import { rootHashOf } from "./hash.ts";
+import { linkOnPath, scanTree } from "./no_links.ts";
 
 /** Whether a file must be reproduced byte for byte by a rerun. */
 export interface FileOptions {
@@ -41,6 +43,7 @@ export class BundleWriter {
   #status: { status: RunStatus; error?: string } | null = null;
   #statusChain: Promise<void> = Promise.resolve();
   #sealed: BundleIndex | null = null;
+  #finalStatusWritten = false;
 
   constructor(dir: string, experiment: string, runId: string) {
     this.dir = dir;
@@ -73,10 +76,22 @@ export class BundleWriter {
     return join(this.dir, rel);
   }
 
+  /** Throws when a folder on the way to `rel`, or `rel` itself, is a link or a special file. */
+  async #refuseLinks(rel: string): Promise<void> {
+    const bad = await linkOnPath(this.dir, rel);
+    if (bad) {
+      throw new Error(
+        `bundle ${this.dir}: will not write ${rel}: ${bad} (bundles hold only regular files)`,
+      );
+    }
+  }
+
   /** Writes (replaces) a whole file atomically. */
   async writeFile(rel: string, data: Uint8Array | string, opts: FileOptions): Promise<void> {
     const isNew = !this.#files.has(rel);
-    await atomicWriteFile(this.register(rel, opts), data);
+    const path = this.register(rel, opts);
+    await this.#refuseLinks(rel);
+    await atomicWriteFile(path, data);
     if (isNew) await this.#recordRegistry(rel);
   }
 
@@ -97,7 +112,9 @@ export class BundleWriter {
     write: (file: Deno.FsFile) => Promise<void>,
   ): Promise<void> {
     const isNew = !this.#files.has(rel);
-    await atomicWriteWith(this.register(rel, opts), write);
+    const path = this.register(rel, opts);
+    await this.#refuseLinks(rel);
+    await atomicWriteWith(path, write);
     if (isNew) await this.#recordRegistry(rel);
   }
 
@@ -105,6 +122,7 @@ export class BundleWriter {
   async appendText(rel: string, text: string, opts: FileOptions): Promise<void> {
     const isNew = !this.#files.has(rel);
     const path = this.register(rel, opts);
+    await this.#refuseLinks(rel);
     await Deno.mkdir(join(path, ".."), { recursive: true });
     {
       using f = await Deno.open(path, { append: true, create: true });
@@ -129,13 +147,28 @@ export class BundleWriter {
     return next;
   }
 
-  async #writeStatus(): Promise<void> {
+  /**
+   * Writes status.json at once, synchronously (temporary file, rename): for the moment before
+   * the process exits on a second Ctrl-C, when no promise would run to its end.
+   */
+  setStatusSync(status: RunStatus, error?: string): void {
+    // Once seal() has written the final status, it stands (bundle.json will hash that file).
+    if (this.#finalStatusWritten) return;
+    this.#status = { status, error };
+    const path = join(this.dir, "status.json");
+    // A name isTempFile() knows (a counter no async write reaches), so seal/resume clean it up.
+    const tmp = join(this.dir, `.status.json.${Deno.pid}.4294967295.tmp`);
+    Deno.writeTextFileSync(tmp, JSON.stringify(this.#statusRecord(), null, 2) + "\n");
+    Deno.renameSync(tmp, path);
+  }
+
+  #statusRecord(): StatusRecord {
     const { status, error } = this.#status!;
     const files: Record<string, boolean> = {};
     for (const [rel, o] of [...this.#files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       if (rel !== "status.json") files[rel] = o.deterministic;
     }
-    const rec: StatusRecord = {
+    return {
       status,
       experiment: this.experiment,
       runId: this.runId,
@@ -143,6 +176,10 @@ export class BundleWriter {
       updatedAt: new Date().toISOString(),
       files,
     };
+  }
+
+  async #writeStatus(): Promise<void> {
+    const rec = this.#statusRecord();
     await this.writeFile("status.json", JSON.stringify(rec, null, 2) + "\n", {
       deterministic: false,
     });
@@ -155,7 +192,12 @@ export class BundleWriter {
    */
   async seal(status: Exclude<RunStatus, "running">, error?: string): Promise<BundleIndex> {
     const problems: string[] = [];
-    const onDisk = await listFiles(this.dir);
+    const tree = await scanTree(this.dir);
+    const onDisk = tree.files;
+    for (const odd of tree.odd) {
+      problems.push(`${odd.path} is ${odd.kind}; bundles hold only regular files`);
+      this.#files.delete(odd.path);
+    }
     for (const rel of onDisk) {
       if (isTempFile(rel)) await Deno.remove(join(this.dir, rel)); // left by an interrupted write
       else if (rel !== "bundle.json" && rel !== "status.json" && !this.#files.has(rel)) {
@@ -175,6 +217,7 @@ export class BundleWriter {
       error = `the bundle is incomplete: ${problems.join("; ")}`;
     }
     await this.setStatus(status, error);
+    this.#finalStatusWritten = true;
     const files: BundleFileEntry[] = [];
     for (const rel of [...this.#files.keys()].sort()) {
       const { size, sha256 } = await hashFile(join(this.dir, rel));

@@ -4,7 +4,9 @@
  *
  * @module
  */
-import type { Command } from "./command.ts";
+import { type Command, UsageError } from "./command.ts";
+import { nearestKey } from "../manifest/suggest.ts";
+import { doctorCommand } from "./doctor.ts";
 import { expCommand } from "./exp.ts";
 import { listCommand } from "./list.ts";
 import { modelCommand } from "./model.ts";
@@ -20,6 +22,7 @@ export const COMMANDS: readonly Command[] = [
   listCommand,
   reportCommand,
   modelCommand,
+  doctorCommand,
 ];
 
 /** The top-level usage text. */
@@ -33,4 +36,15 @@ Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`).join("\n")}
 
 Run a command with --help for its options. Set SELFPLAY_DEBUG=1 to see stack traces.`;
+}
+
+/** The usage error for a first word that is no command, with the nearest spelling if close. */
+export function unknownCommandError(name: string): UsageError {
+  const near = name.startsWith("-")
+    ? (nearestKey(name.replace(/^-+/, ""), ["help"], 2) ? "--help" : null)
+    : nearestKey(name, COMMANDS.map((c) => c.name), 2);
+  return new UsageError(
+    (name.startsWith("-") ? `unknown option "${name}"` : `unknown command "${name}"`) +
+      (near ? ` (did you mean "${near}"?)` : ""),
+  );
 }

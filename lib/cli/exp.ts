@@ -5,7 +5,7 @@
  */
 import { canonicalJson } from "../manifest/canonical.ts";
 import { displayPath, loadManifest } from "../manifest/load.ts";
-import { KINDS } from "../runner/kinds.ts";
+import { KINDS } from "./kinds.ts";
 import { EXPERIMENTS_DIR, PROJECT_ROOT, RESULTS_DIR } from "../runner/project.ts";
 import { runExperiment } from "../runner/run.ts";
 import { type Command, parseCommandArgs } from "./command.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import { loadManifest } from "../manifest/load.ts";
-import { KINDS } from "../runner/kinds.ts";
+import { KINDS } from "./kinds.ts";
 import { EXPERIMENTS_DIR } from "../runner/project.ts";
 import { type Command, parseCommandArgs } from "./command.ts";
 

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 import { getGpu } from "../../gpu/device.ts";
 import { uploadBuffer } from "../../gpu/buffers.ts";
 import { Recorder } from "../../gpu/recorder.ts";
@@ -16,10 +17,12 @@ import {
   loadLlamaConfig,
   parseLlamaConfig,
 } from "../model/config.ts";
-import { openCheckpoint, writeSafetensors } from "../model/safetensors.ts";
+import { openCheckpoint } from "../model/safetensors/checkpoint_folder.ts";
+import { writeSafetensors } from "../model/safetensors/write.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { ForwardPass } from "../model/forward.ts";
 import { generate } from "../model/generate.ts";
+import { checkGenerationFits } from "../model/generation_limits.ts";
 import { type ChatTokenizer, loadTokenizer } from "../model/tokenizer.ts";
 import { type Command, parseCommandArgs, UsageError } from "./command.ts";
 
@@ -142,7 +145,7 @@ function parseTokens(s: string, vocabSize: number): number[] {
       throw new UsageError(`--tokens: item ${i + 1} ("${p}") is not a token id`, modelCommand);
     }
     if (x >= vocabSize) {
-      throw new Error(
+      throw new UserError(
         `--tokens: id ${x} (item ${i + 1}) is outside the vocabulary 0..${vocabSize - 1}`,
       );
     }
@@ -171,29 +174,57 @@ async function configOf(
     );
   }
   if (dir !== undefined) {
-    if (!(await isDir(dir))) throw new Error(`--model ${dir}: no such directory`);
+    if (!(await isDir(dir))) throw new UserError(`--model ${dir}: no such directory`);
     return { config: await loadLlamaConfig(dir), dir };
   }
   let text: string;
   try {
     text = await Deno.readTextFile(syn!);
   } catch (e) {
-    throw new Error(`--synthetic ${syn}: cannot read (${(e as Error).message})`);
+    throw new UserError(`--synthetic ${syn}: cannot read (${(e as Error).message})`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${syn}: invalid JSON (${(e as Error).message})`);
+    throw new UserError(`${syn}: invalid JSON (${(e as Error).message})`);
   }
   return { config: parseLlamaConfig(json, syn!), dir: null };
+}
+
+/**
+ * Runs one phase of a subcommand with progress on stderr: a line when it starts, another with
+ * the elapsed time every 5 s while it runs (loading 3B weights or generating on a CPU adapter
+ * takes minutes), and its duration when it ends. stdout stays the result alone.
+ */
+async function phase<T>(label: string, fn: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  const secs = () => ((performance.now() - t0) / 1000).toFixed(0);
+  console.error(`${label}...`);
+  const timer = setInterval(() => console.error(`${label}: ${secs()} s`), 5000);
+  try {
+    const value = await fn();
+    console.error(`${label}: done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    return value;
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 async function modelOf(v: Values, sub: string): Promise<LlamaModel> {
   const { config, dir } = await configOf(v, sub);
   const gpu = await getGpu();
-  if (dir !== null) return await LlamaModel.load(gpu, dir);
-  return LlamaModel.synthetic(gpu, config, num(v, "seed", 0, { int: true, min: 0 }));
+  const params = `${config.numLayers} layers, hidden ${config.hiddenSize}`;
+  if (dir !== null) {
+    return await phase(`loading ${dir} (${params})`, () => LlamaModel.load(gpu, dir));
+  }
+  return await phase(
+    `making synthetic weights (${params})`,
+    () =>
+      Promise.resolve(
+        LlamaModel.synthetic(gpu, config, num(v, "seed", 0, { int: true, min: 0 })),
+      ),
+  );
 }
 
 async function tokenizerOf(v: Values, sub: string): Promise<ChatTokenizer> {
@@ -204,7 +235,7 @@ async function tokenizerOf(v: Values, sub: string): Promise<ChatTokenizer> {
       modelCommand,
     );
   }
-  if (!(await isDir(dir))) throw new Error(`--model ${dir}: no such directory`);
+  if (!(await isDir(dir))) throw new UserError(`--model ${dir}: no such directory`);
   return await loadTokenizer(dir);
 }
 
@@ -244,7 +275,7 @@ async function info(v: Values): Promise<void> {
     let bytes = 0;
     for (const name of shapes.keys()) {
       const t = ck.tensors.get(name);
-      if (!t) throw new Error(`${dir}: tensor ${name} is missing from the checkpoint`);
+      if (!t) throw new UserError(`${dir}: tensor ${name} is missing from the checkpoint`);
       dtypes[t.info.dtype] = (dtypes[t.info.dtype] ?? 0) + 1;
       bytes += t.info.end - t.info.begin;
     }
@@ -268,8 +299,10 @@ async function logits(v: Values): Promise<void> {
   const rec = new Recorder(model.gpu);
   const buf = pass.forwardLogits(rec, Uint32Array.from(ids));
   const p = rec.read(buf, 0, T * V * 4);
-  await rec.submit();
-  const data = new Float32Array(await p);
+  const data = await phase(`forward over ${T} tokens`, async () => {
+    await rec.submit();
+    return new Float32Array(await p);
+  });
   await writeSafetensors(out, [{ name: "logits", dtype: "F32", shape: [T, V], data }]);
   console.log(`wrote ${out}: logits [${T}, ${V}] F32`);
 }
@@ -301,7 +334,7 @@ async function grad(v: Values): Promise<void> {
   const names = model.paramNames();
   const reads = names.map((n) => rec.read(grads.get(n)!, 0, model.paramNumel(n) * 4));
   const pl = rec.read(logp, 0, T * 4);
-  await rec.submit();
+  await phase(`forward and backward over ${T} tokens`, () => rec.submit());
   const tensors = [];
   for (let i = 0; i < names.length; i++) {
     tensors.push({
@@ -333,20 +366,33 @@ async function gen(v: Values): Promise<void> {
   const seed = num(v, "seed", 0, { int: true, min: 0 });
   const readbackEvery = num(v, "readback-every", 8, { int: true, min: 1 });
   const tok = prompt !== undefined ? await tokenizerOf(v, "generate") : null;
-  const model = await modelOf(v, "generate");
+  // Lengths first, from the config alone: a prompt past the model's positions (or buffers past
+  // the device's bindings) is refused before any weights load.
+  const { config } = await configOf(v, "generate");
   const ids = tok
     ? encodeText(tok, prompt!, Boolean(v.chat))
-    : parseTokens(tokensArg!, model.config.vocabSize);
-  const stopIds = tok ? tok.stopIds : model.config.eosTokenIds;
-  const res = await generate(model, Array.from({ length: n }, () => ids), {
+    : parseTokens(tokensArg!, config.vocabSize);
+  const limits = (await getGpu()).device.limits;
+  checkGenerationFits(config, limits.maxStorageBufferBindingSize, {
+    promptLengths: Array.from({ length: n }, () => ids.length),
     maxNewTokens,
-    temperature,
-    topP,
-    seed,
-    stream: 0,
-    stopIds,
-    readbackEvery,
-  });
+  }, "model generate");
+  const model = await modelOf(v, "generate");
+  const stopIds = tok ? tok.stopIds : model.config.eosTokenIds;
+  const res = await phase(
+    `generating ${n} sample${n > 1 ? "s" : ""} (prompt ${ids.length} tokens, up to ` +
+      `${maxNewTokens} new)`,
+    () =>
+      generate(model, Array.from({ length: n }, () => ids), {
+        maxNewTokens,
+        temperature,
+        topP,
+        seed,
+        stream: 0,
+        stopIds,
+        readbackEvery,
+      }),
+  );
   for (let i = 0; i < n; i++) {
     const line: Record<string, unknown> = { sample: i };
     if (tok) line.text = tok.decode(res.tokens[i], { skipSpecialTokens: true });
@@ -379,7 +425,10 @@ export async function runModelCommand(args: string[]): Promise<number> {
   const v = p.values;
   if (s === "info") await info(v);
   else if (s === "tokenize") {
-    const text = required(v, "text", "tokenize");
+    const text = str(v, "text"); // "" is a text too (it tokenizes to nothing, or a BOS)
+    if (text === undefined) {
+      throw new UsageError("model tokenize: --text is required", modelCommand);
+    }
     console.log(
       JSON.stringify(encodeText(await tokenizerOf(v, "tokenize"), text, Boolean(v.chat))),
     );

@@ -22,7 +22,7 @@ function sizeFlag(value: unknown, flag: string, fallback: number): number {
 export const reportCommand: Command = {
   name: "report",
   summary: "draw charts (PNG) and a self-contained report.html for one or many bundles",
-  usage: `Usage: deno task report <bundle-dir>... [--out DIR] [--width 800] [--height 450]
+  usage: `Usage: deno task report <bundle-dir>... [--out DIR] [--force] [--width 800] [--height 450]
 
 Draws a chart per metric series of each run (long series downsampled, with an EMA line),
 comparison charts across runs (reward, KL, ... on one axis), held-out results with error bars
@@ -37,6 +37,8 @@ Options:
   --out DIR     output folder
   --width W     figure width in pixels (default 800)
   --height H    figure height in pixels (default 450)
+  --force       write into a non-empty --out folder that holds no earlier report (report.html
+                and charts/ are written there; nothing else is touched)
   -h, --help    show this help
 
 Exit status: 0 written, 1 failure (e.g. a malformed bundle file), 2 usage error.`,
@@ -54,6 +56,7 @@ export async function runReportCommand(args: string[]): Promise<number> {
       out: { type: "string" },
       width: { type: "string" },
       height: { type: "string" },
+      force: { type: "boolean" },
     },
     1,
     Infinity,
@@ -69,6 +72,7 @@ export async function runReportCommand(args: string[]): Promise<number> {
   const result = await writeReport(p.positionals, {
     outDir: typeof p.values.out === "string" ? p.values.out : undefined,
     size,
+    force: p.values.force === true,
   });
   console.log(`report: ${result.pngs.length} charts under ${result.outDir}`);
   console.log(`report: ${result.htmlPath}`);

@@ -5,9 +5,9 @@
  */
 import { displayPath } from "../manifest/load.ts";
 import { formatComparison } from "../repro/compare.ts";
-import { REPRODUCTIONS_FILE } from "../repro/reproductions.ts";
+import { REPRODUCTIONS_FILE } from "../bundle/reproductions.ts";
 import { reproduceBundle } from "../repro/reproduce.ts";
-import { KINDS } from "../runner/kinds.ts";
+import { KINDS } from "./kinds.ts";
 import { PROJECT_ROOT } from "../runner/project.ts";
 import { type Command, parseCommandArgs } from "./command.ts";
 

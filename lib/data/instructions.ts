@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 
 /** One instruction with the subset it belongs to (AlpacaEval's `dataset`). */
 export interface Instruction {
@@ -19,12 +20,13 @@ export interface Instruction {
 }
 
 /** A malformed dataset; the message names the file, record and field. */
-export class DatasetError extends Error {
+export class DatasetError extends UserError {
   override name = "DatasetError";
 }
 
 /** Parses JSON-array or JSONL text into records, naming each bad line. */
 export function parseRecords(text: string, source: string): { where: string; value: unknown }[] {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a UTF-8 byte order mark
   const trimmed = text.trimStart();
   if (trimmed.length === 0) throw new DatasetError(`${source}: the file is empty`);
   if (trimmed.startsWith("[")) {

@@ -16,8 +16,11 @@ import type { ChatTokenizer } from "../model/tokenizer.ts";
 import { modelOutputsJson } from "../data/instructions.ts";
 import { type RewardItem, scoreChecked, type TaskReward } from "../rewards/reward.ts";
 import { type WinRates, winRates } from "./winrate.ts";
-import type { EvalSet } from "./eval_set.ts";
-import { generateReplies, type Replies, type ReplyOptions } from "./chat_replies.ts";
+import { type EvalSet, loadEvalSet } from "./eval_set.ts";
+import type { Evaluation } from "./evaluation.ts";
+import { RewardModel } from "../rewards/reward_model.ts";
+import { resolveFileSource } from "../data/file_source.ts";
+import { generateReplies, type Replies, type ReplyOptions } from "../model/chat_replies.ts";
 import {
   readCachedReplies,
   replyCacheKey,
@@ -166,3 +169,39 @@ export async function alpacaEval(o: AlpacaEvalOptions): Promise<AlpacaEvalResult
     },
   };
 }
+
+/**
+ * The `alpaca` evaluation of an RL run: the policy against the base on the manifest's eval set,
+ * judged by the run's reward model; eval.json plus both models' AlpacaEval outputs.
+ */
+export const alpacaEvaluation: Evaluation = async (i) => {
+  const e = i.params;
+  if (!(i.taskReward instanceof RewardModel)) {
+    throw new Error("eval.kind alpaca needs reward.kind model (the reward model is the judge)");
+  }
+  const evalSet = await loadEvalSet(resolveFileSource(e.evalSet, "eval.evalSet"), {
+    limit: e.limit,
+  });
+  const result = await alpacaEval({
+    policy: i.policy,
+    base: i.base,
+    rewardModel: i.taskReward,
+    tokenizer: i.tokenizer,
+    evalSet,
+    temperature: e.temperature,
+    maxNewTokens: e.maxNewTokens,
+    seed: i.seed,
+    batchSize: e.batchSize,
+    policyName: i.experiment,
+    baseName: "base",
+  });
+  const { modelOutputs, ...summary } = result;
+  return {
+    files: [
+      { path: "eval.json", content: JSON.stringify(summary, null, 2) + "\n" },
+      { path: "model_outputs.json", content: modelOutputs.policy },
+      { path: "base_outputs.json", content: modelOutputs.base },
+    ],
+    summary: `eval: win rate ${result.winRate.overall.mean.toFixed(3)} against the base`,
+  };
+};

@@ -11,10 +11,11 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { atomicWriteFile } from "../bundle/atomic.ts";
-import type { Replies } from "./chat_replies.ts";
+import { atomicWriteFile } from "../util/atomic_write.ts";
+import type { Replies } from "../model/chat_replies.ts";
 
 /** What the cached replies depend on. */
 export interface ReplyCacheKeyParts {
@@ -69,20 +70,22 @@ export async function readCachedReplies(
   try {
     j = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message}); delete it to regenerate`);
+    throw new UserError(
+      `${path}: not valid JSON (${(e as Error).message}); delete it to regenerate`,
+    );
   }
   if (j.key !== key) {
-    throw new Error(`${path}: field "key" is ${JSON.stringify(j.key)}, want ${key}`);
+    throw new UserError(`${path}: field "key" is ${JSON.stringify(j.key)}, want ${key}`);
   }
   const r = j.replies as Replies | undefined;
   const fields = ["texts", "tokens", "stopped", "promptTokens"] as const;
   for (const f of fields) {
     if (!r || !Array.isArray(r[f]) || r[f].length !== n) {
-      throw new Error(`${path}: field "replies.${f}" must be a list of ${n} entries`);
+      throw new UserError(`${path}: field "replies.${f}" must be a list of ${n} entries`);
     }
   }
   if (!r!.texts.every((t) => typeof t === "string")) {
-    throw new Error(`${path}: field "replies.texts" must hold strings`);
+    throw new UserError(`${path}: field "replies.texts" must hold strings`);
   }
   return r!;
 }

@@ -4,9 +4,10 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 
 /** A manifest could not be read, merged, overridden or validated. */
-export class ManifestError extends Error {
+export class ManifestError extends UserError {
   override name = "ManifestError";
   /** The manifest file the problem is in (or "--set" for command-line overrides). */
   readonly file: string;

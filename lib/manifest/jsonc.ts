@@ -62,19 +62,51 @@ function lineCol(text: string, pos: number): { line: number; col: number } {
  * Parses JSONC text. Throws {@link ManifestError} naming `file`, line and column on bad syntax.
  */
 export function parseJsonc(text: string, file: string): unknown {
+  // A UTF-8 byte order mark (some Windows editors write one) is not content.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const json = blankCommentsAndTrailingCommas(text, file);
-  if (json.trim() === "") {
+  const first = json.trimStart()[0];
+  if (first === undefined) {
     throw new ManifestError(file, "the file is empty; expected a JSON object");
   }
+  if (first !== "{" && first !== "[") {
+    // Not JSONC at all (a path to the wrong file): say so without echoing what it holds.
+    throw new ManifestError(file, 'not a JSONC manifest: it does not start with "{"');
+  }
+  let value: unknown;
   try {
-    return JSON.parse(json);
+    value = JSON.parse(json);
   } catch (e) {
     const msg = (e as Error).message;
     const m = /position (\d+)/.exec(msg);
     const where = m
       ? (({ line, col }) => `${file}:${line}:${col}`)(lineCol(json, Number(m[1])))
       : file;
-    const what = msg.replace(/\s*in JSON at position \d+.*$/s, "").replace(/^JSON\.parse: /, "");
+    // V8 quotes a snippet of the text ('"root:x:0:0"... is not valid JSON'): leave it out.
+    const what = msg.replace(/\s*in JSON at position \d+.*$/s, "").replace(/^JSON\.parse: /, "")
+      .replace(/, ".*"(\.\.\.)? is not valid JSON$/s, "");
     throw new ManifestError(where, `invalid JSONC: ${what}`);
   }
+  const big = nonFinitePath(value, []);
+  if (big) {
+    throw new ManifestError(
+      file,
+      `"${big}": the number is out of range (a finite double is at most about 1.8e308)`,
+    );
+  }
+  return value;
+}
+
+/**
+ * The dotted path of the first non-finite number in a parsed JSON value: JSON has no Infinity,
+ * so one there came from a literal too large for a double (1e400).
+ */
+export function nonFinitePath(value: unknown, path: string[]): string | null {
+  if (typeof value === "number") return Number.isFinite(value) ? null : path.join(".") || "(top)";
+  if (value === null || typeof value !== "object") return null;
+  for (const [k, v] of Object.entries(value)) {
+    const found = nonFinitePath(v, [...path, k]);
+    if (found) return found;
+  }
+  return null;
 }

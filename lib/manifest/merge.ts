@@ -4,10 +4,7 @@
  * @module
  */
 
-/** True for plain JSON objects (not arrays, not null). */
-export function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
-}
+import { isPlainObject } from "../util/plain_object.ts";
 
 /** Returns `base` overlaid with `over` (neither is modified). */
 export function deepMerge(base: unknown, over: unknown): unknown {

@@ -6,7 +6,8 @@
  */
 import type { z } from "zod";
 import { ManifestError } from "./errors.ts";
-import { isPlainObject } from "./merge.ts";
+import { nonFinitePath } from "./jsonc.ts";
+import { isPlainObject } from "../util/plain_object.ts";
 import { childSchema, keysOf } from "./schema_keys.ts";
 import { nearestKey } from "./suggest.ts";
 
@@ -29,10 +30,20 @@ export function parseSetValue(raw: string, text = raw): unknown {
   if (t === "true") return true;
   if (t === "false") return false;
   if (t === "null") return null;
-  if (JSON_NUMBER.test(t)) return Number(t);
+  const outOfRange = () =>
+    new ManifestError(
+      "--set",
+      `${text}: the number is out of range (a finite double is at most about 1.8e308)`,
+    );
+  if (JSON_NUMBER.test(t)) {
+    const x = Number(t);
+    if (!Number.isFinite(x)) throw outOfRange();
+    return x;
+  }
   if (t.startsWith("[") || t.startsWith("{") || t.startsWith('"')) {
+    let value: unknown;
     try {
-      return JSON.parse(t);
+      value = JSON.parse(t);
     } catch (e) {
       throw new ManifestError(
         "--set",
@@ -40,6 +51,8 @@ export function parseSetValue(raw: string, text = raw): unknown {
           `quote it for the shell, e.g. --set 'key=[1,2]'`,
       );
     }
+    if (nonFinitePath(value, [])) throw outOfRange();
+    return value;
   }
   return raw;
 }

@@ -8,7 +8,9 @@
  *
  * @module
  */
-import { type Checkpoint, ModelFormatError } from "./safetensors.ts";
+import { type Checkpoint } from "./safetensors/checkpoint_folder.ts";
+import { ModelFormatError } from "./safetensors/format.ts";
+import { isPlainObject } from "../util/plain_object.ts";
 
 /** A validated Llama configuration (camelCase view of HF's config.json). */
 export interface LlamaConfig {
@@ -39,10 +41,6 @@ export interface LlamaConfig {
 }
 
 const ARCHITECTURES = ["LlamaForCausalLM", "LlamaForSequenceClassification"] as const;
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 /**
  * Validates a parsed config.json. `source` (usually the file path) prefixes every error.

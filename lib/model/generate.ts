@@ -20,6 +20,7 @@ import { tokenLogprobs } from "../../gpu/logprobs.ts";
 import { sample } from "../../gpu/sampling.ts";
 import type { LlamaModel } from "./llama.ts";
 import { allocLayerActs, type LayerActs, recordLayerForward } from "./layer.ts";
+import { checkGenerationFits } from "./generation_limits.ts";
 
 /** Options of {@link generate}. */
 export interface GenerateOptions {
@@ -112,6 +113,18 @@ function checkArgs(
       }
     });
   });
+  // Positions and buffer sizes before any work (generation_limits.ts). Weights past one binding
+  // are no limit: they are bound in windows of rows (gpu/window.ts).
+  checkGenerationFits(
+    c,
+    model.gpu.device.limits.maxStorageBufferBindingSize,
+    {
+      promptLengths: prompts.map((p) => p.length),
+      maxNewTokens: opts.maxNewTokens,
+      prefillChunkRows: opts.prefillChunkRows,
+    },
+    "generate",
+  );
   const rowIds = opts.rowIds ?? prompts.map((_, b) => b);
   if (rowIds.length !== B) throw new Error(`generate: ${rowIds.length} rowIds for ${B} prompts`);
   rowIds.forEach((r) => checkInt(r, "a row id", 0));

@@ -10,15 +10,10 @@
  * @module
  */
 import { expectedTensors, isNormWeight, type LlamaConfig, toHfConfigJson } from "./config.ts";
-import {
-  type Dtype,
-  DTYPE_BYTES,
-  INDEX_FILE,
-  SINGLE_FILE,
-  type TensorToWrite,
-  writeFileAtomic,
-  writeSafetensors,
-} from "./safetensors.ts";
+import { atomicWriteFile } from "../util/atomic_write.ts";
+import { INDEX_FILE, SINGLE_FILE } from "./safetensors/checkpoint_folder.ts";
+import { type Dtype, DTYPE_BYTES } from "./safetensors/format.ts";
+import { type TensorToWrite, writeSafetensors } from "./safetensors/write.ts";
 import { hashString, mix32, normalAt } from "../../gpu/init.ts";
 
 /** A tiny Llama config for tests (vocab 64, hidden 32, 2 layers, 4 heads, 2 kv heads). */
@@ -134,14 +129,14 @@ export async function writeRandomModel(
     const sortedMap: Record<string, string> = {};
     for (const k of Object.keys(weightMap).sort()) sortedMap[k] = weightMap[k];
     const index = { metadata: { total_size: totalSize }, weight_map: sortedMap };
-    await writeFileAtomic(
+    await atomicWriteFile(
       `${dir}/${INDEX_FILE}`,
-      new TextEncoder().encode(JSON.stringify(index, null, 2) + "\n"),
+      JSON.stringify(index, null, 2) + "\n",
     );
   }
   const hf = toHfConfigJson({ ...config, torchDtype });
-  await writeFileAtomic(
+  await atomicWriteFile(
     `${dir}/config.json`,
-    new TextEncoder().encode(JSON.stringify(hf, null, 2) + "\n"),
+    JSON.stringify(hf, null, 2) + "\n",
   );
 }

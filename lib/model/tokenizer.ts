@@ -12,7 +12,9 @@
  */
 import { Tokenizer } from "@huggingface/tokenizers";
 import { Environment, Interpreter, Template } from "@huggingface/jinja";
-import { ModelFormatError } from "./safetensors.ts";
+import { ModelFormatError } from "./safetensors/format.ts";
+import { readJsonFile, readJsonFileIfPresent } from "../util/json_file.ts";
+import { isPlainObject } from "../util/plain_object.ts";
 
 /** One chat message. */
 export interface ChatMessage {
@@ -126,24 +128,15 @@ function pyRange(a: number, b?: number, step = 1): number[] {
   return out;
 }
 
+/** A JSON object file of the tokenizer folder; an absent optional one gives null. */
 async function readJson(path: string, required: boolean): Promise<Record<string, unknown> | null> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (!required && e instanceof Deno.errors.NotFound) return null;
-    throw new ModelFormatError(`${path}: cannot read (${(e as Error).message})`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ModelFormatError(`${path}: invalid JSON (${(e as Error).message})`);
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw new ModelFormatError(`${path}: not a JSON object`);
-  }
-  return json as Record<string, unknown>;
+  const modelFormatError = (m: string) => new ModelFormatError(m);
+  const json = required
+    ? await readJsonFile(path, modelFormatError)
+    : await readJsonFileIfPresent(path, modelFormatError);
+  if (json === undefined) return null;
+  if (!isPlainObject(json)) throw new ModelFormatError(`${path}: not a JSON object`);
+  return json;
 }
 
 /** A special token in tokenizer_config.json: a string or an AddedToken-like {content}. */

@@ -22,18 +22,12 @@ import {
   loadLlamaConfig,
   toHfConfigJson,
 } from "./config.ts";
-import {
-  type Dtype,
-  DTYPE_BYTES,
-  f32ToBf16,
-  INDEX_FILE,
-  ModelFormatError,
-  openCheckpoint,
-  SINGLE_FILE,
-  streamTensorF32,
-  writeFileAtomic,
-  writeSafetensors,
-} from "./safetensors.ts";
+import { atomicWriteFile } from "../util/atomic_write.ts";
+import { INDEX_FILE, openCheckpoint, SINGLE_FILE } from "./safetensors/checkpoint_folder.ts";
+import { f32ToBf16 } from "./safetensors/dtype.ts";
+import { type Dtype, DTYPE_BYTES, ModelFormatError } from "./safetensors/format.ts";
+import { streamTensorF32 } from "./safetensors/read.ts";
+import { writeSafetensors } from "./safetensors/write.ts";
 import { tensorSeed } from "./random_model.ts";
 
 /** HF tensor name -> GPU buffer (buffers may be padded past the tensor's end). */
@@ -299,9 +293,9 @@ export async function saveWeights(
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   });
   const json = toHfConfigJson({ ...config, torchDtype: TORCH_DTYPE[dtype] });
-  await writeFileAtomic(
+  await atomicWriteFile(
     `${dir}/config.json`,
-    new TextEncoder().encode(JSON.stringify(json, null, 2) + "\n"),
+    JSON.stringify(json, null, 2) + "\n",
   );
 }
 

@@ -12,7 +12,7 @@ import { z } from "zod";
 import { getGpu } from "../../gpu/device.ts";
 import { createBuffer, readF32, uploadBuffer } from "../../gpu/buffers.ts";
 import { Recorder } from "../../gpu/recorder.ts";
-import { defineKind, type RunContext } from "../runner/kind.ts";
+import { defineKind, type RunContext } from "../experiment/kind.ts";
 import { matmulErrors, probeMatmul, referenceMatmul } from "./probe_matmul.ts";
 
 const dim = z.number().int().min(1).max(4096);

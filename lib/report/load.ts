@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 import { basename, join, resolve } from "node:path";
 import type { Point } from "./downsample.ts";
 
@@ -85,10 +86,10 @@ function parseObject(text: string, where: string): JsonObject {
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${where}: invalid JSON (${(e as Error).message})`);
+    throw new UserError(`${where}: invalid JSON (${(e as Error).message})`);
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new Error(`${where}: expected a JSON object`);
+    throw new UserError(`${where}: expected a JSON object`);
   }
   return value as JsonObject;
 }
@@ -174,14 +175,20 @@ export async function loadBundle(dir: string): Promise<BundleData> {
   try {
     info = await Deno.stat(abs);
   } catch {
-    throw new Error(`${dir}: bundle folder not found`);
+    throw new UserError(`${dir}: bundle folder not found`);
   }
-  if (!info.isDirectory) throw new Error(`${dir}: not a folder (expected a result bundle)`);
+  if (!info.isDirectory) throw new UserError(`${dir}: not a folder (expected a result bundle)`);
 
   const manifest = await readJsonObject(join(abs, "manifest.json"));
   const provenance = await readJsonObject(join(abs, "provenance.json"));
   const status = await readJsonObject(join(abs, "status.json"));
   const bundle = await readJsonObject(join(abs, "bundle.json"));
+  if (bundle === undefined && status === undefined) {
+    throw new UserError(
+      `${dir}: not a result bundle (no bundle.json or status.json); name a folder that ` +
+        "`deno task exp` wrote",
+    );
+  }
   const evalResults = await readJsonObject(join(abs, "eval.json"));
   const benchPath = join(abs, "bench.json");
   const bench = benchTable(await readJsonObject(benchPath), benchPath);

@@ -8,6 +8,8 @@
  *
  * @module
  */
+import { isEmptyOrMissing } from "../util/fs.ts";
+import { UserError } from "../util/user_error.ts";
 import { createHash } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { bundleChartFigures } from "./bundle_charts.ts";
@@ -30,6 +32,40 @@ export interface ReportOptions {
   outDir?: string;
   /** PNG and canvas size of each figure. */
   size?: Size;
+  /**
+   * Write into a non-empty output folder that holds no report of ours (report.html and charts/
+   * are written; nothing else there is touched). Without it such a folder is refused.
+   */
+  force?: boolean;
+}
+
+/** Whether `dir` holds a report.html that this code wrote (its title says so). */
+async function holdsOurReport(dir: string): Promise<boolean> {
+  try {
+    const head = (await Deno.readTextFile(join(dir, "report.html"))).slice(0, 4096);
+    return /<title>selfplay report: /.test(head);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Refuses an output folder whose files a report could overwrite (report.html, charts/*.png)
+ * unless it is empty, holds an earlier report of ours, is the unsealed bundle being reported on
+ * (its own charts), or `force` is set.
+ */
+async function checkReportTarget(
+  outDir: string,
+  bundles: readonly BundleData[],
+  force: boolean,
+): Promise<void> {
+  if (force || await isEmptyOrMissing(outDir) || await holdsOurReport(outDir)) return;
+  if (bundles.some((b) => resolve(b.dir) === outDir && b.bundle === undefined)) return;
+  throw new UserError(
+    `report: ${outDir} is not empty and holds no report of ours; its report.html or charts/ ` +
+      `could be overwritten: choose an empty or new folder with --out, or pass --force to write ` +
+      `into it (other files are left alone)`,
+  );
 }
 
 /** What {@link writeReport} wrote. */
@@ -91,7 +127,7 @@ export async function writeReport(
   bundleDirs: readonly string[],
   options: ReportOptions = {},
 ): Promise<ReportResult> {
-  if (bundleDirs.length === 0) throw new Error("report: name at least one bundle folder");
+  if (bundleDirs.length === 0) throw new UserError("report: name at least one bundle folder");
   const bundles: BundleData[] = [];
   const labels = new Set<string>();
   for (const dir of bundleDirs) {
@@ -104,6 +140,7 @@ export async function writeReport(
   }
   const size = options.size ?? FIGURE_SIZE;
   const outDir = resolve(options.outDir ?? defaultReportDir(bundles));
+  await checkReportTarget(outDir, bundles, options.force === true);
   const items = reportFigures(bundles);
 
   const { renderPng } = await import("./render_png.ts");

@@ -5,21 +5,24 @@
  *
  * @module
  */
+import { isEmptyOrMissing } from "../util/fs.ts";
+import { UserError } from "../util/user_error.ts";
 import { dirname, join, resolve } from "node:path";
 import { codeVersion } from "../bundle/code_version.ts";
 import type { BundleIndex } from "../bundle/format.ts";
 import { verifyBundle } from "../bundle/verify.ts";
 import { canonicalJson } from "../manifest/canonical.ts";
 import { displayPath, loadManifest } from "../manifest/load.ts";
-import type { ExperimentKind } from "../runner/kind.ts";
+import type { ExperimentKind } from "../experiment/kind.ts";
 import { runExperiment, type RunOutcome } from "../runner/run.ts";
-import { adapterIdentity } from "./claim.ts";
+import { readJsonFile } from "../util/json_file.ts";
+import { adapterIdentity } from "../bundle/claim.ts";
 import { compareDeterministic, type FileComparison } from "./compare.ts";
-import { appendReproduction, type ReproductionRecord } from "./reproductions.ts";
+import { appendReproduction, type ReproductionRecord } from "../bundle/reproductions.ts";
 
 /** A bundle that cannot be reproduced as asked (printed without a stack). */
-export class ReproError extends Error {
-  override name = "RunSetupError";
+export class ReproError extends UserError {
+  override name = "ReproError";
 }
 
 /** Options for {@link reproduceBundle}. */
@@ -47,12 +50,12 @@ export interface ReproResult {
   warnings: string[];
 }
 
-async function readJson(path: string, what: string): Promise<Record<string, unknown>> {
-  try {
-    return JSON.parse(await Deno.readTextFile(path));
-  } catch (e) {
-    throw new ReproError(`${displayPath(path)}: cannot read the ${what} (${(e as Error).message})`);
-  }
+/** A JSON file of the bundle; a missing or broken one is a {@link ReproError} naming it. */
+async function readJson(path: string): Promise<Record<string, unknown>> {
+  return await readJsonFile(displayPath(path), (m) => new ReproError(m)) as Record<
+    string,
+    unknown
+  >;
 }
 
 async function freeReproDir(bundleDir: string): Promise<string> {
@@ -88,8 +91,8 @@ export async function reproduceBundle(opts: ReproOptions): Promise<ReproResult> 
       `${shown} is a ${original.status} run; only completed bundles make a claim to reproduce`,
     );
   }
-  const manifestJson = await readJson(join(dir, "manifest.json"), "resolved manifest");
-  const prov = await readJson(join(dir, "provenance.json"), "provenance");
+  const manifestJson = await readJson(join(dir, "manifest.json"));
+  const prov = await readJson(join(dir, "provenance.json"));
 
   // Resolve manifest.json again through the kind's schema (as `<experiment>.jsonc`).
   const scratch = await Deno.makeTempDir({ prefix: "selfplay-repro-" });
@@ -117,6 +120,16 @@ export async function reproduceBundle(opts: ReproOptions): Promise<ReproResult> 
   }
 
   const outDir = resolve(opts.outDir ?? await freeReproDir(dir));
+  if (opts.outDir !== undefined && !(await isEmptyOrMissing(outDir))) {
+    // repro never writes over anything (it has no --force): say what to do instead.
+    throw new ReproError(
+      `--out ${opts.outDir}: ${
+        resolve(dir) === outDir ? "that is the bundle being reproduced" : "the folder is not empty"
+      }; the rerun needs a new or empty folder: omit --out to use ${
+        displayPath(dir)
+      }-repro-<n>/ beside the bundle, or give another --out`,
+    );
+  }
   const outcome = await runExperiment({
     manifest,
     kinds: opts.kinds,
@@ -129,7 +142,7 @@ export async function reproduceBundle(opts: ReproOptions): Promise<ReproResult> 
 
   let sameAdapter: boolean | null = null;
   if (outcome.index) {
-    const now = await readJson(join(outDir, "provenance.json"), "provenance");
+    const now = await readJson(join(outDir, "provenance.json"));
     const a = adapterIdentity(prov.gpu), b = adapterIdentity(now.gpu);
     sameAdapter = a === null && b === null ? null : a === b;
     if (sameAdapter === false) {

@@ -2,16 +2,26 @@
  * The task reward R(q, a) of Language Self-Play behind one small interface, so the algorithm
  * and the evaluation never know whether a verifier or a reward model is scoring.
  *
- * Implementations: `verifier` (the tiny world's exact verifier, verifier_reward.ts) and `model`
- * (a LlamaForSequenceClassification reward model on our engine, reward_model.ts).
+ * Implementations: `model` (a LlamaForSequenceClassification reward model on our engine,
+ * reward_model.ts) is built in; others (the tiny world's exact verifier) are registered in
+ * {@link TASK_REWARDS} by the part of the program that provides them.
  *
  * @module
  */
+import { Registry } from "../util/registry.ts";
 
 /** One (query, answer) pair to score: the user turn and the assistant's reply. */
 export interface RewardItem {
   query: string;
   answer: string;
+}
+
+/** What a reward that knows the task format can tell about a query by itself. */
+export interface QueryValidity {
+  /** The query is a task the reward can score. */
+  wellFormed: boolean;
+  /** ... and within the difficulty range the world defines. */
+  inRange: boolean;
 }
 
 /** A batched task reward: one score per item, in item order. */
@@ -20,6 +30,11 @@ export interface TaskReward {
   readonly name: string;
   /** Scores every pair; the result has exactly `items.length` finite numbers. */
   score(items: readonly RewardItem[]): Promise<number[]>;
+  /**
+   * Judges the challenger's queries themselves, where the reward can tell (a verifier can, a
+   * reward model cannot): one verdict per query, for the drift metrics.
+   */
+  queryValidity?(queries: readonly string[]): QueryValidity[];
 }
 
 /**
@@ -41,3 +56,14 @@ export async function scoreChecked(
   });
   return scores;
 }
+
+/**
+ * Builds a task reward from the manifest's `reward` section (each implementation reads the
+ * fields it owns; the schema has already validated them).
+ */
+export type TaskRewardFactory = (section: Readonly<Record<string, unknown>>) => TaskReward;
+
+/** Task rewards other parts of the program provide, by the name a `reward.kind` gives. */
+export const TASK_REWARDS: Registry<TaskRewardFactory> = new Registry<TaskRewardFactory>(
+  "task reward",
+);

@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { Recorder } from "../../gpu/recorder.ts";
 import { LlamaModel } from "../model/llama.ts";
@@ -68,7 +69,7 @@ async function requireModelFiles(dir: string): Promise<void> {
     }
   }
   if (missing.length > 0) {
-    throw new Error(
+    throw new UserError(
       `reward model: ${dir} has no ${missing.join(" or ")}. Download an HF ` +
         `LlamaForSequenceClassification reward model there, e.g. the paper's ` +
         `(huggingface-cli download ${PAPER_REWARD_MODEL} --local-dir ${dir})`,
@@ -100,30 +101,30 @@ export class RewardModel implements TaskReward {
     const c = model.config;
     this.#source = source;
     if (c.architecture !== "LlamaForSequenceClassification") {
-      throw new Error(
+      throw new UserError(
         `${source}/config.json: architectures must be ["LlamaForSequenceClassification"] for a ` +
           `reward model, got ${c.architecture}`,
       );
     }
     if (c.numLabels !== 1) {
-      throw new Error(
+      throw new UserError(
         `${source}: score.weight must have 1 row (num_labels = 1) for a scalar reward, ` +
           `got num_labels = ${c.numLabels}`,
       );
     }
     if (tokenizer.chatTemplate === null) {
-      throw new Error(
+      throw new UserError(
         `${source}/tokenizer_config.json: no chat_template; the reward model scores ` +
           `chat-formatted (user, assistant) pairs with its own template`,
       );
     }
     const batchSize = opts.batchSize ?? 4;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
-      throw new Error(`${source}: batchSize must be an integer >= 1, got ${batchSize}`);
+      throw new UserError(`${source}: batchSize must be an integer >= 1, got ${batchSize}`);
     }
     const maxTokens = opts.maxTokens ?? Math.min(DEFAULT_MAX_TOKENS, c.maxPositionEmbeddings);
     if (!Number.isInteger(maxTokens) || maxTokens < 2 || maxTokens > c.maxPositionEmbeddings) {
-      throw new Error(
+      throw new UserError(
         `${source}: maxTokens must be an integer in 2..${c.maxPositionEmbeddings} ` +
           `(max_position_embeddings), got ${maxTokens}`,
       );

@@ -6,10 +6,12 @@
  *   L     = L_sol + alpha_ch L_ch
  *
  * With `aggregation` "sequence-sum" a sequence's log-prob is the sum over its tokens and Z is the
- * number of sequences of the role (NG, N): the paper's formula. "token-mean" divides by the
- * role's scored-token count instead. KL per token is k1 (logp - logp_ref) or k3. The per-token
- * terms come from the training library's {@link policyLoss}, called once per role with that
- * role's rows masked in, so the two roles keep their own normalizers and alpha_ch.
+ * number of sequences of the role (NG, N): the paper's formula. "token-mean-per-sequence" takes
+ * each sequence's token mean first; "token-mean" divides by the role's scored-token count. The KL
+ * term is in the loss per token (k1, k2 or k3) when `kl.in` is "loss"; with "reward" it was
+ * already subtracted from the rewards before advantages (kl.ts) and the loss has none. The
+ * per-token terms come from the training library's {@link policyLoss}, called once per role with
+ * that role's rows masked in, so the two roles keep their own normalizers and alpha_ch.
  *
  * The log-probs the loss uses are those recorded at generation; the training forward's own
  * log-probs are only compared with them (bit for bit) and the mismatches counted.
@@ -17,7 +19,8 @@
  * @module
  */
 import { type PackedBatch, packPromptCompletions } from "../train/batch.ts";
-import { type Aggregation, type KlEstimator, policyLoss } from "../train/losses.ts";
+import { type Aggregation, policyLoss } from "../train/losses.ts";
+import type { KlOptions } from "./kl.ts";
 
 /** Which of the two roles produced a sequence. */
 export type Role = "solver" | "challenger";
@@ -38,6 +41,8 @@ export interface RolloutSequence {
 /** A packed micro-batch of rollout sequences plus what the loss needs per row. */
 export interface RlMicroBatch extends PackedBatch {
   roles: Role[];
+  /** Each row's index in the rollout list it was packed from. */
+  seqIndex: number[];
   advantages: number[];
   /** Generation log-probs in the packed [B*S] layout (0 where not scored). */
   genLogp: Float32Array;
@@ -50,7 +55,7 @@ export interface LspLossOptions {
   beta: number;
   alphaCh: number;
   aggregation: Aggregation;
-  klEstimator: KlEstimator;
+  kl: KlOptions;
 }
 
 /** Normalizers of the whole step (all micro-batches): sequences or scored tokens per role. */
@@ -97,14 +102,14 @@ export function packRollouts(
     if (s.prompt.length === 0) throw new Error(`rollout ${i}: empty prompt`);
   });
   const len = (s: RolloutSequence) => s.prompt.length + s.completion.length;
+  const indexed = seqs.map((s, i) => ({ s, i }));
   const ordered = seqLen === undefined
-    ? seqs.map((s, i) => ({ s, i })).sort((a, b) => len(b.s) - len(a.s) || a.i - b.i).map((x) =>
-      x.s
-    )
-    : [...seqs];
+    ? indexed.sort((a, b) => len(b.s) - len(a.s) || a.i - b.i)
+    : indexed;
   const out: RlMicroBatch[] = [];
   for (let r0 = 0; r0 < ordered.length; r0 += rowsPerPass) {
-    const chunk = ordered.slice(r0, r0 + rowsPerPass);
+    const rowsOf = ordered.slice(r0, r0 + rowsPerPass);
+    const chunk = rowsOf.map((x) => x.s);
     const S = seqLen ?? Math.max(...chunk.map(len));
     const rows = chunk.map((s) => ({ prompt: s.prompt, completion: s.completion }));
     const packed = packPromptCompletions(rows, padId, S);
@@ -117,6 +122,7 @@ export function packRollouts(
     out.push({
       ...packed,
       roles: chunk.map((s) => s.role),
+      seqIndex: rowsOf.map((x) => x.i),
       advantages: chunk.map((s) => s.advantage),
       genLogp,
       refLogp: null,
@@ -132,7 +138,7 @@ export function roleNormalizers(
 ): RoleNormalizers {
   const count = (role: Role) =>
     seqs.filter((s) => s.role === role).reduce(
-      (a, s) => a + (aggregation === "sequence-sum" ? 1 : s.completion.length),
+      (a, s) => a + (aggregation === "token-mean" ? s.completion.length : 1),
       0,
     );
   return { solver: count("solver"), challenger: count("challenger") };
@@ -150,7 +156,8 @@ export function lspMicroLoss(
   opts: LspLossOptions,
 ): MicroLossResult {
   const B = mb.batch, S = mb.seqLen;
-  if (opts.beta !== 0 && !mb.refLogp) throw new Error("lspMicroLoss: reference log-probs missing");
+  const klCoef = opts.kl.in === "loss" ? opts.beta : 0;
+  if (klCoef !== 0 && !mb.refLogp) throw new Error("lspMicroLoss: reference log-probs missing");
   const dlogp = new Float32Array(B * S);
   const tally = (role: Role): RoleTally => {
     const mask = new Float32Array(B * S);
@@ -172,8 +179,8 @@ export function lspMicroLoss(
       seqLen: S,
       weights,
       refLogp: mb.refLogp ?? undefined,
-      klCoef: opts.beta,
-      klEstimator: opts.klEstimator,
+      klCoef,
+      klEstimator: opts.kl.estimator,
       aggregation: opts.aggregation,
       normalizer: role === "solver" ? norm.solver : norm.challenger,
       scale: role === "solver" ? 1 : opts.alphaCh,
@@ -200,4 +207,17 @@ export function countLogprobMismatches(
     if (d > maxAbsDiff) maxAbsDiff = d;
   }
   return { mismatches, maxAbsDiff, compared };
+}
+
+/** Each sequence's reference log-probs of its sampled tokens, by rollout index. */
+export function referenceLogprobs(micro: readonly RlMicroBatch[], count: number): number[][] {
+  const out: number[][] = Array.from({ length: count }, () => []);
+  for (const mb of micro) {
+    if (!mb.refLogp) throw new Error("referenceLogprobs: the reference has not scored a batch");
+    const S = mb.seqLen;
+    mb.seqIndex.forEach((i, b) => {
+      for (let t = 0; t < S; t++) if (mb.mask[b * S + t] !== 0) out[i].push(mb.refLogp![b * S + t]);
+    });
+  }
+  return out;
 }

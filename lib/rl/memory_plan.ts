@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { type LlamaConfig, loadLlamaConfig } from "../model/config.ts";
 import {
   backwardPlan,
@@ -23,9 +23,10 @@ import {
   weightBytes,
 } from "../model/memory_plan.ts";
 import type { WeightStorage, WeightStorageChoice } from "../model/weights.ts";
-import { resolveModelConfig } from "../train/model_config.ts";
+import { resolveModelConfig } from "../model/config_field.ts";
 import { latestCheckpoint } from "../train/checkpoint.ts";
-import type { ModelSource } from "./sources.ts";
+import type { ModelSource } from "../data/model_source.ts";
+import { projectPath } from "../util/project_path.ts";
 
 /** A memory plan: persistent lines, phases (the largest counts) and the budget it is held to. */
 export interface MemoryPlan {
@@ -53,10 +54,11 @@ export async function plannedConfig(
       from: "synthetic",
     };
   }
-  const dir = src.dir || (src.env ? Deno.env.get(src.env) ?? "" : "");
-  if (dir) return { config: await loadLlamaConfig(resolve(dir)), from: resolve(dir) };
+  const dir = src.dir ? projectPath(src.dir) : src.env ? Deno.env.get(src.env) ?? "" : "";
+  if (dir) return { config: await loadLlamaConfig(dir), from: dir };
   if (src.bundle) {
-    const ckpt = await latestCheckpoint(join(resolve(src.bundle), "checkpoints")).catch(() => null);
+    const ckpt = await latestCheckpoint(join(projectPath(src.bundle), "checkpoints"))
+      .catch(() => null);
     if (ckpt) return { config: await loadLlamaConfig(ckpt), from: ckpt };
   }
   const published = PUBLISHED_CONFIGS[src.download];
@@ -108,7 +110,7 @@ export interface RlPlanParams {
 }
 
 async function promptText(p: { text: string } | { file: string }): Promise<string> {
-  return "text" in p ? p.text : await Deno.readTextFile(resolve(p.file));
+  return "text" in p ? p.text : await Deno.readTextFile(projectPath(p.file));
 }
 
 /** The memory plan of an lsp (challenger present) or grpo run. */

@@ -1,51 +1,24 @@
 /**
  * The quality self-reward R_Q of LSP (LSP.md, "LSP-Zero vs LSP"): the frozen reference model acts
  * as a judge. It is shown the judge prompt with `{instruction}` (the query) and `{response}` (the
- * answer) filled, writes its grading, and ends with the total between score tags.
+ * answer) filled, justifies its grading criterion by criterion, writes the calculation (each
+ * criterion's point, then the sum) and ends with the total between score tags.
  *
- * Score parsing is strict and its fallback is defined: the LAST `<score>N</score>` counts, N
- * must be a whole number in 0..max; a missing tag or a non-integer is "malformed", an integer
- * outside the range is "out_of_range", and both score `fallback` (a manifest knob, default 0)
- * and are counted, so a judge that stops following the format shows up in the metrics instead
- * of silently shifting rewards.
+ * The total is read by lib/rewards/score_tag.ts (the last score tag, case and whitespace
+ * tolerant, a whole number in 0..max); a malformed or out-of-range judgement scores `fallback`
+ * (a manifest knob, default 0) and is counted, as is a judgement cut off by maxNewTokens, so a
+ * judge that stops following the format shows up in the metrics instead of silently shifting
+ * rewards.
  *
  * @module
  */
-import { generateReplies } from "../eval/chat_replies.ts";
+import { generateReplies } from "../model/chat_replies.ts";
 import type { LlamaModel } from "../model/llama.ts";
 import type { ChatTokenizer } from "../model/tokenizer.ts";
 import type { RewardItem } from "../rewards/reward.ts";
-import { judgeConversation } from "./roles.ts";
-
-/** How a judge output was read. */
-export type ScoreStatus = "ok" | "malformed" | "out_of_range";
-
-/** A parsed judge score; `score` is the fallback unless `status` is "ok". */
-export interface ParsedScore {
-  score: number;
-  status: ScoreStatus;
-}
-
-/** Range and fallback of {@link parseSelfRewardScore}. */
-export interface ScoreParseOptions {
-  /** Highest valid score (default 7: the paper's seven criteria). */
-  max?: number;
-  /** Score given to malformed and out-of-range outputs (default 0). */
-  fallback?: number;
-}
-
-/** Reads the judge's total from its output; see the module doc for the rules. */
-export function parseSelfRewardScore(text: string, opts: ScoreParseOptions = {}): ParsedScore {
-  const max = opts.max ?? 7;
-  const fallback = opts.fallback ?? 0;
-  const tags = [...text.matchAll(/<score>([^<]*)<\/score>/g)];
-  if (tags.length === 0) return { score: fallback, status: "malformed" };
-  const inner = tags[tags.length - 1][1].trim();
-  if (!/^[+-]?\d+$/.test(inner)) return { score: fallback, status: "malformed" };
-  const n = Number(inner);
-  if (n < 0 || n > max) return { score: fallback, status: "out_of_range" };
-  return { score: n, status: "ok" };
-}
+import { parseScoreTag, type ScoreStatus } from "../rewards/score_tag.ts";
+import { judgeConversation } from "./conversations.ts";
+import { Registry } from "../util/registry.ts";
 
 /** Options of the {@link SelfRewardJudge}. */
 export interface SelfRewardOptions {
@@ -69,10 +42,56 @@ export interface SelfRewardResult {
   /** Outputs with no readable score (malformed) and with a score outside 0..max. */
   malformed: number;
   outOfRange: number;
+  /** Outputs cut off by maxNewTokens (no stop token): too few tokens for the judgement. */
+  truncated: number;
+  /** Counts of readable scores: histogram[k] = judgements that scored k (0..max). */
+  histogram: number[];
+}
+
+/** Whatever gives R_Q for a batch of (query, answer) pairs. */
+export interface QualityJudge {
+  /** Judges every pair; RNG row i is item i, `stream` separates iterations. */
+  score(items: readonly RewardItem[], seed: number, stream: number): Promise<SelfRewardResult>;
+}
+
+/** An exact judge of one pair: its score (0..max) and the judgement's text. */
+export type QualityOracle = (item: RewardItem) => { score: number; text: string };
+
+/**
+ * Exact judges other parts of the program provide (the tiny world's rubric), for oracle
+ * ablations: `selfReward.judge` names one instead of "reference".
+ */
+export const QUALITY_ORACLES: Registry<QualityOracle> = new Registry<QualityOracle>(
+  "quality oracle",
+);
+
+/** A {@link QualityJudge} from an oracle: every judgement readable, none truncated. */
+export function oracleJudge(oracle: QualityOracle, max: number): QualityJudge {
+  return {
+    score(items) {
+      const judged = items.map(oracle);
+      const histogram = new Array<number>(max + 1).fill(0);
+      for (const j of judged) {
+        if (!(Number.isInteger(j.score) && j.score >= 0 && j.score <= max)) {
+          throw new Error(`quality oracle: score ${j.score} outside 0..${max}`);
+        }
+        histogram[j.score]++;
+      }
+      return Promise.resolve({
+        scores: judged.map((j) => j.score),
+        outputs: judged.map((j) => j.text),
+        statuses: judged.map(() => "ok" as const),
+        malformed: 0,
+        outOfRange: 0,
+        truncated: 0,
+        histogram,
+      });
+    },
+  };
 }
 
 /** R_Q(q, a) from the frozen reference model acting as the judge. */
-export class SelfRewardJudge {
+export class SelfRewardJudge implements QualityJudge {
   readonly model: LlamaModel;
   readonly tokenizer: ChatTokenizer;
   readonly options: SelfRewardOptions;
@@ -103,15 +122,18 @@ export class SelfRewardJudge {
       stream,
       batchSize: o.batchSize,
     });
-    const parsed = replies.texts.map((t) =>
-      parseSelfRewardScore(t, { max: o.max, fallback: o.fallback })
-    );
+    const max = o.max ?? 7;
+    const parsed = replies.texts.map((t) => parseScoreTag(t, { max, fallback: o.fallback }));
+    const histogram = new Array<number>(max + 1).fill(0);
+    for (const p of parsed) if (p.status === "ok") histogram[p.score]++;
     return {
       scores: parsed.map((p) => p.score),
       outputs: replies.texts,
       statuses: parsed.map((p) => p.status),
       malformed: parsed.filter((p) => p.status === "malformed").length,
       outOfRange: parsed.filter((p) => p.status === "out_of_range").length,
+      truncated: replies.stopped.filter((stopped) => !stopped).length,
+      histogram,
     };
   }
 }

@@ -4,14 +4,11 @@
  *
  * @module
  */
-import { fileURLToPath } from "node:url";
 import { join } from "node:path";
+import { PROJECT_ROOT } from "../util/project_path.ts";
 
-/** Absolute path of the project root. */
-export const PROJECT_ROOT: string = fileURLToPath(new URL("../../", import.meta.url)).replace(
-  /\/$/,
-  "",
-);
+/** Absolute path of the project root (lib/util/project_path.ts: manifest paths resolve here). */
+export { PROJECT_ROOT };
 /** Where experiment names are looked up. */
 export const EXPERIMENTS_DIR: string = join(PROJECT_ROOT, "experiments");
 /** Where bundles go unless `--out` says otherwise. */

@@ -5,8 +5,9 @@
  *
  * @module
  */
+import { projectPath } from "../util/project_path.ts";
 import { join, resolve } from "node:path";
-import type { GpuInfo } from "../../gpu/device.ts";
+import { gpuFaults } from "../../gpu/device.ts";
 import { canonicalJson } from "../manifest/canonical.ts";
 import { displayPath, type ResolvedManifest } from "../manifest/load.ts";
 import {
@@ -17,24 +18,24 @@ import {
 } from "../bundle/format.ts";
 import { codeVersion } from "../bundle/code_version.ts";
 import { hashPath } from "../bundle/hash.ts";
-import { gitState, hostFacts, lockfileHash, type Provenance } from "../bundle/provenance.ts";
+import { gitState, hostFacts, lockfileHash } from "../bundle/provenance.ts";
 import { runIdOf } from "../bundle/run_id.ts";
-import { verifyBundle } from "../bundle/verify.ts";
 import { BundleWriter } from "../bundle/writer.ts";
-import type { ExperimentKind, RunContext, WriteOptions } from "./kind.ts";
-import { ProgressReporter } from "./progress.ts";
-import { DETERMINISM_CLAIM } from "../repro/claim.ts";
-import { CorruptCheckpointError, prepareResume, resumeHint } from "../repro/resume.ts";
-import { findResumeTarget } from "../repro/resume_guard.ts";
-import { namedWrite } from "../repro/faults.ts";
+import type { ExperimentKind, RunContext } from "../experiment/kind.ts";
+import { makeRunContext, RESERVED_FILES, RunConsole, type RunProvenance } from "./context.ts";
+import { DETERMINISM_CLAIM } from "../bundle/claim.ts";
+import { CorruptCheckpointError, prepareResume, resumeHint, type ResumePoint } from "./resume.ts";
+import { findResumeTarget } from "./resume_guard.ts";
+import { tryReadJson } from "../util/json_file.ts";
+import { isEmptyOrMissing } from "../util/fs.ts";
+import { collectMissingInputs } from "../util/missing_inputs.ts";
+import { UserError } from "../util/user_error.ts";
+import { clearBundleDir } from "./clear_bundle.ts";
 
 /** A problem the user can fix (existing bundle, missing input); printed without a stack. */
-export class RunSetupError extends Error {
+export class RunSetupError extends UserError {
   override name = "RunSetupError";
 }
-
-/** Files the runner owns; kinds may not write them. */
-const RESERVED = new Set(["bundle.json", "status.json", "manifest.json", "provenance.json"]);
 
 /** Options for {@link runExperiment}. */
 export interface RunOptions {
@@ -77,9 +78,11 @@ async function hashInputs(
   m: ResolvedManifest,
 ): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const p of kind.inputs?.(m.params) ?? []) {
+  // Every missing input is named at once (lib/util/missing_inputs.ts), not one per attempt.
+  const paths = collectMissingInputs(() => kind.inputs?.(m.params) ?? []);
+  for (const p of paths) {
     try {
-      out[p] = await hashPath(resolve(p));
+      out[p] = await hashPath(projectPath(p));
     } catch (e) {
       throw new RunSetupError(
         `${displayPath(m.file)}: input "${p}" cannot be read (${(e as Error).message}); ` +
@@ -90,29 +93,11 @@ async function hashInputs(
   return out;
 }
 
-async function readJson(path: string): Promise<unknown> {
-  try {
-    return JSON.parse(await Deno.readTextFile(path));
-  } catch {
-    return undefined;
-  }
-}
-
 async function isFile(path: string): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isFile;
   } catch {
     return false;
-  }
-}
-
-async function isEmptyOrMissing(dir: string): Promise<boolean> {
-  try {
-    for await (const _ of Deno.readDir(dir)) return false;
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return true;
-    throw e;
   }
 }
 
@@ -128,8 +113,8 @@ async function prepareDir(
 ): Promise<"fresh" | "resume" | "complete"> {
   if (await isEmptyOrMissing(dir)) return "fresh";
   const shown = displayPath(dir);
-  const index = BUNDLE_INDEX_SCHEMA.safeParse(await readJson(join(dir, "bundle.json")));
-  const status = STATUS_SCHEMA.safeParse(await readJson(join(dir, "status.json")));
+  const index = BUNDLE_INDEX_SCHEMA.safeParse(await tryReadJson(join(dir, "bundle.json")));
+  const status = STATUS_SCHEMA.safeParse(await tryReadJson(join(dir, "status.json")));
   if (!index.success && !status.success) {
     throw new RunSetupError(
       `${shown} exists and is not a bundle; choose an empty or new directory with --out`,
@@ -138,7 +123,7 @@ async function prepareDir(
   const state = status.success ? status.data.status : index.data!.status;
   const oldId = status.success ? status.data.runId : index.data!.runId;
   if (opts.force) {
-    await Deno.remove(dir, { recursive: true });
+    await clearBundleDir(dir, shown); // only the earlier run's own files
     return "fresh";
   }
   if (oldId !== runId) {
@@ -170,11 +155,56 @@ async function prepareDir(
   );
 }
 
-/** Catches SIGINT/SIGTERM while a run is in progress: first aborts, second exits at once. */
-function installSignals(ctl: AbortController, say: (msg: string) => void): () => void {
+/**
+ * Turns an error that escapes the kind (a rejected promise nobody awaited, an exception thrown in
+ * a timer) into the run's failure instead of a crash that leaves the bundle marked running.
+ */
+function catchEscapes(): { failed: Promise<never>; remove: () => void } {
+  let fail!: (e: unknown) => void;
+  const failed = new Promise<never>((_, reject) => fail = reject);
+  failed.catch(() => {});
+  const wrap = (e: unknown, how: string) => {
+    const err = e instanceof Error ? e : new Error(String(e));
+    return Object.assign(new Error(`${err.message} (${how})`, { cause: err }), {
+      stack: err.stack,
+    });
+  };
+  const onRejection = (ev: PromiseRejectionEvent) => {
+    ev.preventDefault();
+    fail(ev.reason instanceof UserError ? ev.reason : wrap(ev.reason, "an unhandled rejection"));
+  };
+  const onError = (ev: ErrorEvent) => {
+    ev.preventDefault();
+    fail(ev.error instanceof UserError ? ev.error : wrap(ev.error ?? ev.message, "uncaught"));
+  };
+  globalThis.addEventListener("unhandledrejection", onRejection);
+  globalThis.addEventListener("error", onError);
+  return {
+    failed,
+    remove: () => {
+      globalThis.removeEventListener("unhandledrejection", onRejection);
+      globalThis.removeEventListener("error", onError);
+    },
+  };
+}
+
+/**
+ * Catches SIGINT, SIGTERM and SIGHUP while a run is in progress: the first aborts (the run stops
+ * after its current step), the second calls `onExit` and exits at once.
+ */
+function installSignals(
+  ctl: AbortController,
+  say: (msg: string) => void,
+  onExit: () => void,
+): () => void {
   const handler = () => {
     if (ctl.signal.aborted) {
-      say("second interrupt: exiting now; the bundle stays marked running");
+      say("second interrupt: exiting now; the bundle is marked interrupted");
+      try {
+        onExit();
+      } catch (e) {
+        say(`could not mark the bundle interrupted: ${(e as Error).message}`);
+      }
       Deno.exit(130);
     }
     say(
@@ -183,15 +213,28 @@ function installSignals(ctl: AbortController, say: (msg: string) => void): () =>
     );
     ctl.abort(new DOMException("the run was interrupted", "AbortError"));
   };
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT"]
+    : ["SIGINT", "SIGTERM", "SIGHUP"];
   for (const s of signals) Deno.addSignalListener(s, handler);
   return () => {
     for (const s of signals) Deno.removeSignalListener(s, handler);
   };
 }
 
-/** Runs one experiment into its bundle. Never throws for the kind's own failures. */
-export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
+/** Where a run goes and how: its id, its bundle folder, and whether it starts or resumes. */
+interface RunTarget {
+  kind: ExperimentKind;
+  inputs: Record<string, string>;
+  code: string;
+  runId: string;
+  dir: string;
+  mode: "fresh" | "resume" | "complete";
+  changedCode: { from: string; to: string } | null;
+}
+
+/** Derives the run id and the bundle folder, and decides what to do with what is there. */
+async function resolveTarget(opts: RunOptions): Promise<RunTarget> {
   const m = opts.manifest;
   const kind = opts.kinds.find((k) => k.kind === m.kind);
   if (!kind) throw new RunSetupError(`${displayPath(m.file)}: unknown kind "${m.kind}"`);
@@ -199,7 +242,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   const code = await codeVersion(opts.root);
   let runId = runIdOf(m.resolved, inputs, code);
   let dir = resolve(opts.outDir ?? join(opts.resultsDir, m.name, runId));
-  // --resume continues the run it names, or refuses saying what changed (lib/repro).
+  // --resume continues the run it names, or refuses saying what changed (resume_guard.ts).
   let changedCode: { from: string; to: string } | null = null;
   if (opts.resume && !opts.force) {
     ({ dir, runId, changedCode } = await findResumeTarget({
@@ -213,51 +256,53 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     }));
   }
   const mode = await prepareDir(dir, kind, runId, opts);
-  if (mode === "complete") {
-    return { status: "completed", bundleDir: dir, runId, index: null, alreadyComplete: true };
-  }
+  return { kind, inputs, code, runId, dir, mode, changedCode };
+}
 
-  const bundle = new BundleWriter(dir, m.name, runId);
-  let resumePoint: Awaited<ReturnType<typeof prepareResume>> | null = null;
-  const resumeNotes: string[] = [];
-  if (mode === "resume") {
-    // Keep what the unfinished run wrote: re-register its files (from its sealed index, or
-    // from status.json when it was killed before sealing) and drop the stale index.
-    const old = BUNDLE_INDEX_SCHEMA.safeParse(await readJson(join(dir, "bundle.json")));
-    const oldStatus = STATUS_SCHEMA.safeParse(await readJson(join(dir, "status.json")));
-    const known: [string, boolean][] = old.success
-      ? old.data.files.map((f) => [f.path, f.deterministic])
-      : Object.entries(oldStatus.success ? oldStatus.data.files ?? {} : {});
-    for (const [rel, deterministic] of known) {
-      if (RESERVED.has(rel)) continue;
-      // A file removed since (by hand, or lost) is not carried over: registered but absent, it
-      // would make the resumed run fail as incomplete. The kind writes it again if it needs it.
-      if (!(await isFile(join(dir, rel)))) {
-        resumeNotes.push(`resume: ${rel} was listed by the unfinished run but is gone; dropped`);
-        continue;
-      }
-      bundle.register(rel, { deterministic });
+/**
+ * Reopens an unfinished bundle to continue it: re-registers the files it wrote (from its sealed
+ * index, or from status.json when it was killed before sealing), verifies the latest checkpoint
+ * and cuts JSONL files back to it (resume.ts), and drops the stale index. Returns the resume
+ * point and notes for the log.
+ */
+async function reopenBundle(
+  bundle: BundleWriter,
+  dir: string,
+): Promise<{ point: ResumePoint; notes: string[] }> {
+  const notes: string[] = [];
+  const old = BUNDLE_INDEX_SCHEMA.safeParse(await tryReadJson(join(dir, "bundle.json")));
+  const oldStatus = STATUS_SCHEMA.safeParse(await tryReadJson(join(dir, "status.json")));
+  const known: [string, boolean][] = old.success
+    ? old.data.files.map((f) => [f.path, f.deterministic])
+    : Object.entries(oldStatus.success ? oldStatus.data.files ?? {} : {});
+  for (const [rel, deterministic] of known) {
+    if (RESERVED_FILES.has(rel)) continue;
+    // A file removed since (by hand, or lost) is not carried over: registered but absent, it
+    // would make the resumed run fail as incomplete. The kind writes it again if it needs it.
+    if (!(await isFile(join(dir, rel)))) {
+      notes.push(`resume: ${rel} was listed by the unfinished run but is gone; dropped`);
+      continue;
     }
-    // Verify the latest checkpoint and cut JSONL files back to it (lib/repro/resume.ts).
-    try {
-      resumePoint = await prepareResume(bundle, (msg) => resumeNotes.push(msg));
-    } catch (e) {
-      if (e instanceof CorruptCheckpointError) throw new RunSetupError(e.message);
-      throw e;
-    }
-    await Deno.remove(join(dir, "bundle.json")).catch(() => {});
+    bundle.register(rel, { deterministic });
   }
-  await Deno.mkdir(dir, { recursive: true });
-  const logPath = bundle.register("log.txt", { deterministic: false });
-  await bundle.setStatus("running");
-  await bundle.writeFile("manifest.json", canonicalJson(m.resolved, 2) + "\n", {
-    deterministic: true,
-  });
+  let point: ResumePoint;
+  try {
+    point = await prepareResume(bundle, (msg) => notes.push(msg));
+  } catch (e) {
+    if (e instanceof CorruptCheckpointError) throw new RunSetupError(e.message);
+    throw e;
+  }
+  await Deno.remove(join(dir, "bundle.json")).catch(() => {});
+  return { point, notes };
+}
 
-  const provenance: Provenance & { extra: Record<string, unknown> } = {
+/** The run's provenance record, before the kind adds to it. */
+async function startProvenance(opts: RunOptions, t: RunTarget): Promise<RunProvenance> {
+  const m = opts.manifest;
+  return {
     experiment: m.name,
-    runId,
-    codeVersion: code,
+    runId: t.runId,
+    codeVersion: t.code,
     command: opts.command ?? [],
     sets: m.sets.map((s) => s.text),
     manifestChain: m.chain.map(displayPath),
@@ -265,157 +310,185 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     gpu: null,
     git: await gitState(opts.root),
     denoLockSha256: await lockfileHash(opts.root),
-    inputs,
+    inputs: t.inputs,
     parents: [],
-    resumed: mode === "resume",
+    resumed: t.mode === "resume",
     startedAt: new Date().toISOString(),
     endedAt: null,
     extra: { determinism: DETERMINISM_CLAIM },
   };
-  if (resumePoint) {
-    const record = {
-      at: provenance.startedAt,
-      fromCheckpoint: resumePoint.checkpoint,
-      fromStep: resumePoint.step,
-      codeVersion: code,
-      ...(changedCode ? { changedCode } : {}),
-    };
-    provenance.extra.resume = record;
-    // Appended, so every resume of this bundle stays on record (provenance is rewritten).
-    await bundle.appendJsonl("resumes.jsonl", record, { deterministic: false });
+}
+
+/**
+ * Runs the kind after the run's first writes (`startup`): any error fails the run, however it
+ * surfaces (thrown, an unhandled rejection, a throw in a timer, a WebGPU error pending when the
+ * kind returns), and an abort interrupts it.
+ */
+async function runKind(
+  t: RunTarget,
+  ctx: RunContext,
+  params: Record<string, unknown>,
+  signal: AbortSignal,
+  out: { say: (msg: string) => void; logOnly: (msg: string) => Promise<void> },
+  startup: () => Promise<void>,
+): Promise<{ status: Exclude<RunStatus, "running">; error?: string }> {
+  const escapes = catchEscapes();
+  const faultsBefore = new Set(gpuFaults());
+  try {
+    await startup();
+    const running = t.kind.run(ctx, params);
+    running.catch(() => {}); // when an escaped error ends the run first, its later end is moot
+    await Promise.race([running, escapes.failed]);
+    if (signal.aborted) return { status: "interrupted" };
+    // WebGPU errors arrive asynchronously: work that failed on the GPU is not a completed run.
+    const fault = gpuFaults().find((f) => !faultsBefore.has(f));
+    if (fault) throw new Error(fault);
+    return { status: "completed" };
+  } catch (e) {
+    if (signal.aborted) return { status: "interrupted" };
+    let error = e instanceof Error ? e.message : String(e);
+    // A bad input fails the same way on resume: no hint then.
+    const resumeHelps = !(e instanceof UserError) || e.resumeHelps;
+    if (t.kind.resumable && resumeHelps) error += `; ${await resumeHint(t.dir)}`;
+    const stack = e instanceof Error && e.stack ? e.stack : "";
+    // A bug's stack goes to log.txt, where a report of it can quote it.
+    if (stack && !(e instanceof UserError)) await out.logOnly(stack).catch(() => {});
+    if (Deno.env.get("SELFPLAY_DEBUG") === "1" && stack) out.say(stack);
+    return { status: "failed", error };
+  } finally {
+    escapes.remove();
   }
+}
+
+/** Runs one experiment into its bundle. Never throws for the kind's own failures. */
+export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
+  const m = opts.manifest;
+  const t = await resolveTarget(opts);
+  const { runId, dir } = t;
+  if (t.mode === "complete") {
+    return { status: "completed", bundleDir: dir, runId, index: null, alreadyComplete: true };
+  }
+
+  const bundle = new BundleWriter(dir, m.name, runId);
+  const reopened = t.mode === "resume" ? await reopenBundle(bundle, dir) : null;
+  await Deno.mkdir(dir, { recursive: true });
+  const logPath = bundle.register("log.txt", { deterministic: false });
+  await bundle.setStatus("running");
+
+  const provenance = await startProvenance(opts, t);
   const writeProvenance = () =>
     bundle.writeFile("provenance.json", JSON.stringify(provenance, null, 2) + "\n", {
       deterministic: false,
     });
-  await writeProvenance();
-
-  const progress = new ProgressReporter();
-  const enc = new TextEncoder();
-  const say = (msg: string) => {
-    progress.clear();
-    Deno.stderr.writeSync(enc.encode(msg + "\n"));
-  };
-  const log = (msg: string) => {
-    say(msg);
-    Deno.writeFileSync(logPath, enc.encode(`${new Date().toISOString()} ${msg}\n`), {
-      append: true,
+  // The run's first writes: run inside runKind, so that their failure marks the run failed.
+  const startup = async () => {
+    await bundle.writeFile("manifest.json", canonicalJson(m.resolved, 2) + "\n", {
+      deterministic: true,
     });
+    if (reopened) {
+      const record = {
+        at: provenance.startedAt,
+        fromCheckpoint: reopened.point.checkpoint,
+        fromStep: reopened.point.step,
+        codeVersion: t.code,
+        ...(t.changedCode ? { changedCode: t.changedCode } : {}),
+      };
+      provenance.extra.resume = record;
+      // Appended, so every resume of this bundle stays on record (provenance is rewritten).
+      await bundle.appendJsonl("resumes.jsonl", record, { deterministic: false });
+    }
+    await writeProvenance();
   };
+
+  const out = new RunConsole(logPath);
   const ctl = new AbortController();
   opts.signal?.addEventListener("abort", () => ctl.abort(opts.signal!.reason), { once: true });
-  const removeSignals = opts.signal ? () => {} : installSignals(ctl, log);
-  const guard = (rel: string) => {
-    if (RESERVED.has(rel)) throw new Error(`${rel} is written by the runner, not by a kind`);
-    return rel;
-  };
-
-  const ctx: RunContext = {
-    experiment: m.name,
+  const removeSignals = opts.signal ? () => {} : installSignals(ctl, out.log, () => {
+    // A second signal exits at once: no promise would finish, so record it synchronously.
+    bundle.setStatusSync(
+      "interrupted",
+      "interrupted by a second signal before the run could stop; resume it with --resume " +
+        "where the kind supports it",
+    );
+  });
+  const ctx = makeRunContext({
+    manifest: m,
     runId,
-    manifest: m.resolved,
-    seed: m.seed,
+    dir,
+    root: opts.root,
+    resume: t.mode === "resume",
+    bundle,
+    provenance,
+    console: out,
     signal: ctl.signal,
-    bundleDir: dir,
-    projectRoot: opts.root,
-    resume: mode === "resume",
-    log,
-    progress: (label, done, total) => progress.update(label, done, total),
-    throwIfAborted: () => ctl.signal.throwIfAborted(),
-    // A failed write (disk full, permissions) fails the run with a message naming the file.
-    writeFile: (rel, data, o: WriteOptions) =>
-      namedWrite(guard(rel), () => bundle.writeFile(rel, data, o)),
-    writeFileWith: (rel, o, write) =>
-      namedWrite(guard(rel), () => bundle.writeFileWith(rel, o, write)),
-    appendJsonl: (rel, value, o) => namedWrite(guard(rel), () => bundle.appendJsonl(rel, value, o)),
-    readFile: (rel) => Deno.readFile(join(dir, guard(rel))),
-    recordGpu: (info: GpuInfo) => {
-      provenance.gpu = info;
-    },
-    recordParent: async (parentDir) => {
-      const v = await verifyBundle(parentDir);
-      if (!v.ok || v.index?.status !== "completed") {
-        throw new Error(
-          `parent bundle ${displayPath(parentDir)} is not a verified completed bundle: ${
-            v.problems[0] ?? `status ${v.index?.status}`
-          }`,
-        );
-      }
-      provenance.parents.push({
-        path: displayPath(resolve(parentDir)),
-        experiment: v.index.experiment,
-        runId: v.index.runId,
-        rootHash: v.rootHash,
-      });
-    },
-    recordProvenance: (key, value) => {
-      provenance.extra[key] = value;
-    },
-  };
+  });
 
-  log(
+  out.log(
     `${m.name} (${m.kind}) run ${runId} -> ${displayPath(dir)}${
-      mode === "resume" ? " (resuming)" : ""
+      t.mode === "resume" ? " (resuming)" : ""
     }`,
   );
-  for (const note of resumeNotes) log(note);
-  if (changedCode) {
-    log(
-      `warning: continuing a run of code ${changedCode.from.slice(0, 12)} with code ` +
-        `${changedCode.to.slice(0, 12)} (--allow-changed-code; recorded in resumes.jsonl)`,
+  for (const note of reopened?.notes ?? []) out.log(note);
+  if (t.changedCode) {
+    out.log(
+      `warning: continuing a run of code ${t.changedCode.from.slice(0, 12)} with code ` +
+        `${t.changedCode.to.slice(0, 12)} (--allow-changed-code; recorded in resumes.jsonl)`,
     );
   }
-  let status: Exclude<RunStatus, "running"> = "completed";
+  let status: Exclude<RunStatus, "running">;
   let error: string | undefined;
   try {
-    await kind.run(ctx, m.params);
-    if (ctl.signal.aborted) status = "interrupted";
-  } catch (e) {
-    if (ctl.signal.aborted) status = "interrupted";
-    else {
-      status = "failed";
-      error = e instanceof Error ? e.message : String(e);
-      if (kind.resumable) error += `; ${await resumeHint(dir)}`;
-      if (Deno.env.get("SELFPLAY_DEBUG") === "1" && e instanceof Error && e.stack) say(e.stack);
+    const logOnly = (msg: string) =>
+      bundle.appendText("log.txt", `${new Date().toISOString()} ${msg}\n`, {
+        deterministic: false,
+      });
+    ({ status, error } = await runKind(t, ctx, m.params, ctl.signal, {
+      say: out.say,
+      logOnly,
+    }, startup));
+  } finally {
+    out.endProgress();
+  }
+  // The signal handlers stay until the bundle is sealed: a second signal while charts are drawn
+  // or files hashed still records the run as interrupted instead of leaving it running.
+  try {
+    if (status === "interrupted") error = "interrupted by a signal before the run finished";
+    // Every bundle gets its own charts. PNG bytes depend on the host's fonts and canvas build,
+    // so they are run-specific records, not deterministic outputs.
+    try {
+      const { writeBundleCharts } = await import("../report/bundle_charts.ts");
+      await writeBundleCharts(
+        dir,
+        (rel, bytes) => bundle.writeFile(rel, bytes, { deterministic: false }),
+      );
+    } catch (e) {
+      out.log(`charts not drawn: ${(e as Error).message}`);
     }
+    let index;
+    try {
+      out.log(`run ${status}${error ? `: ${error}` : ""}`);
+      provenance.endedAt = new Date().toISOString();
+      await writeProvenance();
+      index = await bundle.seal(status, error);
+    } catch (e) {
+      // A full or failing disk: say so, never hide the run's own outcome behind it.
+      const why = `the bundle could not be sealed (${(e as Error).message})`;
+      out.say(`run failed: ${why}`);
+      return {
+        status: "failed",
+        bundleDir: dir,
+        runId,
+        error: `${error ? `${error}; then ` : ""}${why}`,
+        index: null,
+        alreadyComplete: false,
+      };
+    }
+    if (index.status !== status) {
+      status = index.status;
+      error = (await tryReadJson(join(dir, "status.json")) as { error?: string })?.error;
+    }
+    return { status, bundleDir: dir, runId, error, index, alreadyComplete: false };
   } finally {
     removeSignals();
-    progress.clear(true);
   }
-  if (status === "interrupted") error = "interrupted by a signal before the run finished";
-  // Every bundle gets its own charts. PNG bytes depend on the host's fonts and canvas build,
-  // so they are run-specific records, not deterministic outputs.
-  try {
-    const { writeBundleCharts } = await import("../report/bundle_charts.ts");
-    await writeBundleCharts(
-      dir,
-      (rel, bytes) => bundle.writeFile(rel, bytes, { deterministic: false }),
-    );
-  } catch (e) {
-    log(`charts not drawn: ${(e as Error).message}`);
-  }
-  let index;
-  try {
-    log(`run ${status}${error ? `: ${error}` : ""}`);
-    provenance.endedAt = new Date().toISOString();
-    await writeProvenance();
-    index = await bundle.seal(status, error);
-  } catch (e) {
-    // A full or failing disk: say so, never hide the run's own outcome behind it.
-    const why = `the bundle could not be sealed (${(e as Error).message})`;
-    say(`run failed: ${why}`);
-    return {
-      status: "failed",
-      bundleDir: dir,
-      runId,
-      error: `${error ? `${error}; then ` : ""}${why}`,
-      index: null,
-      alreadyComplete: false,
-    };
-  }
-  if (index.status !== status) {
-    status = index.status;
-    error = (await readJson(join(dir, "status.json")) as { error?: string })?.error;
-  }
-  return { status, bundleDir: dir, runId, error, index, alreadyComplete: false };
 }

@@ -11,13 +11,36 @@
 import type { ChatMessage } from "../train/data.ts";
 import { ChallengerSlots, familySlots, OPEN_SLOTS, renderChallengerPrompt } from "./challenger.ts";
 import { Rng } from "./prng.ts";
-import { drawJudgeCase, JudgeCase } from "./roles.ts";
-import { buildJudgePrompt, gradeWithRubric, parseJudgeScore } from "./rubric.ts";
-import { generateTaskIn, splitOf } from "./split.ts";
+import { drawJudgeCase, JudgeCase } from "./examples.ts";
+import {
+  buildJudgePrompt,
+  gradeWithRubric,
+  parseJudgeCriteria,
+  parseJudgeScore,
+  RUBRIC_MAX,
+} from "./rubric.ts";
+import { generateTaskIn, type Split, splitOf } from "./split.ts";
 import { FAMILY_NAMES, FamilyName, MAX_LEVEL, parseTask, Task, verifyAnswer } from "./tasks.ts";
 
 /** Default seed of the held-out set; a fixed constant so every run evaluates the same tasks. */
 export const HELD_OUT_SEED = 20260917;
+
+/** Seed of the validation set (for tuning: never the held-out set). */
+export const VALIDATION_SEED = 20261130;
+
+/**
+ * Which evaluation set: "heldout" (held-out split tasks: the reported results) or "validation"
+ * (training-split tasks of another seed: disjoint from the held-out set by the hash split, the
+ * set tuning is judged on; easy levels may overlap what pretraining saw).
+ */
+export type EvalSplit = "heldout" | "validation";
+
+/** The seed and task split of an evaluation set. */
+export function evalSetOf(split: EvalSplit): { seed: number; split: Split } {
+  return split === "heldout"
+    ? { seed: HELD_OUT_SEED, split: "heldout" }
+    : { seed: VALIDATION_SEED, split: "train" };
+}
 
 /** Options of the held-out task set. */
 export interface HeldOutOptions {
@@ -27,6 +50,8 @@ export interface HeldOutOptions {
   perCell?: number;
   /** Families (default all). */
   families?: readonly FamilyName[];
+  /** Side of the hash split the tasks come from (default "heldout"; "train" for validation). */
+  split?: Split;
 }
 
 /**
@@ -53,7 +78,7 @@ export function heldOutTasks(options: HeldOutOptions = {}): Task[] {
             `held-out set: fewer than ${perCell} distinct ${family} level ${level} tasks`,
           );
         }
-        const task = generateTaskIn("heldout", rng, family, level);
+        const task = generateTaskIn(options.split ?? "heldout", rng, family, level);
         if (seen.has(task.text)) continue;
         seen.add(task.text);
         out.push(task);
@@ -67,17 +92,34 @@ export function heldOutTasks(options: HeldOutOptions = {}): Task[] {
 export interface LabelledJudgeCase extends JudgeCase {
   /** The rubric's score 0..7 for (instruction, response). */
   rubricScore: number;
+  /** Its stratum: the task's level "1".."5", "malformed" or "beyond" (out of range). */
+  category: string;
 }
 
-/** Held-out judge cases over held-out tasks of all levels, labelled by the rubric. */
+/** The strata of the judge cases: every level, malformed tasks, tasks beyond the range. */
+export const JUDGE_CATEGORIES: readonly string[] = [
+  ...Array.from({ length: MAX_LEVEL }, (_, i) => String(i + 1)),
+  "malformed",
+  "beyond",
+];
+
+/**
+ * Held-out judge cases over held-out tasks, stratified: case i is of category i mod 7 (levels
+ * 1..5, malformed, beyond), so every stratum has count/7 cases; labelled by the rubric.
+ */
 export function heldOutJudgeCases(
-  options: { seed?: number; count?: number } = {},
+  options: { seed?: number; count?: number; split?: Split } = {},
 ): LabelledJudgeCase[] {
   const rng = new Rng(options.seed ?? HELD_OUT_SEED, 7);
-  const count = options.count ?? 120;
-  return Array.from({ length: count }, () => {
-    const c = drawJudgeCase(rng, "heldout", { maxLevel: MAX_LEVEL });
-    return { ...c, rubricScore: gradeWithRubric(c.instruction, c.response).score };
+  const count = options.count ?? 140;
+  return Array.from({ length: count }, (_, i) => {
+    const category = JUDGE_CATEGORIES[i % JUDGE_CATEGORIES.length];
+    const only: { taskKind: JudgeCase["taskKind"]; level?: number } =
+      category === "malformed" || category === "beyond"
+        ? { taskKind: category }
+        : { taskKind: "in-range", level: Number(category) };
+    const c = drawJudgeCase(rng, options.split ?? "heldout", { maxLevel: MAX_LEVEL, only });
+    return { ...c, category, rubricScore: gradeWithRubric(c.instruction, c.response).score };
   });
 }
 
@@ -121,6 +163,8 @@ function accuracy(correct: number, n: number): Accuracy {
 /** Exact accuracy overall, per family, per level and per (family, level) cell. */
 export interface SolverReport {
   overall: Accuracy;
+  /** 1 where the answer to task i was right, else 0 (for paired comparisons across runs). */
+  perTask: number[];
   byFamily: Record<string, Accuracy>;
   byLevel: Record<string, Accuracy>;
   byCell: Record<string, Accuracy>;
@@ -148,8 +192,10 @@ export function scoreSolver(tasks: readonly Task[], answers: readonly string[]):
   const lvl = new Map<string, [number, number]>();
   const cell = new Map<string, [number, number]>();
   let correct = 0;
+  const perTask: number[] = [];
   tasks.forEach((t, i) => {
     const ok = verifyAnswer(t, answers[i]);
+    perTask.push(ok ? 1 : 0);
     if (ok) correct++;
     tally(fam, t.family, ok);
     tally(lvl, String(t.level), ok);
@@ -157,6 +203,7 @@ export function scoreSolver(tasks: readonly Task[], answers: readonly string[]):
   });
   return {
     overall: accuracy(correct, tasks.length),
+    perTask,
     byFamily: toRecord(fam),
     byLevel: toRecord(lvl),
     byCell: toRecord(cell),
@@ -176,36 +223,68 @@ export interface JudgeReport {
   malformed: number;
   /** Outputs with a score outside 0..7 (scored with the fallback). */
   outOfRange: number;
+  /** Share of outputs whose calculation gets criteria 1 and 2 (the instruction's) both right. */
+  instructionCriteria: number;
+  /** Per criterion, the share of outputs whose calculation gives the rubric's point. */
+  criteria: number[];
+  /** Outputs with no readable 7-point calculation. */
+  noCalculation: number;
+  /** The same agreement figures per stratum (level, "malformed", "beyond") where known. */
+  byCategory: Record<string, { n: number; within1: number; instructionCriteria: number }>;
 }
 
 /** Compares judge outputs (outputs[i] judges cases[i]) with the rubric; `fallback` as in parsing. */
 export function scoreJudge(
-  cases: readonly { instruction: string; response: string }[],
+  cases: readonly { instruction: string; response: string; category?: string }[],
   outputs: readonly string[],
   fallback = 0,
 ): JudgeReport {
   if (cases.length !== outputs.length) {
     throw new Error(`scoreJudge: ${cases.length} cases but ${outputs.length} outputs`);
   }
-  let exact = 0, near = 0, absErr = 0, malformed = 0, outOfRange = 0;
+  let exact = 0, near = 0, absErr = 0, malformed = 0, outOfRange = 0, noCalc = 0, instr = 0;
+  const criteriaRight = new Array<number>(RUBRIC_MAX).fill(0);
+  const cat: Record<string, { n: number; near: number; instr: number }> = {};
   cases.forEach((c, i) => {
-    const truth = gradeWithRubric(c.instruction, c.response).score;
+    const grade = gradeWithRubric(c.instruction, c.response);
     const s = parseJudgeScore(outputs[i], { fallback });
     if (s.status === "malformed") malformed++;
     if (s.status === "out_of_range") outOfRange++;
-    const d = Math.abs(s.score - truth);
+    const d = Math.abs(s.score - grade.score);
+    const isNear = s.status === "ok" && d <= 1;
     if (s.status === "ok" && d === 0) exact++;
-    if (s.status === "ok" && d <= 1) near++;
+    if (isNear) near++;
     absErr += d;
+    const judged = parseJudgeCriteria(outputs[i]);
+    if (!judged) noCalc++;
+    judged?.forEach((v, k) => (criteriaRight[k] += v === grade.criteria[k] ? 1 : 0));
+    const instrOk = judged !== null && judged[0] === grade.criteria[0] &&
+      judged[1] === grade.criteria[1];
+    if (instrOk) instr++;
+    if (c.category !== undefined) {
+      const e = cat[c.category] ??= { n: 0, near: 0, instr: 0 };
+      e.n++;
+      if (isNear) e.near++;
+      if (instrOk) e.instr++;
+    }
   });
   const n = cases.length;
+  const share = (k: number, of: number) => of ? k / of : 0;
   return {
     n,
-    agreement: n ? exact / n : 0,
-    within1: n ? near / n : 0,
-    meanAbsError: n ? absErr / n : 0,
+    agreement: share(exact, n),
+    within1: share(near, n),
+    meanAbsError: share(absErr, n),
     malformed,
     outOfRange,
+    instructionCriteria: share(instr, n),
+    criteria: criteriaRight.map((k) => share(k, n)),
+    noCalculation: noCalc,
+    byCategory: Object.fromEntries(
+      Object.entries(cat).map((
+        [k, e],
+      ) => [k, { n: e.n, within1: share(e.near, e.n), instructionCriteria: share(e.instr, e.n) }]),
+    ),
   };
 }
 

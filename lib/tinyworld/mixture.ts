@@ -10,16 +10,11 @@
  * hardest tasks from the start.
  */
 
-import {
-  type ChatExample,
-  type DatasetFactory,
-  type DatasetProvider,
-  registerDataset,
-} from "../train/data.ts";
+import { type ChatExample, type DatasetFactory, type DatasetProvider } from "../train/data.ts";
 import { OPEN_SLOTS, renderChallengerPrompt } from "./challenger.ts";
 import { Rng } from "./prng.ts";
 import { buildJudgePrompt } from "./rubric.ts";
-import { challengerExample, drawJudgeCase, judgeExample, solverExample } from "./roles.ts";
+import { challengerExample, drawJudgeCase, judgeExample, solverExample } from "./examples.ts";
 import { generateTaskIn } from "./split.ts";
 import { FAMILY_NAMES, FamilyName, MAX_LEVEL } from "./tasks.ts";
 
@@ -36,6 +31,14 @@ export interface TinyMixtureOptions {
   maxDifficulty?: number;
   /** Hardest level the challenger examples propose. Default MAX_LEVEL. */
   challengerMaxDifficulty?: number;
+  /**
+   * Hardest level of the tasks in judge examples. Default `maxDifficulty`. The judge is shown a
+   * candidate reply, never trained to write an answer, so judging every level leaks none.
+   */
+  judgeMaxDifficulty?: number;
+  /** Shares of judge examples over malformed tasks and tasks past the hardest level. */
+  judgeMalformedShare?: number;
+  judgeBeyondShare?: number;
   /** Role shares. Default solver 0.6, challenger 0.2, judge 0.2. */
   weights?: Partial<RoleWeights>;
   /** Families drawn (uniformly). Default all. */
@@ -70,6 +73,9 @@ export interface TinyExample extends ChatExample {
 interface Resolved {
   maxDifficulty: number;
   challengerMaxDifficulty: number;
+  judgeMaxDifficulty: number;
+  judgeMalformedShare?: number;
+  judgeBeyondShare?: number;
   weights: number[];
   families: readonly FamilyName[];
   openChallengerShare: number;
@@ -102,6 +108,15 @@ function resolve(o: TinyMixtureOptions): Resolved {
       throw new Error(`tiny mixture: families: unknown "${f}" (known: ${FAMILY_NAMES.join(", ")})`);
     }
   }
+  for (const k of ["judgeMalformedShare", "judgeBeyondShare"] as const) {
+    const v = o[k];
+    if (v !== undefined && (typeof v !== "number" || !(v >= 0 && v <= 1))) {
+      throw new Error(`tiny mixture: ${k} must be in [0, 1], got ${v}`);
+    }
+  }
+  if ((o.judgeMalformedShare ?? 0) + (o.judgeBeyondShare ?? 0) > 1) {
+    throw new Error("tiny mixture: judgeMalformedShare + judgeBeyondShare must be at most 1");
+  }
   const open = o.openChallengerShare ?? TINY_MIXTURE_DEFAULTS.openChallengerShare;
   if (typeof open !== "number" || !(open >= 0 && open <= 1)) {
     throw new Error(`tiny mixture: openChallengerShare must be in [0, 1], got ${open}`);
@@ -109,11 +124,15 @@ function resolve(o: TinyMixtureOptions): Resolved {
   // Check prompt templates now, not at the first example that uses them.
   if (o.challengerPrompt !== undefined) renderChallengerPrompt(OPEN_SLOTS, o.challengerPrompt);
   if (o.judgePrompt !== undefined) buildJudgePrompt("", "", o.judgePrompt);
+  const maxDifficulty = checkLevel(
+    o.maxDifficulty ?? TINY_MIXTURE_DEFAULTS.maxDifficulty,
+    "maxDifficulty",
+  );
   return {
-    maxDifficulty: checkLevel(
-      o.maxDifficulty ?? TINY_MIXTURE_DEFAULTS.maxDifficulty,
-      "maxDifficulty",
-    ),
+    maxDifficulty,
+    judgeMaxDifficulty: checkLevel(o.judgeMaxDifficulty ?? maxDifficulty, "judgeMaxDifficulty"),
+    judgeMalformedShare: o.judgeMalformedShare,
+    judgeBeyondShare: o.judgeBeyondShare,
     challengerMaxDifficulty: checkLevel(
       o.challengerMaxDifficulty ?? TINY_MIXTURE_DEFAULTS.challengerMaxDifficulty,
       "challengerMaxDifficulty",
@@ -164,7 +183,12 @@ function drawExample(rng: Rng, r: Resolved): TinyExample {
     const task = generateTaskIn("train", rng, rng.pick(r.families), level);
     return { role, ...challengerExample(task, open, r.challengerPrompt) };
   }
-  const c = drawJudgeCase(rng, "train", { maxLevel: r.maxDifficulty, families: r.families });
+  const c = drawJudgeCase(rng, "train", {
+    maxLevel: r.judgeMaxDifficulty,
+    families: r.families,
+    malformedShare: r.judgeMalformedShare,
+    beyondShare: r.judgeBeyondShare,
+  });
   return { role, ...judgeExample(c.instruction, c.response, r.judgePrompt) };
 }
 
@@ -196,6 +220,9 @@ const OPTION_KEYS = [
   "maxTokens",
   "maxDifficulty",
   "challengerMaxDifficulty",
+  "judgeMaxDifficulty",
+  "judgeMalformedShare",
+  "judgeBeyondShare",
   "weights",
   "families",
   "openChallengerShare",
@@ -233,5 +260,3 @@ export const tinyDatasetFactory: DatasetFactory = (params, seed) => {
   }
   return tinyDataset(seed, params as TinyMixtureOptions);
 };
-
-registerDataset(TINY_DATASET_NAME, tinyDatasetFactory);

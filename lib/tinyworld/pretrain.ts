@@ -16,20 +16,15 @@
 import { z } from "zod";
 import { getGpu } from "../../gpu/device.ts";
 import { join } from "node:path";
-import { defineKind, type RunContext } from "../runner/kind.ts";
-import { generate } from "../model/generate.ts";
+import { defineKind, type RunContext } from "../experiment/kind.ts";
+import { generateReplies, type ReplyOptions } from "../model/chat_replies.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { type ChatTokenizer, loadTokenizer } from "../model/tokenizer.ts";
 import { runSft, sftInputs, SftSchema } from "../train/sft.ts";
 import { latestCheckpoint } from "../train/checkpoint.ts";
-import {
-  type ChatMessage,
-  type DatasetFactory,
-  type DatasetProvider,
-  registerDataset,
-} from "../train/data.ts";
+import { type ChatMessage, type DatasetFactory, type DatasetProvider } from "../train/data.ts";
 import { tinyChatTokens, tinyDatasetFactory } from "./mixture.ts";
-import { evaluateTinyWorld, formatTinyEval, type TinyEvalReport } from "./evaluate.ts";
+import { evaluateTinyWorld, formatTinyEval, type TinyEvalReport } from "./heldout_eval.ts";
 import { challengerEvalMessages, HELD_OUT_SEED, scoreChallenger } from "./heldout.ts";
 
 /** Name of the packed mixture in the dataset registry (an `sft` manifest's `data.generator`). */
@@ -93,20 +88,6 @@ export const packedTinyDatasetFactory: DatasetFactory = (params, seed) => {
   return packedTinyDataset(seed, rowTokens, mixture);
 };
 
-registerDataset(TINY_PACKED_DATASET_NAME, packedTinyDatasetFactory);
-
-/** Options of {@link modelTextGenerator}. */
-export interface TextGeneratorOptions {
-  maxNewTokens: number;
-  /** 0 = greedy. */
-  temperature: number;
-  seed: number;
-  /** RNG stream (different roles sample independently). */
-  stream: number;
-  /** Conversations per generate() call (bounds the KV cache). */
-  batchSize: number;
-}
-
 /**
  * Completes conversations with one assistant turn each through the engine's generate(). Row ids
  * are the conversation's index, so a reply does not depend on how the list is batched.
@@ -114,39 +95,9 @@ export interface TextGeneratorOptions {
 export function modelTextGenerator(
   model: LlamaModel,
   tok: ChatTokenizer,
-  o: TextGeneratorOptions,
+  o: ReplyOptions,
 ): (conversations: ChatMessage[][]) => Promise<string[]> {
-  return async (conversations) => {
-    const limit = model.config.maxPositionEmbeddings;
-    const prompts = conversations.map((c, i) => {
-      const ids = tok.encodeChat(c, { addGenerationPrompt: true });
-      if (ids.length + o.maxNewTokens > limit) {
-        throw new Error(
-          `tiny eval: conversation ${i} has ${ids.length} prompt tokens; with maxNewTokens ` +
-            `${o.maxNewTokens} that exceeds the model's ${limit} positions`,
-        );
-      }
-      return ids;
-    });
-    const texts: string[] = [];
-    for (let i0 = 0; i0 < prompts.length; i0 += o.batchSize) {
-      const batch = prompts.slice(i0, i0 + o.batchSize);
-      const r = await generate(model, batch, {
-        maxNewTokens: o.maxNewTokens,
-        temperature: o.temperature,
-        topP: 1,
-        seed: o.seed,
-        stream: o.stream,
-        stopIds: tok.stopIds,
-        rowIds: batch.map((_, k) => i0 + k),
-      });
-      r.tokens.forEach((ids, k) => {
-        const body = r.stopped[k] ? ids.slice(0, -1) : ids;
-        texts.push(tok.decode(body, { skipSpecialTokens: true }));
-      });
-    }
-    return texts;
-  };
+  return async (conversations) => (await generateReplies(model, tok, conversations, o)).texts;
 }
 
 /** The held-out evaluation run at the end of `tiny-pretrain`. */

@@ -5,6 +5,7 @@
  * model is trained to write, and the parser that reads a score back with a defined fallback.
  */
 
+import { type ParsedScore, parseScoreTag } from "../rewards/score_tag.ts";
 import {
   answerHasFormat,
   answerIsCanonical,
@@ -74,7 +75,7 @@ export function gradeWithRubric(instruction: string, response: string): RubricGr
  * the slots; the rest is fixed so a character model can learn it.
  */
 export const TINY_JUDGE_PROMPT = "Score 0-7, +1 each: task ok, in range; reply readable, " +
-  "on format, correct, concise, tidy. End: <score>N</score>\n" +
+  "on format, correct, concise, tidy. Sum the 7 points, end: <score>N</score>\n" +
   "task: {instruction}\nreply: {response}";
 
 /**
@@ -98,41 +99,38 @@ export function buildJudgePrompt(
 }
 
 /**
- * The judge's answer the base model is trained on: the expected answer, the criteria as a
- * sum, then the total between score tags, e.g. "expect: cba\n1+1+1+1+0+1+1=6\n<score>6</score>".
+ * The judge's answer the base model is trained on, in the paper's structure: the calculation
+ * (each criterion's point, in order, and their sum), then the total between score tags, e.g.
+ * "1+1+1+1+0+1+1=6\n<score>6</score>". It does not solve the task first: criteria 1-4, 6 and 7
+ * are read off the task and the reply; only "correct" needs checking the answer.
  */
 export function judgeCompletion(grade: RubricGrade): string {
   const sum = grade.criteria.map((c) => (c ? "1" : "0")).join("+");
-  return `expect: ${
-    grade.expected ?? "none"
-  }\n${sum}=${grade.score}\n<score>${grade.score}</score>`;
-}
-
-/** How a judge's output was read. */
-export type JudgeParseStatus = "ok" | "malformed" | "out_of_range";
-
-/** A parsed judge score; `score` is the fallback unless status is "ok". */
-export interface JudgeScore {
-  score: number;
-  status: JudgeParseStatus;
+  return `${sum}=${grade.score}\n<score>${grade.score}</score>`;
 }
 
 /**
- * Reads the score from a judge's output: the last `<score>N</score>` with N an integer.
- * No tag or a non-integer inside is "malformed"; an integer outside 0..max is "out_of_range";
- * both return `fallback` (default 0) so callers can count them.
+ * The criteria a judgement's calculation line gives ("1+0+...=N", the last such line), or null
+ * when it has none with RUBRIC_MAX points.
+ */
+export function parseJudgeCriteria(text: string): boolean[] | null {
+  const lines = [...text.matchAll(/([01](?:\+[01])*)=\d+/g)];
+  for (let k = lines.length - 1; k >= 0; k--) {
+    const points = lines[k][1].split("+");
+    if (points.length === RUBRIC_MAX) return points.map((p) => p === "1");
+  }
+  return null;
+}
+
+/**
+ * Reads the score from a judge's output: the last score tag with an integer 0..max (default the
+ * rubric's 7), case and whitespace tolerant (lib/rewards/score_tag.ts). No tag or a non-integer
+ * inside is "malformed"; an integer outside 0..max is "out_of_range"; both return `fallback`
+ * (default 0) so callers can count them.
  */
 export function parseJudgeScore(
   text: string,
   options: { fallback?: number; max?: number } = {},
-): JudgeScore {
-  const fallback = options.fallback ?? 0;
-  const max = options.max ?? RUBRIC_MAX;
-  const tags = [...text.matchAll(/<score>(.*?)<\/score>/gs)];
-  if (tags.length === 0) return { score: fallback, status: "malformed" };
-  const inner = tags[tags.length - 1][1].trim();
-  if (!/^[+-]?[0-9]+$/.test(inner)) return { score: fallback, status: "malformed" };
-  const n = Number(inner);
-  if (n < 0 || n > max) return { score: fallback, status: "out_of_range" };
-  return { score: n, status: "ok" };
+): ParsedScore {
+  return parseScoreTag(text, { fallback: options.fallback, max: options.max ?? RUBRIC_MAX });
 }

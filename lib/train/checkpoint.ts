@@ -9,20 +9,20 @@
  *
  * @module
  */
+import { UserError } from "../util/user_error.ts";
 import { createHash, type Hash } from "node:crypto";
 import { basename, join } from "node:path";
-import { atomicWriteWith } from "../bundle/atomic.ts";
-import { hashFile } from "../bundle/hash.ts";
+import { atomicWriteWith } from "../util/atomic_write.ts";
+import { hashFile } from "../util/hash_file.ts";
+import { writeAll } from "../util/byte_sink.ts";
+import { readJsonFile } from "../util/json_file.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { readF32 } from "../../gpu/buffers.ts";
 import { expectedTensors, type LlamaConfig, toHfConfigJson } from "../model/config.ts";
-import {
-  type LazyTensorToWrite,
-  openSafetensors,
-  readTensorF32,
-  SINGLE_FILE,
-  writeSafetensorsTo,
-} from "../model/safetensors.ts";
+import { SINGLE_FILE } from "../model/safetensors/checkpoint_folder.ts";
+import { openSafetensors } from "../model/safetensors/header.ts";
+import { readTensorF32 } from "../model/safetensors/read.ts";
+import { type LazyTensorToWrite, writeSafetensorsTo } from "../model/safetensors/write.ts";
 import type { Weights } from "../model/weights.ts";
 import type { AdamW } from "./optimizer.ts";
 import type { LrSchedule } from "./schedule.ts";
@@ -94,11 +94,6 @@ class HashingSink implements PartialWriter {
     this.hash.update(chunk.subarray(0, n));
     return n;
   }
-}
-
-async function writeAll(sink: PartialWriter, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await sink.write(bytes.subarray(off));
 }
 
 async function copyInto(src: string, dst: PartialWriter): Promise<void> {
@@ -219,14 +214,14 @@ export async function verifyCheckpoint(dir: string): Promise<void> {
   try {
     text = await Deno.readTextFile(join(dir, SUMS));
   } catch (e) {
-    throw new Error(`${dir}: cannot read ${SUMS} (${(e as Error).message})`);
+    throw new UserError(`${dir}: cannot read ${SUMS} (${(e as Error).message})`);
   }
   for (const line of text.split("\n")) {
     if (line === "") continue;
     const m = /^([0-9a-f]{64}) {2}(.+)$/.exec(line);
-    if (!m || basename(m[2]) !== m[2]) throw new Error(`${dir}/${SUMS}: bad line ${line}`);
+    if (!m || basename(m[2]) !== m[2]) throw new UserError(`${dir}/${SUMS}: bad line ${line}`);
     const got = (await hashFile(join(dir, m[2]))).sha256;
-    if (got !== m[1]) throw new Error(`${dir}/${m[2]}: sha256 ${got} does not match ${SUMS}`);
+    if (got !== m[1]) throw new UserError(`${dir}/${m[2]}: sha256 ${got} does not match ${SUMS}`);
   }
 }
 
@@ -234,14 +229,14 @@ export async function verifyCheckpoint(dir: string): Promise<void> {
 export async function loadTrainCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   await verifyCheckpoint(dir);
   const statePath = join(dir, "state.json");
-  const state = JSON.parse(await Deno.readTextFile(statePath)) as TrainState;
+  const state = await readJsonFile(statePath) as TrainState;
   for (const k of ["step", "dataPosition"] as const) {
     if (!Number.isInteger(state[k]) || state[k] < 0) {
-      throw new Error(`${statePath}: ${k} must be a non-negative integer`);
+      throw new UserError(`${statePath}: ${k} must be a non-negative integer`);
     }
   }
   if (typeof state.lrSchedule !== "object" || state.lrSchedule === null) {
-    throw new Error(`${statePath}: lrSchedule is missing`);
+    throw new UserError(`${statePath}: lrSchedule is missing`);
   }
   const file = await openSafetensors(join(dir, "optimizer.safetensors"));
   const optimizer = new Map<string, { m: Float32Array; v: Float32Array }>();
@@ -249,7 +244,7 @@ export async function loadTrainCheckpoint(dir: string): Promise<LoadedCheckpoint
     if (!name.startsWith("m/")) continue;
     const param = name.slice(2);
     if (!file.tensors.has(`v/${param}`)) {
-      throw new Error(`${file.path}: tensor v/${param} is missing`);
+      throw new UserError(`${file.path}: tensor v/${param} is missing`);
     }
     optimizer.set(param, {
       m: await readTensorF32(file, name),
@@ -258,7 +253,7 @@ export async function loadTrainCheckpoint(dir: string): Promise<LoadedCheckpoint
   }
   for (const name of file.tensors.keys()) {
     if (!/^[mv]\//.test(name) || !optimizer.has(name.slice(2))) {
-      throw new Error(`${file.path}: unexpected tensor ${name}`);
+      throw new UserError(`${file.path}: unexpected tensor ${name}`);
     }
   }
   return { dir, state, optimizer };

@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { Registry } from "../util/registry.ts";
+import { UserError } from "../util/user_error.ts";
 
 /** A chat role. */
 export type ChatRole = "system" | "user" | "assistant";
@@ -36,12 +38,14 @@ export interface DatasetProvider {
 /** Makes a provider from manifest parameters and a seed. */
 export type DatasetFactory = (params: Record<string, unknown>, seed: number) => DatasetProvider;
 
-const generators = new Map<string, DatasetFactory>();
+/** Dataset generators other parts of the program provide (the tiny world's), by name. */
+export const DATASETS: Registry<DatasetFactory> = new Registry<DatasetFactory>(
+  "dataset generator",
+);
 
 /** Registers a named dataset generator (e.g. the tiny world's); a name may be taken once. */
 export function registerDataset(name: string, factory: DatasetFactory): void {
-  if (generators.has(name)) throw new Error(`dataset generator ${name} is already registered`);
-  generators.set(name, factory);
+  DATASETS.register(name, factory);
 }
 
 /** Instantiates a registered generator; unknown names list the known ones. */
@@ -50,12 +54,7 @@ export function generatedDataset(
   params: Record<string, unknown>,
   seed: number,
 ): DatasetProvider {
-  const f = generators.get(name);
-  if (!f) {
-    const known = [...generators.keys()].sort().join(", ") || "none";
-    throw new Error(`unknown dataset generator ${JSON.stringify(name)} (registered: ${known})`);
-  }
-  return f(params, seed);
+  return DATASETS.get(name)(params, seed);
 }
 
 const ROLES: readonly string[] = ["system", "user", "assistant"];
@@ -63,31 +62,31 @@ const ROLES: readonly string[] = ["system", "user", "assistant"];
 /** Validates one parsed example; `where` names the file and line. */
 export function parseChatExample(value: unknown, where: string): ChatExample {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new Error(`${where}: expected a JSON object with a "messages" array`);
+    throw new UserError(`${where}: expected a JSON object with a "messages" array`);
   }
   const msgs = (value as { messages?: unknown }).messages;
   if (!Array.isArray(msgs) || msgs.length === 0) {
-    throw new Error(`${where}: "messages" must be a non-empty array`);
+    throw new UserError(`${where}: "messages" must be a non-empty array`);
   }
   const messages: ChatMessage[] = msgs.map((m, i) => {
     if (typeof m !== "object" || m === null) {
-      throw new Error(`${where}: messages[${i}] must be an object`);
+      throw new UserError(`${where}: messages[${i}] must be an object`);
     }
     const { role, content } = m as { role?: unknown; content?: unknown };
     if (typeof role !== "string" || !ROLES.includes(role)) {
-      throw new Error(
+      throw new UserError(
         `${where}: messages[${i}].role must be one of ${ROLES.join(", ")}, got ${
           JSON.stringify(role)
         }`,
       );
     }
     if (typeof content !== "string") {
-      throw new Error(`${where}: messages[${i}].content must be a string`);
+      throw new UserError(`${where}: messages[${i}].content must be a string`);
     }
     return { role: role as ChatRole, content };
   });
   if (!messages.some((m) => m.role === "assistant")) {
-    throw new Error(`${where}: no assistant message (nothing to train on)`);
+    throw new UserError(`${where}: no assistant message (nothing to train on)`);
   }
   return { messages };
 }
@@ -95,6 +94,7 @@ export function parseChatExample(value: unknown, where: string): ChatExample {
 /** Parses JSONL text of chat examples (blank lines skipped); `source` names the file. */
 export function parseChatJsonl(text: string, source: string): ChatExample[] {
   const out: ChatExample[] = [];
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a UTF-8 byte order mark
   text.split("\n").forEach((line, i) => {
     if (line.trim() === "") return;
     const where = `${source}:${i + 1}`;
@@ -102,11 +102,11 @@ export function parseChatJsonl(text: string, source: string): ChatExample[] {
     try {
       value = JSON.parse(line);
     } catch (e) {
-      throw new Error(`${where}: invalid JSON (${(e as Error).message})`);
+      throw new UserError(`${where}: invalid JSON (${(e as Error).message})`);
     }
     out.push(parseChatExample(value, where));
   });
-  if (out.length === 0) throw new Error(`${source}: no examples`);
+  if (out.length === 0) throw new UserError(`${source}: no examples`);
   return out;
 }
 
@@ -121,7 +121,7 @@ export async function loadChatJsonl(path: string): Promise<DatasetProvider> {
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    throw new Error(`${path}: cannot read the dataset (${(e as Error).message})`);
+    throw new UserError(`${path}: cannot read the dataset (${(e as Error).message})`);
   }
   return listDataset(parseChatJsonl(text, path), path);
 }

@@ -15,11 +15,20 @@
  * @module
  */
 
-/** How per-token terms are reduced to the loss. */
-export type Aggregation = "sequence-sum" | "token-mean";
+/**
+ * How per-token terms are reduced to the loss: "sequence-sum" sums each sequence's tokens and
+ * divides by the number of sequences (LSP.md's formula); "token-mean-per-sequence" takes each
+ * sequence's token mean, then the mean over sequences (TRL's `grpo` loss type); "token-mean"
+ * divides the sum over all tokens by the number of tokens in the whole step (TRL's `dapo`).
+ */
+export type Aggregation = "sequence-sum" | "token-mean-per-sequence" | "token-mean";
 
-/** KL estimator against the reference model (r = logp_ref - logp per token). */
-export type KlEstimator = "k1" | "k3";
+/**
+ * Per-token KL estimator against the reference, with lr = logp - logp_ref: k1 = lr; k2 = lr^2/2;
+ * k3 = exp(-lr) + lr - 1 (Schulman's estimators; all have expectation-related meanings under
+ * on-policy sampling, see lib/rl/kl.ts and DESIGN.md).
+ */
+export type KlEstimator = "k1" | "k2" | "k3";
 
 /** Inputs of {@link policyLoss}. All per-token arrays are [B*S] in the packed layout. */
 export interface PolicyLossInput {
@@ -38,9 +47,9 @@ export interface PolicyLossInput {
   klEstimator?: KlEstimator;
   aggregation: Aggregation;
   /**
-   * Denominator: for "sequence-sum" the number of sequences, for "token-mean" the number of
-   * scored tokens. Defaults to this batch's own count; pass the full step's count when the step
-   * is split into micro-batches.
+   * Denominator: for "sequence-sum" and "token-mean-per-sequence" the number of sequences, for
+   * "token-mean" the number of scored tokens. Defaults to this batch's own count; pass the full
+   * step's count when the step is split into micro-batches.
    */
   normalizer?: number;
   /** Multiplies loss and gradient (e.g. alpha_ch for the Challenger's part). Default 1. */
@@ -67,18 +76,20 @@ export function klTerm(
   refLogp: number,
   estimator: KlEstimator,
 ): { value: number; grad: number } {
-  if (estimator === "k1") return { value: logp - refLogp, grad: 1 };
-  const r = refLogp - logp;
-  const e = Math.exp(r);
-  return { value: e - r - 1, grad: 1 - e };
+  const lr = logp - refLogp;
+  if (estimator === "k1") return { value: lr, grad: 1 };
+  if (estimator === "k2") return { value: 0.5 * lr * lr, grad: lr };
+  const e = Math.exp(-lr);
+  return { value: e + lr - 1, grad: 1 - e };
 }
 
 /**
  * The policy-gradient / likelihood loss
- * `L = -(scale/Z) * sum_b sum_t mask[b,t] * (w_b * logp[b,t] - beta * kl(logp, ref)[b,t])`
- * with Z the number of sequences ("sequence-sum": sequence log-probs are sums over tokens) or
- * the number of scored tokens ("token-mean"). With w = 1 and beta = 0, "token-mean" is the mean
- * NLL over scored tokens (SFT). With beta > 0 and "sequence-sum" it is LSP.md's L_sol / L_ch.
+ * `L = -(scale/Z) * sum_b c_b sum_t mask[b,t] * (w_b * logp[b,t] - beta * kl(logp, ref)[b,t])`
+ * with Z the number of sequences ("sequence-sum": sequence log-probs are sums over tokens, c_b =
+ * 1; "token-mean-per-sequence": c_b = 1 / the sequence's scored tokens) or the number of scored
+ * tokens ("token-mean", c_b = 1). With w = 1 and beta = 0, "token-mean" is the mean NLL over
+ * scored tokens (SFT). With beta > 0 and "sequence-sum" it is LSP.md's L_sol / L_ch.
  */
 export function policyLoss(inp: PolicyLossInput): PolicyLossResult {
   const { logp, mask, batch: B, seqLen: S, aggregation } = inp;
@@ -95,8 +106,14 @@ export function policyLoss(inp: PolicyLossInput): PolicyLossResult {
   const w = inp.weights;
   if (w && w.length !== B) throw new Error(`policyLoss: ${w.length} weights for ${B} sequences`);
   let tokens = 0;
-  for (let i = 0; i < n; i++) if (mask[i] !== 0) tokens++;
-  const ownCount = aggregation === "sequence-sum" ? B : tokens;
+  const rowTokens = new Array<number>(B).fill(0);
+  for (let i = 0; i < n; i++) {
+    if (mask[i] !== 0) {
+      tokens++;
+      rowTokens[Math.floor(i / S)]++;
+    }
+  }
+  const ownCount = aggregation === "token-mean" ? tokens : B;
   const Z = inp.normalizer ?? ownCount;
   if (!(Z > 0)) throw new Error(`policyLoss: normalizer must be positive, got ${Z}`);
   const c = (inp.scale ?? 1) / Z;
@@ -106,6 +123,8 @@ export function policyLoss(inp: PolicyLossInput): PolicyLossResult {
   let total = 0, klSum = 0;
   for (let b = 0; b < B; b++) {
     const wb = w ? w[b] : 1;
+    // Per-sequence token mean: each token of row b counts 1/(its scored tokens).
+    const cb = aggregation === "token-mean-per-sequence" && rowTokens[b] > 0 ? 1 / rowTokens[b] : 1;
     let seq = 0;
     for (let t = 0; t < S; t++) {
       const i = b * S + t;
@@ -120,8 +139,8 @@ export function policyLoss(inp: PolicyLossInput): PolicyLossResult {
         term -= beta * kl.value;
         grad -= beta * kl.grad;
       }
-      total += m * term;
-      dlogp[i] = -c * m * grad;
+      total += cb * m * term;
+      dlogp[i] = -c * cb * m * grad;
     }
     sequenceLogp.push(seq);
   }

@@ -1,10 +1,15 @@
 /**
  * The manifest section that configures AdamW and its learning-rate schedule, shared by every
- * training kind (sft, lsp, grpo).
+ * training kind (sft, tiny-pretrain, lsp, grpo), with the two things each of them builds from it:
+ * the schedule over the run's steps and the optimizer over the model's trainable parameters.
  *
  * @module
  */
 import { z } from "zod";
+import type { Gpu } from "../../gpu/device.ts";
+import type { LlamaModel } from "../model/llama.ts";
+import { AdamW, trainableParams } from "./optimizer.ts";
+import type { LrSchedule } from "./schedule.ts";
 
 /** The `optimizer` section, with `lr` required (kinds may `.extend` it with a default). */
 export const OptimizerSchema = z.strictObject({
@@ -19,3 +24,28 @@ export const OptimizerSchema = z.strictObject({
   /** Global gradient-norm clip (<= 0: off). */
   maxGradNorm: z.number().default(1),
 });
+
+/** A parsed `optimizer` section. */
+export type OptimizerParams = z.output<typeof OptimizerSchema>;
+
+/** The section's lr schedule over a run of `totalSteps` optimizer steps. */
+export function scheduleOf(o: OptimizerParams, totalSteps: number): LrSchedule {
+  return o.schedule === "constant" ? { kind: "constant", lr: o.lr, warmupSteps: o.warmupSteps } : {
+    kind: "cosine",
+    lr: o.lr,
+    warmupSteps: o.warmupSteps,
+    totalSteps,
+    minLr: o.minLr,
+  };
+}
+
+/** AdamW over every trainable parameter of `model`, configured by the section. */
+export function adamwOf(gpu: Gpu, model: LlamaModel, o: OptimizerParams): AdamW {
+  return new AdamW(gpu, trainableParams(model), {
+    beta1: o.beta1,
+    beta2: o.beta2,
+    eps: o.eps,
+    weightDecay: o.weightDecay,
+    maxGradNorm: o.maxGradNorm,
+  });
+}

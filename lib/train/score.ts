@@ -7,7 +7,8 @@
  * @module
  */
 import { Recorder } from "../../gpu/recorder.ts";
-import type { ForwardPass } from "../model/forward.ts";
+import { ForwardPass } from "../model/forward.ts";
+import type { LlamaModel } from "../model/llama.ts";
 import type { PackedBatch } from "./batch.ts";
 
 /** Log-prob of every target of a packed batch, [B*S] (padding positions hold junk). */
@@ -23,6 +24,20 @@ export async function forwardLogp(pass: ForwardPass, packed: PackedBatch): Promi
   const read = rec.read(out.logp, 0, pass.B * pass.S * 4);
   await rec.submit();
   return new Float32Array(await read);
+}
+
+/**
+ * Log-prob of every target of a packed batch under `model` in a pass planned for the batch's own
+ * shape and freed afterwards: how a frozen model (the KL reference) scores sequences.
+ */
+export async function scoreLogp(model: LlamaModel, packed: PackedBatch): Promise<Float32Array> {
+  // Forward-only: one layer's activations, not one set per layer (nothing is differentiated).
+  const pass = new ForwardPass(model, packed.batch, packed.seqLen, { forwardOnly: true });
+  try {
+    return await forwardLogp(pass, packed);
+  } finally {
+    pass.destroy();
+  }
 }
 
 /** The scored (completion) log-probs of each sequence, in token order. */

@@ -10,20 +10,19 @@
  *
  * @module
  */
-import { join, resolve } from "node:path";
+import { projectPath } from "../util/project_path.ts";
 import { z } from "zod";
-import { OptimizerSchema } from "./optimizer_schema.ts";
+import { adamwOf, OptimizerSchema, scheduleOf } from "./optimizer_schema.ts";
 import { getGpu } from "../../gpu/device.ts";
-import { defineKind, type RunContext } from "../runner/kind.ts";
+import { defineKind, type RunContext } from "../experiment/kind.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { ForwardPass } from "../model/forward.ts";
 import { loadTokenizer } from "../model/tokenizer.ts";
 import { packScored } from "./batch.ts";
 import { meanNll } from "./losses.ts";
-import { AdamW, trainableParams } from "./optimizer.ts";
-import { trainStep } from "./step.ts";
-import { ModelConfigField, resolveModelConfig } from "./model_config.ts";
-import { lrAt, type LrSchedule } from "./schedule.ts";
+import { reusedPass, trainStep } from "./step.ts";
+import { ModelConfigField, resolveModelConfig } from "../model/config_field.ts";
+import { lrAt } from "./schedule.ts";
 import {
   DataOrder,
   type DatasetProvider,
@@ -31,13 +30,7 @@ import {
   loadChatJsonl,
   tokenizeChat,
 } from "./data.ts";
-import {
-  type CheckpointWriter,
-  latestCheckpoint,
-  loadTrainCheckpoint,
-  saveCheckpoint,
-  type TrainState,
-} from "./checkpoint.ts";
+import { checkpointSaver, restoreTraining, resumeCheckpoint } from "./run_checkpoints.ts";
 
 const SftOptimizerSchema = OptimizerSchema.extend({ lr: z.number().positive().default(1e-5) });
 
@@ -80,49 +73,24 @@ export const SftSchema = z.strictObject({
 /** Parsed `sft` parameters. */
 export type SftParams = z.output<typeof SftSchema>;
 
-/** The lr schedule an `sft` manifest describes. */
-export function sftSchedule(p: SftParams): LrSchedule {
-  const o = p.optimizer;
-  return o.schedule === "constant" ? { kind: "constant", lr: o.lr, warmupSteps: o.warmupSteps } : {
-    kind: "cosine",
-    lr: o.lr,
-    warmupSteps: o.warmupSteps,
-    totalSteps: p.steps,
-    minLr: o.minLr,
-  };
-}
-
 async function openDataset(p: SftParams, seed: number): Promise<DatasetProvider> {
-  if ("jsonl" in p.data) return await loadChatJsonl(resolve(p.data.jsonl));
+  if ("jsonl" in p.data) return await loadChatJsonl(projectPath(p.data.jsonl));
   return generatedDataset(p.data.generator, p.data.params, seed);
-}
-
-/** Keeps the lines of a JSONL bundle file whose `step` is at most `step` (resume). */
-async function truncateJsonl(ctx: RunContext, rel: string, step: number, det: boolean) {
-  let text: string;
-  try {
-    text = new TextDecoder().decode(await ctx.readFile(rel));
-  } catch {
-    return;
-  }
-  const kept = text.split("\n").filter((l) => l !== "" && JSON.parse(l).step <= step);
-  await ctx.writeFile(rel, kept.map((l) => l + "\n").join(""), { deterministic: det });
 }
 
 /** Runs SFT (the body of the `sft` kind). */
 export async function runSft(ctx: RunContext, p: SftParams): Promise<void> {
   const gpu = await getGpu();
   ctx.recordGpu(gpu.info);
-  const ckptRoot = join(ctx.bundleDir, "checkpoints");
-  const resumeFrom = ctx.resume ? await latestCheckpoint(ckptRoot) : null;
+  const resumeFrom = await resumeCheckpoint(ctx);
   const fromDir = typeof p.model === "string" ? p.model : null;
   const tokenizerRel = p.tokenizer ?? fromDir;
   if (tokenizerRel === null) throw new Error("tokenizer: required when the model is synthetic");
-  const tokenizerDir = resumeFrom ?? resolve(tokenizerRel);
+  const tokenizerDir = resumeFrom ?? projectPath(tokenizerRel);
   const tok = await loadTokenizer(tokenizerDir);
   let model: LlamaModel;
   if (resumeFrom) model = await LlamaModel.load(gpu, resumeFrom);
-  else if (typeof p.model === "string") model = await LlamaModel.load(gpu, resolve(p.model));
+  else if (typeof p.model === "string") model = await LlamaModel.load(gpu, projectPath(p.model));
   else {
     const config = await resolveModelConfig(p.model.synthetic, "model.synthetic");
     model = LlamaModel.synthetic(gpu, config, p.model.seed);
@@ -135,25 +103,12 @@ export async function runSft(ctx: RunContext, p: SftParams): Promise<void> {
   }
   const data = await openDataset(p, ctx.seed);
   const order = new DataOrder(data.size, ctx.seed, p.shuffle);
-  const schedule = sftSchedule(p);
-  const o = p.optimizer;
-  const opt = new AdamW(gpu, trainableParams(model), {
-    beta1: o.beta1,
-    beta2: o.beta2,
-    eps: o.eps,
-    weightDecay: o.weightDecay,
-    maxGradNorm: o.maxGradNorm,
-  });
+  const schedule = scheduleOf(p.optimizer, p.steps);
+  const opt = adamwOf(gpu, model, p.optimizer);
   let position = 0;
   if (resumeFrom) {
-    const ck = await loadTrainCheckpoint(resumeFrom);
-    opt.loadState(ck.optimizer, ck.state.step, resumeFrom);
-    position = ck.state.dataPosition;
-    ctx.log(`resuming from ${resumeFrom} (step ${ck.state.step})`);
-  }
-  if (ctx.resume) {
-    await truncateJsonl(ctx, "metrics.jsonl", opt.step, true);
-    await truncateJsonl(ctx, "timings.jsonl", opt.step, false);
+    position = (await restoreTraining(resumeFrom, opt)).dataPosition;
+    ctx.log(`resuming from ${resumeFrom} (step ${opt.step})`);
   }
   ctx.recordProvenance("sft", {
     data: data.description,
@@ -163,26 +118,14 @@ export async function runSft(ctx: RunContext, p: SftParams): Promise<void> {
 
   const B = p.batchSize, S = p.seqLen;
   const pass = new ForwardPass(model, B, S, { recompute: p.recompute });
-  const writer: CheckpointWriter = {
-    writeFileWith: (rel, write) => ctx.writeFileWith(rel, { deterministic: true }, write),
-  };
-  const checkpoint = async () => {
-    const state: TrainState = {
+  const save = checkpointSaver(ctx, { gpu, model, optimizer: opt, tokenizerDir });
+  const checkpoint = () =>
+    save({
       step: opt.step,
       dataPosition: position,
       rng: { kind: "data-order", seed: ctx.seed, shuffle: p.shuffle },
       lrSchedule: schedule,
-    };
-    const rel = await saveCheckpoint(writer, "checkpoints", {
-      gpu,
-      config: model.config,
-      weights: model.weights,
-      optimizer: opt,
-      state,
-      tokenizerDir,
     });
-    ctx.log(`checkpoint ${rel}`);
-  };
 
   while (opt.step < p.steps) {
     ctx.throwIfAborted();
@@ -209,7 +152,7 @@ export async function runSft(ctx: RunContext, p: SftParams): Promise<void> {
     const realTokens = micro.reduce((a, m) => a + m.lengths.reduce((x, y) => x + y, 0), 0);
     const lr = lrAt(schedule, opt.step + 1);
     const { loss, gradNorm, clipScale } = await trainStep(
-      pass,
+      reusedPass(pass),
       opt,
       micro,
       lr,

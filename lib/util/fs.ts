@@ -14,3 +14,14 @@ export async function pathExists(path: string): Promise<boolean> {
     throw e;
   }
 }
+
+/** Whether `dir` is missing or an empty folder; errors other than "not found" are thrown. */
+export async function isEmptyOrMissing(dir: string): Promise<boolean> {
+  try {
+    for await (const _ of Deno.readDir(dir)) return false;
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return true;
+    throw e;
+  }
+}

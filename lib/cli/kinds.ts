@@ -1,0 +1,32 @@
+/**
+ * The program's catalogue: every experiment kind a manifest can name, and the plug-ins they use
+ * (the tiny world registers its datasets, query source, verifier reward and evaluation when its
+ * plugin module loads). To add a kind: import it and add it to {@link KINDS}.
+ *
+ * @module
+ */
+import { benchMatmulKind } from "../bench/bench_matmul.ts";
+import { benchModelKind } from "../bench/bench_model.ts";
+import { benchTrainKind } from "../bench/bench_train.ts";
+import type { ExperimentKind } from "../experiment/kind.ts";
+import { gpuProbeKind } from "../probe/gpu_probe.ts";
+import { grpoKind, lspKind } from "../rl/rl_kinds.ts";
+import { TINY_WORLD_KINDS } from "../tinyworld/plugin.ts";
+import { sftKind } from "../train/sft.ts";
+
+/** Every experiment kind a manifest can name, in the order `list` shows them. */
+export const KINDS: readonly ExperimentKind[] = [
+  gpuProbeKind,
+  sftKind,
+  lspKind,
+  grpoKind,
+  ...TINY_WORLD_KINDS,
+  benchModelKind,
+  benchTrainKind,
+  benchMatmulKind,
+];
+
+/** The kind called `name`, or undefined. */
+export function findKind(name: string): ExperimentKind | undefined {
+  return KINDS.find((k) => k.kind === name);
+}
