@@ -10,6 +10,7 @@
  * @module
  */
 import { grid, kernel, type Recorder } from "./recorder.ts";
+import { rowWindows } from "./window.ts";
 
 const WG = 256;
 
@@ -84,5 +85,17 @@ export function packBf16Gpu(rec: Recorder, x: GPUBuffer, out: GPUBuffer, n: numb
     );
   }
   const k = kernel(rec.gpu, "packBf16", PACK_WGSL);
-  rec.dispatch(k, [x, out], [n], grid(rec.gpu, Math.ceil(n / 2 / WG)));
+  // Past one binding: windows of whole output words, each over its two f32 inputs per word
+  // (the input windows are twice as large, so they are cut at half the limit).
+  const words = Math.ceil(n / 2);
+  const outWindows = rowWindows(rec.gpu, out, words, 4, Math.floor(rec.gpu.bindingLimit / 2));
+  if (outWindows.length === 1) {
+    rec.dispatch(k, [x, out], [n], grid(rec.gpu, Math.ceil(n / 2 / WG)));
+    return;
+  }
+  for (const w of outWindows) {
+    const first = 2 * w.row0, count = Math.min(2 * w.rows, n - first);
+    const xWindow = { buffer: x, offset: first * 4, size: Math.ceil(count / 2) * 8 };
+    rec.dispatch(k, [xWindow, w.binding], [count], grid(rec.gpu, Math.ceil(count / 2 / WG)));
+  }
 }

@@ -10,9 +10,12 @@ import { Recorder } from "./recorder.ts";
 export const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC |
   GPUBufferUsage.COPY_DST;
 
+/** The size {@link createBuffer} allocates for `bytes`: rounded up to 16, at least 16. */
+export const allocatedBytes = (bytes: number): number => Math.max(16, Math.ceil(bytes / 16) * 16);
+
 /** Allocates a zeroed storage buffer of `bytes` (rounded up to 16). */
 export function createBuffer(gpu: Gpu, bytes: number, label: string): GPUBuffer {
-  const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+  const size = allocatedBytes(bytes);
   if (size > MAX_BINDING_BYTES) {
     throw new Error(`buffer ${label}: ${bytes} bytes exceeds the 2 GiB binding limit`);
   }

@@ -34,7 +34,8 @@ export interface GpuInfo {
  * no barriers: right for CPU adapters such as lavapipe, where every workgroup barrier is a costly
  * context switch. Both give the same bits (tests/serial_kernels_test.ts,
  * tests/gpu_attention_serial_test.ts); rows too long for lavapipe's loop cap keep the workgroup
- * kernel (gpu/serial.ts). Matmul has one layout: no serial one measured faster.
+ * kernel (gpu/serial.ts). Matmul follows the style too: gpu/matmul_serial.ts on CPU adapters,
+ * the tiled kernel (and the few-row kernel for small forwards) on GPUs, all with the same bits.
  */
 export type KernelStyle = "workgroup" | "serial";
 
@@ -45,6 +46,11 @@ export interface Gpu {
   info: GpuInfo;
   /** Set when the device is lost; every later submit throws with this reason. */
   lost: string | null;
+  /**
+   * The largest storage binding the engine makes (bytes): the device's limit. A tensor past it
+   * is bound in windows of whole rows (gpu/window.ts); tests lower it to exercise that path.
+   */
+  bindingLimit: number;
   /**
    * The first WebGPU validation or out-of-memory error the device reported. Such errors are
    * asynchronous and would otherwise only be logged while the run goes on with wrong numbers:
@@ -200,6 +206,7 @@ export async function createGpu(opts: GpuOptions = {}): Promise<Gpu> {
     device,
     lost: null,
     error: null,
+    bindingLimit: device.limits.maxStorageBufferBindingSize,
     info: {
       vendor: ai.vendor,
       architecture: ai.architecture,

@@ -12,6 +12,7 @@
  */
 import { uploadBuffer, writeBuffer } from "./buffers.ts";
 import { grid, kernel, type Recorder } from "./recorder.ts";
+import { rowWindows } from "./window.ts";
 import { widenBf16Wgsl } from "./bf16.ts";
 
 const WG = 256;
@@ -21,7 +22,9 @@ const forwardWgsl = (packedBf16: boolean) => /* wgsl */ `
 @group(0) @binding(0) var<storage, read> tokens: array<u32>;
 @group(0) @binding(1) var<storage, read> table: array<${packedBf16 ? "u32" : "f32"}>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-struct P { T: u32, D: u32 }
+// This dispatch's table holds rows [v0, v1) (a window of a table past one binding); the last
+// window also writes the NaN rows of tokens past the table.
+struct P { T: u32, D: u32, v0: u32, v1: u32, last: u32 }
 @group(0) @binding(3) var<uniform> p: P;
 ${packedBf16 ? widenBf16Wgsl("tableBf16", "table") : ""}
 @compute @workgroup_size(${WG})
@@ -30,11 +33,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let row = wid.x + wid.y * nwg.x;
   if (row >= p.T) { return; }
   let tok = tokens[row];
+  let inWindow = tok >= p.v0 && tok < p.v1;
   // A token past the table's end gives NaN rather than some other row.
-  let ok = tok < arrayLength(&table) * ${packedBf16 ? 2 : 1}u / p.D;
+  if (!inWindow && !(p.last == 1u && tok >= p.v1)) { return; }
+  let r = tok - p.v0;
   for (var d = t; d < p.D; d += ${WG}u) {
     var v = bitcast<f32>(0x7fc00000u + (tok & 0u));
-    if (ok) { v = ${packedBf16 ? "tableBf16(tok * p.D + d)" : "table[tok * p.D + d]"}; }
+    if (inWindow) { v = ${packedBf16 ? "tableBf16(r * p.D + d)" : "table[r * p.D + d]"}; }
     y[row * p.D + d] = v;
   }
 }`;
@@ -52,8 +57,7 @@ export function embedding(
   D: number,
 ): void {
   if (!(D > 0)) throw new Error(`embedding: D must be positive, got ${D}`);
-  const k = kernel(rec.gpu, "embedding", forwardWgsl(false));
-  rec.dispatch(k, [tokens, table, y], [T, D], grid(rec.gpu, T));
+  gather(rec, "embedding", false, tokens, table, y, T, D);
 }
 
 /**
@@ -70,8 +74,32 @@ export function embeddingBf16(
   D: number,
 ): void {
   if (!(D > 0)) throw new Error(`embeddingBf16: D must be positive, got ${D}`);
-  const k = kernel(rec.gpu, "embeddingBf16", forwardWgsl(true));
-  rec.dispatch(k, [tokens, tablePacked, y], [T, D], grid(rec.gpu, T));
+  gather(rec, "embeddingBf16", true, tokens, tablePacked, y, T, D);
+}
+
+/** The lookup, once per window of table rows when the table is past one binding. */
+function gather(
+  rec: Recorder,
+  name: string,
+  packed: boolean,
+  tokens: GPUBuffer,
+  table: GPUBuffer,
+  y: GPUBuffer,
+  T: number,
+  D: number,
+): void {
+  const k = kernel(rec.gpu, name, forwardWgsl(packed));
+  const rowBytes = packed ? D * 2 : D * 4;
+  // The table's rows as the buffer holds them (the kernel's old arrayLength bound).
+  const V = Math.floor(table.size / rowBytes);
+  const windows = rowWindows(rec.gpu, table, V, rowBytes);
+  if (windows.length > 1 && rowBytes % 4 !== 0) {
+    throw new Error(`${name}: a table past one binding needs whole words per row (D even)`);
+  }
+  windows.forEach((w, i) => {
+    const params = [T, D, w.row0, w.row0 + w.rows, i === windows.length - 1 ? 1 : 0];
+    rec.dispatch(k, [tokens, w.binding, y], params, grid(rec.gpu, T));
+  });
 }
 
 const BACKWARD_WGSL = /* wgsl */ `

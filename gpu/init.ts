@@ -9,6 +9,7 @@
  * @module
  */
 import { f32, grid, kernel, type Recorder } from "./recorder.ts";
+import { rowWindows } from "./window.ts";
 
 const WG = 256;
 
@@ -25,14 +26,14 @@ fn mix32(v: u32) -> u32 {
 const NORMAL_WGSL = /* wgsl */ `
 ${HASH_WGSL}
 @group(0) @binding(0) var<storage, read_write> y: array<f32>;
-struct P { n: u32, seed: u32, sd: f32, mean: f32 }
+struct P { n: u32, seed: u32, sd: f32, mean: f32, base: u32 }
 @group(0) @binding(1) var<uniform> p: P;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x) * ${WG}u + lid;
   if (i >= p.n) { return; }
-  let a = mix32(i ^ p.seed);
+  let a = mix32((p.base + i) ^ p.seed);
   let h1 = mix32(a + 0x9e3779b9u);
   let h2 = mix32(a + 0x3c6ef372u);
   let u1 = (f32(h1 >> 8u) + 1.0) * (1.0 / 16777216.0);
@@ -52,7 +53,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (i < p.n) { y[i] = p.value; }
 }`;
 
-/** Fills `buf[0..n)` with N(mean, std^2) samples keyed by (`seed`, index). */
+/**
+ * Fills `buf[0..n)` with N(mean, std^2) samples keyed by (`seed`, index); a buffer past one
+ * binding is filled window by window (the same values: each keeps its global index).
+ */
 export function fillNormal(
   rec: Recorder,
   buf: GPUBuffer,
@@ -62,13 +66,18 @@ export function fillNormal(
   mean = 0,
 ): void {
   const k = kernel(rec.gpu, "fill_normal", NORMAL_WGSL);
-  rec.dispatch(k, [buf], [n, seed >>> 0, f32(std), f32(mean)], grid(rec.gpu, Math.ceil(n / WG)));
+  for (const w of rowWindows(rec.gpu, buf, n, 4)) {
+    const params = [w.rows, seed >>> 0, f32(std), f32(mean), w.row0];
+    rec.dispatch(k, [w.binding], params, grid(rec.gpu, Math.ceil(w.rows / WG)));
+  }
 }
 
-/** Fills `buf[0..n)` with `value`. */
+/** Fills `buf[0..n)` with `value` (window by window past one binding). */
 export function fillConst(rec: Recorder, buf: GPUBuffer, n: number, value: number): void {
   const k = kernel(rec.gpu, "fill_const", CONST_WGSL);
-  rec.dispatch(k, [buf], [n, f32(value)], grid(rec.gpu, Math.ceil(n / WG)));
+  for (const w of rowWindows(rec.gpu, buf, n, 4)) {
+    rec.dispatch(k, [w.binding], [w.rows, f32(value)], grid(rec.gpu, Math.ceil(w.rows / WG)));
+  }
 }
 
 /** lowbias32: a bijective 32-bit integer hash (same as the WGSL `mix32`). */

@@ -10,13 +10,15 @@
  * Determinism and row invariance: every output element is one accumulator that adds the
  * products in ascending inner index (k = 0, 1, ..., I-1, then zero padding up to a multiple of
  * 16), so its bits depend only on its own row of A and column of B, never on how many rows there
- * are. There is no split-K and no atomics. For that reason there is no separate GEMV path for
- * M = 1: the same kernel serves decode and training, so their outputs agree bit for bit.
- *
- * There is no "serial" variant (gpu/device.ts): barrier-free kernels with one invocation per
- * 4x4, 8x4, 8x8, 4x8 or 16x4 output block, or 4-16 rows per workgroup, all gave these very bits
- * but none ran faster than this kernel on lavapipe (2048x64x64 to 2048x176x64, within noise),
- * because there the cost is the per-lane loads, not its two barriers per 16 k.
+ * are. There is no split-K and no atomics. Two other kernels keep that very order (same bits,
+ * tested), so decode and training outputs agree bit for bit whichever runs:
+ * - on CPU adapters ("serial" style, gpu/device.ts) every product runs gpu/matmul_serial.ts's
+ *   barrier-free kernel (8x4 outputs per invocation, vec4 loads along each operand's contiguous
+ *   axis): 2-10x faster than this kernel on lavapipe at the tiny world's shapes;
+ * - on GPUs a forward of at most {@link FEW_ROWS} rows (decode) runs gpu/matmul_rows.ts's few-row
+ *   kernel instead of staging a 64-row tile of mostly padding, and products of at least 128 rows
+ *   and columns run gpu/matmul_big.ts's 128x128 tile (8x8 outputs per thread, vec4 loads,
+ *   prefetch); this 64x64 kernel takes the rest.
  *
  * Frozen models may store their weights as packed BF16 (two per u32 word, element 2i in the low
  * half): {@link matmulBf16W} is the same template with only B's load changed to widen each value
@@ -25,10 +27,25 @@
  *
  * @module
  */
-import { cdiv, kernel, type Recorder } from "./recorder.ts";
+import { type Binding, cdiv, kernel, type Recorder } from "./recorder.ts";
+import { rowWindows } from "./window.ts";
 import { packedBf16Bytes, widenBf16Wgsl } from "./bf16.ts";
+import { matmulRows, rowsKernelFits } from "./matmul_rows.ts";
+import { matmulSerial, serialMatmulFits } from "./matmul_serial.ts";
+import { BIG_TILE, matmulBig } from "./matmul_big.ts";
+
+/**
+ * Where a product's columns land in y: row stride `ldy` and first column `col0` (a window of a
+ * weight too large for one binding writes its own columns of the whole output).
+ */
+export interface OutputWindow {
+  ldy: number;
+  col0: number;
+}
 
 const TILE = 64; // output rows and columns per workgroup
+/** Largest M a GPU's forward gives to the few-row kernel (gpu/matmul_rows.ts). */
+export const FEW_ROWS = 32;
 const DEPTH = 16; // inner-dimension slice staged per iteration
 
 /**
@@ -72,7 +89,7 @@ fn load${name}(k0: u32, base: u32, t: u32) {
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<${bPackedBf16 ? "u32" : "f32"}>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-struct P { rows: u32, inner: u32, cols: u32, accumulate: u32 }
+struct P { rows: u32, inner: u32, cols: u32, accumulate: u32, ldy: u32, col0: u32 }
 @group(0) @binding(3) var<uniform> p: P;
 
 var<workgroup> tileA: array<vec4f, ${DEPTH * TILE / 4}>;
@@ -108,7 +125,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     for (var c = 0u; c < 4u; c++) {
       let n = col0 + tx * 4u + c;
       if (n < p.cols) {
-        let o = r * p.cols + n;
+        let o = r * p.ldy + p.col0 + n;
         var v = acc[i][c];
         if (p.accumulate != 0u) { v = y[o] + v; }
         y[o] = v;
@@ -124,13 +141,14 @@ function dispatchTiled(
   aKContiguous: boolean,
   bKContiguous: boolean,
   a: GPUBuffer,
-  b: GPUBuffer,
+  b: Binding,
   y: GPUBuffer,
   rows: number,
   inner: number,
   cols: number,
   accumulate: boolean,
   bPackedBf16 = false,
+  out: OutputWindow = { ldy: cols, col0: 0 },
 ): void {
   for (const [what, v] of [["rows", rows], ["inner", inner], ["cols", cols]] as const) {
     if (!Number.isInteger(v) || v < 0) {
@@ -138,11 +156,59 @@ function dispatchTiled(
     }
   }
   const k = kernel(rec.gpu, name, tiledWgsl(aKContiguous, bKContiguous, bPackedBf16));
-  rec.dispatch(k, [a, b, y], [rows, inner, cols, accumulate ? 1 : 0], [
+  rec.dispatch(k, [a, b, y], [rows, inner, cols, accumulate ? 1 : 0, out.ldy, out.col0], [
     cdiv(cols, TILE),
     cdiv(rows, TILE),
     1,
   ]);
+}
+
+/**
+ * The forward product y[M,N] (+)= x[M,K] · w[N,K]ᵀ with the 64x64 tiled kernel whatever M is
+ * (f32 or packed BF16 weights). {@link matmul} picks it for M above the few-row range; the
+ * benchmarks and bit tests call it directly as the reference the other kernels must equal.
+ */
+export function matmulTiled(
+  rec: Recorder,
+  x: GPUBuffer,
+  w: GPUBuffer,
+  y: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+  accumulate = false,
+  format: "f32" | "bf16" = "f32",
+): void {
+  const name = format === "bf16" ? "matmulBf16W" : "matmul";
+  dispatchTiled(rec, name, true, true, x, w, y, M, K, N, accumulate, format === "bf16");
+}
+
+/** {@link matmulGradInput} with the 64x64 tiled kernel whatever the device (a reference). */
+export function matmulGradInputTiled(
+  rec: Recorder,
+  dy: GPUBuffer,
+  w: GPUBuffer,
+  dx: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+  accumulate = false,
+): void {
+  dispatchTiled(rec, "matmulGradInput", true, false, dy, w, dx, M, N, K, accumulate);
+}
+
+/** {@link matmulGradWeight} with the 64x64 tiled kernel whatever the device (a reference). */
+export function matmulGradWeightTiled(
+  rec: Recorder,
+  dy: GPUBuffer,
+  x: GPUBuffer,
+  dw: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+  accumulate = false,
+): void {
+  dispatchTiled(rec, "matmulGradWeight", false, false, dy, x, dw, N, M, K, accumulate);
 }
 
 /**
@@ -159,7 +225,7 @@ export function matmul(
   N: number,
   accumulate = false,
 ): void {
-  dispatchTiled(rec, "matmul", true, true, x, w, y, M, K, N, accumulate);
+  product(rec, "matmul", true, true, x, w, y, M, K, N, accumulate);
 }
 
 /**
@@ -185,7 +251,79 @@ export function matmulBf16W(
       `matmulBf16W: w holds ${wPacked.size} bytes, [${N}, ${K}] packed BF16 needs ${need}`,
     );
   }
-  dispatchTiled(rec, "matmulBf16W", true, true, x, wPacked, y, M, K, N, accumulate, true);
+  product(rec, "matmulBf16W", true, true, x, wPacked, y, M, K, N, accumulate, "bf16");
+}
+
+/**
+ * Linear layer forward with a residual epilogue: y[M,N] = r[M,N] + x[M,K] · w[N,K]ᵀ, the bits of
+ * copying r into y and accumulating (one dispatch, no copy; `y` may alias neither `r` nor `x`).
+ * f32 or packed BF16 weights. Records only.
+ */
+export function matmulResidual(
+  rec: Recorder,
+  x: GPUBuffer,
+  w: GPUBuffer,
+  r: GPUBuffer,
+  y: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+  format: "f32" | "bf16" = "f32",
+): void {
+  product(rec, "matmulResidual", true, true, x, w, y, M, K, N, false, format, r);
+}
+
+/**
+ * Every product's dispatch: the serial kernel on CPU adapters (gpu/matmul_serial.ts); on GPUs
+ * the few-row kernel for a forward of at most FEW_ROWS rows (gpu/matmul_rows.ts), else the tiled
+ * kernel. All give the same bits. `residual`: y = residual + A·B (a copy and an accumulation in
+ * the tiled kernel).
+ */
+function product(
+  rec: Recorder,
+  name: string,
+  aKContiguous: boolean,
+  bKContiguous: boolean,
+  a: GPUBuffer,
+  b: GPUBuffer,
+  y: GPUBuffer,
+  rows: number,
+  inner: number,
+  cols: number,
+  accumulate: boolean,
+  format: "f32" | "bf16" = "f32",
+  residual?: GPUBuffer,
+): void {
+  for (const [what, v] of [["rows", rows], ["inner", inner], ["cols", cols]] as const) {
+    if (!Number.isInteger(v) || v < 0) {
+      throw new Error(`${name}: ${what} must be a whole number, got ${v}`);
+    }
+  }
+  if (rows === 0 || cols === 0) return;
+  const bf16 = format === "bf16";
+  const serial = rec.gpu.info.kernels === "serial" && serialMatmulFits(inner);
+  const fewRows = aKContiguous && bKContiguous && rows <= FEW_ROWS && rowsKernelFits(inner);
+  if (!serial && !fewRows && residual) rec.copy(residual, 0, y, 0, rows * cols * 4);
+  // A weight larger than one binding (an LM head on lavapipe) runs as windows of its rows, each
+  // writing its own columns of y; every element's sum is unchanged.
+  const windows = bKContiguous
+    ? rowWindows(rec.gpu, b, cols, bf16 ? inner * 2 : inner * 4)
+    : [{ row0: 0, rows: cols, binding: b as Binding }];
+  for (const w of windows) {
+    const out = { ldy: cols, col0: w.row0 };
+    const bw = w.binding;
+    if (serial) {
+      const opts = { accumulate, residual, bBf16: bf16, out };
+      matmulSerial(rec, name, aKContiguous, bKContiguous, a, bw, y, rows, inner, w.rows, opts);
+    } else if (fewRows) {
+      matmulRows(rec, a, bw, y, rows, inner, w.rows, { format, accumulate, residual, out });
+    } else {
+      const acc = accumulate || residual !== undefined;
+      const tiled = [aKContiguous, bKContiguous, a, bw, y, rows, inner, w.rows, acc, bf16] as const;
+      if (rows >= BIG_TILE && w.rows >= BIG_TILE) matmulBig(rec, name, ...tiled, out);
+      else dispatchTiled(rec, name, ...tiled, out);
+    }
+  }
 }
 
 /** Input gradient: dx[M,K] (+)= dy[M,N] · w[N,K]. Records only. */
@@ -199,7 +337,7 @@ export function matmulGradInput(
   N: number,
   accumulate = false,
 ): void {
-  dispatchTiled(rec, "matmulGradInput", true, false, dy, w, dx, M, N, K, accumulate);
+  product(rec, "matmulGradInput", true, false, dy, w, dx, M, N, K, accumulate);
 }
 
 /**
@@ -216,5 +354,5 @@ export function matmulGradWeight(
   N: number,
   accumulate = false,
 ): void {
-  dispatchTiled(rec, "matmulGradWeight", false, false, dy, x, dw, N, M, K, accumulate);
+  product(rec, "matmulGradWeight", false, false, dy, x, dw, N, M, K, accumulate);
 }

@@ -7,6 +7,11 @@
  * Readbacks requested with {@link Recorder.read} are mapped after that submission, so a whole
  * step costs one GPU round trip (~11 ms in Deno, see DESIGN.md).
  *
+ * Repeated work is cheap to encode: identical parameter blocks share one arena slot, the arena
+ * buffer is kept from one submission to the next (rewritten in queue order, after the previous
+ * submission's reads), and bind groups are cached by (kernel, buffers, slot), so a decode step
+ * recorded again with the same buffers creates no new WebGPU objects.
+ *
  * @module
  */
 import type { Gpu } from "./device.ts";
@@ -20,6 +25,12 @@ export interface Kernel {
   workgroupSize: number;
 }
 
+/**
+ * A storage binding: a whole buffer, or a window of one (offset a multiple of the device's
+ * minStorageBufferOffsetAlignment), for buffers larger than one binding may be (gpu/window.ts).
+ */
+export type Binding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
+
 /** One uniform parameter: a plain number is a u32; use {@link f32} / {@link i32} otherwise. */
 export type Param = number | { f32: number } | { i32: number };
 
@@ -32,6 +43,46 @@ const PARAM_SLOT = 256; // minUniformBufferOffsetAlignment upper bound
 const MAX_PARAMS = PARAM_SLOT / 4;
 
 const kernelCache = new WeakMap<GPUDevice, Map<string, Kernel>>();
+
+/** A small id per buffer and per kernel, for bind-group cache keys. */
+const ids = new WeakMap<object, number>();
+let nextId = 1;
+function idOf(o: object): number {
+  let id = ids.get(o);
+  if (id === undefined) ids.set(o, id = nextId++);
+  return id;
+}
+
+/** A binding's part of a bind-group cache key. */
+function bindingKey(b: Binding): string {
+  return b instanceof GPUBuffer ? `${idOf(b)}` : `${idOf(b.buffer)}@${b.offset}+${b.size}`;
+}
+
+/** Bind groups a recorder keeps at most before it starts over (bounds memory). */
+const MAX_CACHED_BIND_GROUPS = 8192;
+
+/**
+ * One uniform arena per device, shared by its recorders. Each submit writes its parameters into
+ * it with queue.writeBuffer, which the queue orders after every earlier submission (that read
+ * the arena) and before this one; it only grows, and a grown arena is a new buffer (new id).
+ */
+const arenas = new WeakMap<GPUDevice, GPUBuffer>();
+
+function arenaFor(device: GPUDevice, bytes: number): GPUBuffer {
+  let arena = arenas.get(device);
+  if (!arena || arena.size < bytes) {
+    arena?.destroy(); // earlier submissions keep what they use alive until they finish
+    // A power of two of slots, so repeated similar work settles on one buffer.
+    const slots = 2 ** Math.ceil(Math.log2(bytes / PARAM_SLOT));
+    arena = device.createBuffer({
+      size: slots * PARAM_SLOT,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      label: "recorder.params",
+    });
+    arenas.set(device, arena);
+  }
+  return arena;
+}
 
 /**
  * Compiles (once per device and source) a WGSL compute shader with entry point `main`.
@@ -58,7 +109,7 @@ type Command =
   | {
     kind: "dispatch";
     k: Kernel;
-    buffers: GPUBuffer[];
+    buffers: Binding[];
     paramSlot: number;
     groups: [number, number, number];
   }
@@ -84,7 +135,11 @@ export class Recorder {
   readonly gpu: Gpu;
   #commands: Command[] = [];
   #params: number[] = []; // u32 words, PARAM_SLOT/4 per slot
+  /** Slot of each distinct parameter block recorded since the last submit. */
+  #slotOf = new Map<string, number>();
   #paramView = new DataView(new ArrayBuffer(4));
+  /** Bind groups by (kernel, buffers, arena, slot). */
+  #bindGroups = new Map<string, GPUBindGroup>();
   #reads: PendingRead[] = [];
   /** Number of dispatches recorded over this recorder's life (for benchmarks). */
   dispatchCount = 0;
@@ -96,7 +151,20 @@ export class Recorder {
   }
 
   /** Records one dispatch of `k` over `groups` workgroups. */
-  dispatch(k: Kernel, buffers: GPUBuffer[], params: Param[], groups: number | number[]): void {
+  dispatch(k: Kernel, buffers: Binding[], params: Param[], groups: number | number[]): void {
+    // A binding past the device's limit would be a validation error that surfaces only later,
+    // asynchronously: refuse it here, naming the kernel and the buffer.
+    const limit = this.gpu.device.limits.maxStorageBufferBindingSize;
+    buffers.forEach((b, i) => {
+      const size = b.size;
+      if (size > limit) {
+        const buf = b instanceof GPUBuffer ? b : b.buffer;
+        throw new Error(
+          `${k.name}: binding ${i} (${buf.label || "unlabelled"}) is ${size} bytes, past this ` +
+            `device's storage binding limit of ${limit} bytes`,
+        );
+      }
+    });
     if (params.length > MAX_PARAMS) throw new Error(`${k.name}: too many params`);
     const g = typeof groups === "number" ? [groups, 1, 1] : groups;
     const gx = g[0], gy = g[1] ?? 1, gz = g[2] ?? 1;
@@ -107,15 +175,21 @@ export class Recorder {
     }
     let paramSlot = -1;
     if (params.length > 0) {
-      paramSlot = this.#params.length / MAX_PARAMS;
-      for (let i = 0; i < MAX_PARAMS; i++) {
-        const p = params[i];
-        if (p === undefined) this.#params.push(0);
-        else if (typeof p === "number") this.#params.push(p >>> 0);
-        else if ("f32" in p) {
+      const words = params.map((p) => {
+        if (typeof p === "number") return p >>> 0;
+        if ("f32" in p) {
           this.#paramView.setFloat32(0, p.f32, true);
-          this.#params.push(this.#paramView.getUint32(0, true));
-        } else this.#params.push(p.i32 >>> 0);
+          return this.#paramView.getUint32(0, true);
+        }
+        return p.i32 >>> 0;
+      });
+      const key = words.join(",");
+      const hit = this.#slotOf.get(key);
+      if (hit !== undefined) paramSlot = hit;
+      else {
+        paramSlot = this.#params.length / MAX_PARAMS;
+        for (let i = 0; i < MAX_PARAMS; i++) this.#params.push(words[i] ?? 0);
+        this.#slotOf.set(key, paramSlot);
       }
     }
     this.#commands.push({ kind: "dispatch", k, buffers, paramSlot, groups: [gx, gy, gz] });
@@ -159,29 +233,34 @@ export class Recorder {
     let arena: GPUBuffer | null = null;
     if (this.#params.length > 0) {
       const words = new Uint32Array(this.#params);
-      arena = device.createBuffer({
-        size: words.byteLength,
-        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-      });
+      arena = arenaFor(device, words.byteLength);
       device.queue.writeBuffer(arena, 0, words);
       this.#params = [];
+      this.#slotOf.clear();
     }
+    if (this.#bindGroups.size > MAX_CACHED_BIND_GROUPS) this.#bindGroups.clear();
     const enc = device.createCommandEncoder();
     let pass: GPUComputePassEncoder | null = null;
     for (const c of commands) {
       if (c.kind === "dispatch") {
         if (!pass) pass = enc.beginComputePass();
-        const entries: GPUBindGroupEntry[] = c.buffers.map((buffer, binding) => ({
-          binding,
-          resource: { buffer },
-        }));
-        if (c.paramSlot >= 0) {
-          entries.push({
-            binding: c.buffers.length,
-            resource: { buffer: arena!, offset: c.paramSlot * PARAM_SLOT, size: PARAM_SLOT },
-          });
+        const slot = c.paramSlot >= 0 ? `${idOf(arena!)}.${c.paramSlot}` : "";
+        const key = `${idOf(c.k)}:${c.buffers.map(bindingKey).join(",")}:${slot}`;
+        let bg = this.#bindGroups.get(key);
+        if (!bg) {
+          const entries: GPUBindGroupEntry[] = c.buffers.map((b, binding) => ({
+            binding,
+            resource: b instanceof GPUBuffer ? { buffer: b } : b,
+          }));
+          if (c.paramSlot >= 0) {
+            entries.push({
+              binding: c.buffers.length,
+              resource: { buffer: arena!, offset: c.paramSlot * PARAM_SLOT, size: PARAM_SLOT },
+            });
+          }
+          bg = device.createBindGroup({ layout: c.k.layout, entries });
+          this.#bindGroups.set(key, bg);
         }
-        const bg = device.createBindGroup({ layout: c.k.layout, entries });
         pass.setPipeline(c.k.pipeline);
         pass.setBindGroup(0, bg);
         pass.dispatchWorkgroups(...c.groups);
@@ -198,7 +277,6 @@ export class Recorder {
     if (pass) pass.end();
     device.queue.submit([enc.finish()]);
     this.submitCount++;
-    arena?.destroy();
     if (reads.length === 0) return Promise.resolve();
     return Promise.all(reads.map(async (r) => {
       try {

@@ -22,6 +22,8 @@
  */
 import { f32, grid, kernel, type Recorder } from "./recorder.ts";
 import { PHILOX_WGSL, seedKey } from "./rng.ts";
+import { serialTreeReduceWgsl } from "./reduce.ts";
+import { useSerial } from "./serial.ts";
 
 /** Sampling settings. */
 export interface SamplingOptions {
@@ -203,6 +205,171 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
 }`;
 
+/** Rows per workgroup in the serial style (one invocation per row). */
+const SERIAL_WG = 16;
+
+/**
+ * The same sampler for CPU adapters (the "serial" kernel style, gpu/serial.ts): one invocation
+ * per row replays the workgroup kernel's lanes in order, with private arrays for its lane
+ * partials and the same tree pairs (gpu/reduce.ts), so it draws the same tokens with no barriers
+ * (tests/gpu_sampling_test.ts compares the two styles).
+ */
+const SAMPLE_SERIAL_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> tokens: array<u32>;
+@group(0) @binding(2) var<storage, read> positions: array<u32>;
+@group(0) @binding(3) var<storage, read> rowIds: array<u32>;
+struct P {
+  M: u32, V: u32, greedy: u32, useRowIds: u32,
+  temperature: f32, topP: f32, k0: u32, k1: u32, stream: u32,
+}
+@group(0) @binding(4) var<uniform> p: P;
+${PHILOX_WGSL}
+${serialTreeReduceWgsl(WG)}
+const WG = ${WG}u;
+const NONE = 0xffffffffu;
+
+fn weight(base: u32, v: u32, zmax: f32) -> f32 {
+  return exp(logits[base + v] / p.temperature - zmax);
+}
+
+// The workgroup kernel's massAbove: strided lane sums, then the tree.
+fn massAbove(base: u32, zmax: f32, threshold: u32) -> f32 {
+  var red: array<f32, WG>;
+  for (var lid = 0u; lid < WG; lid++) {
+    var s: f32 = 0.0;
+    for (var v = lid; v < p.V; v += WG) {
+      let e = weight(base, v, zmax);
+      if (bitcast<u32>(e) >= threshold) { s = s + e; }
+    }
+    red[lid] = s;
+  }
+  return serialTreeSum(&red);
+}
+
+fn argmaxRow(base: u32) -> u32 {
+  var redF: array<f32, WG>;
+  var redI: array<u32, WG>;
+  for (var lid = 0u; lid < WG; lid++) {
+    var best: f32 = 0.0;
+    var idx = NONE;
+    for (var v = lid; v < p.V; v += WG) {
+      let x = logits[base + v];
+      if (idx == NONE || x > best) { best = x; idx = v; }
+    }
+    redF[lid] = best;
+    redI[lid] = idx;
+  }
+  for (var w = WG / 2u; w > 0u; w = w >> 1u) {
+    for (var lid = 0u; lid < w; lid++) {
+      let a = redF[lid];
+      let ia = redI[lid];
+      let b = redF[lid + w];
+      let ib = redI[lid + w];
+      if (ib != NONE && (ia == NONE || b > a || (b == a && ib < ia))) {
+        redF[lid] = b;
+        redI[lid] = ib;
+      }
+    }
+  }
+  return redI[0];
+}
+
+@compute @workgroup_size(${SERIAL_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lane: u32) {
+  let m = (wid.x + wid.y * nwg.x) * ${SERIAL_WG}u + lane;
+  if (m >= p.M) { return; }
+  let base = m * p.V;
+  if (p.greedy == 1u) {
+    let t = argmaxRow(base);
+    tokens[m] = select(t, 0u, t == NONE);
+    return;
+  }
+  var red: array<f32, WG>;
+  for (var lid = 0u; lid < WG; lid++) {
+    var localMax: f32 = -3.0e38;
+    for (var v = lid; v < p.V; v += WG) { localMax = max(localMax, logits[base + v] / p.temperature); }
+    red[lid] = localMax;
+  }
+  let zmax = serialTreeMax(&red);
+
+  var threshold = 0u;
+  if (p.topP < 1.0) {
+    let goal = p.topP * massAbove(base, zmax, 0u);
+    var lo = 0u;
+    var hi = bitcast<u32>(1.0) + 1u;
+    for (var it = 0u; it < 31u; it++) {
+      let mid = lo + (hi - lo) / 2u;
+      if (massAbove(base, zmax, mid) >= goal) { lo = mid; } else { hi = mid; }
+    }
+    threshold = lo;
+  }
+
+  let chunk = (p.V + WG - 1u) / WG;
+  var chunkMass: array<f32, WG>;
+  for (var lid = 0u; lid < WG; lid++) {
+    let start = min(lid * chunk, p.V);
+    let end = min(start + chunk, p.V);
+    var s: f32 = 0.0;
+    for (var v = start; v < end; v++) {
+      let e = weight(base, v, zmax);
+      if (bitcast<u32>(e) >= threshold) { s = s + e; }
+    }
+    chunkMass[lid] = s;
+  }
+  var total: f32 = 0.0;
+  for (var c = 0u; c < WG; c++) { total = total + chunkMass[c]; }
+  let rowId = select(m, rowIds[m], p.useRowIds == 1u);
+  let ctr = vec4u(rowId, positions[m], p.stream, 0u);
+  let r = uniform01(philox4x32(ctr, vec2u(p.k0, p.k1)).x) * total;
+  var acc: f32 = 0.0;
+  var owner = NONE;
+  var lastNonEmpty = 0u;
+  var pickChunk = 0u;
+  var pickRest: f32 = 0.0;
+  for (var c = 0u; c < WG; c++) {
+    let cm = chunkMass[c];
+    if (cm > 0.0) {
+      lastNonEmpty = c;
+      if (owner == NONE && r < acc + cm) {
+        owner = c;
+        pickChunk = c;
+        pickRest = r - acc;
+      }
+    }
+    acc = acc + cm;
+  }
+  if (owner == NONE) {
+    pickChunk = lastNonEmpty;
+    pickRest = chunkMass[lastNonEmpty];
+  }
+  let start = min(pickChunk * chunk, p.V);
+  let end = min(start + chunk, p.V);
+  var run: f32 = 0.0;
+  var chosen = NONE;
+  var lastPositive = NONE;
+  for (var v = start; v < end; v++) {
+    let e = weight(base, v, zmax);
+    if (bitcast<u32>(e) >= threshold && e > 0.0) {
+      run = run + e;
+      lastPositive = v;
+      if (pickRest < run) { chosen = v; break; }
+    }
+  }
+  tokens[m] = select(chosen, lastPositive, chosen == NONE);
+}`;
+
+/** Loop iterations of one serial sampling invocation (every loop counted as trips + 1). */
+function serialLoops(V: number, greedy: boolean, topP: number): number {
+  const lanes = V + 2 * WG; // strided lane loops plus their exits
+  const tree = 2 * WG + 16;
+  if (greedy) return lanes + tree;
+  const mass = lanes + tree;
+  const chunk = Math.ceil(V / WG);
+  return mass + (topP < 1 ? 32 * mass + 32 : 0) + V + 2 * WG + 3 * WG + chunk + 8;
+}
+
 /**
  * Records one sampled token per row into tokens[M] (u32) from logits [M, V] (f32).
  * positions[M] (u32) and row ids rows[M] (u32, default 0..M-1) key the RNG together with
@@ -228,12 +395,15 @@ export function sample(
   }
   if (!Number.isInteger(V) || V < 1) throw new Error(`sample: vocabulary size ${V} must be >= 1`);
   const [k0, k1] = seedKey(seed);
-  const k = kernel(rec.gpu, "sample", SAMPLE_WGSL);
+  const serial = useSerial(rec.gpu, serialLoops(V, temperature === 0, topP));
+  const k = serial
+    ? kernel(rec.gpu, "sampleSerial", SAMPLE_SERIAL_WGSL)
+    : kernel(rec.gpu, "sample", SAMPLE_WGSL);
   rec.dispatch(
     k,
     // Without row ids the positions buffer fills the slot (read-only aliasing is allowed).
     [logits, tokens, positions, rows ?? positions],
     [M, V, temperature === 0 ? 1 : 0, rows ? 1 : 0, f32(temperature), f32(topP), k0, k1, stream],
-    grid(rec.gpu, M),
+    grid(rec.gpu, serial ? Math.ceil(M / SERIAL_WG) : M),
   );
 }

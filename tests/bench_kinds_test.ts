@@ -6,8 +6,11 @@ import { toHfConfigJson } from "../lib/model/config.ts";
 import { tinyTestConfig } from "../lib/model/random_model.ts";
 import { benchModelKind } from "../lib/bench/bench_model.ts";
 import { benchTrainKind } from "../lib/bench/bench_train.ts";
+import { benchMatmulKind } from "../lib/bench/bench_matmul.ts";
+import { adapterPeaks, KNOWN_ADAPTERS } from "../lib/bench/adapter_peaks.ts";
+import { writeReport } from "../lib/report/report.ts";
 
-const kinds = [benchModelKind, benchTrainKind];
+const kinds = [benchModelKind, benchTrainKind, benchMatmulKind];
 
 async function runBench(dir: string, name: string, body: Record<string, unknown>) {
   const file = join(dir, `${name}.jsonc`);
@@ -49,14 +52,15 @@ Deno.test("bench-model and bench-train write their figures (inline and file conf
       batch: 2,
       seqLen: 8,
       warmup: 1,
-      repeats: 1,
+      // Medians of 3: one timing of a few milliseconds flips under a loaded machine's noise.
+      repeats: 3,
     });
     assert.equal(t.result.tokensPerStep, 16);
     assert.ok(t.result.trainTokensPerSecond > 0 && t.result.forwardTokensPerSecond > 0);
     // A training step does a forward and more, so it cannot be faster than a forward.
     assert.ok(t.result.trainToForwardRatio < 1, `${t.result.trainToForwardRatio}`);
     const timings = await Deno.readTextFile(join(t.dir, "timings.jsonl"));
-    assert.equal(timings.trim().split("\n").length, 1);
+    assert.equal(timings.trim().split("\n").length, 3);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -76,5 +80,91 @@ Deno.test("a bad config is refused naming the field", async () => {
     assert.match(r.error ?? "", /manifest: config/);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("bench-matmul times engine and tiled kernels, relates them to the peaks, checks bits", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bench-mm-" });
+  try {
+    const m = await runBench(dir, "bmm", {
+      kind: "bench-matmul",
+      shapes: [
+        { name: "decode", op: "forward", M: 2, K: 64, N: 40 },
+        { name: "train", op: "gradWeight", M: 70, K: 12, N: 9 },
+      ],
+      targetMs: 5,
+      repeats: 1,
+      bitCheck: { K: 64, N: 8, rows: [1, 5, 70] },
+      peaks: { f32Gflops: 1000, memoryGBps: 50 },
+    });
+    const r = m.result;
+    assert.equal(r.peaks.source, "manifest");
+    assert.equal(r.cases.length, 4); // 2 shapes x (engine, tiled)
+    for (const c of r.cases) {
+      assert.ok(c.msPerOp > 0 && c.gflops > 0 && c.gbps > 0, JSON.stringify(c));
+      assert.ok(Math.abs(c.fractionOfF32Peak - c.gflops / 1000) < 1e-12);
+      assert.ok(Math.abs(c.fractionOfBandwidth - c.gbps / 50) < 1e-12);
+    }
+    assert.equal(r.engineSpeedup.length, 2);
+    assert.equal(r.table.length, 8); // GFLOP/s and GB/s per case
+    const bits = JSON.parse(await Deno.readTextFile(join(m.dir, "bits.json")));
+    assert.deepEqual(bits.checks.map((c: { op: string }) => c.op), [
+      "forward",
+      "forwardBf16",
+      "gradInput",
+    ]);
+    for (const c of bits.checks) {
+      assert.deepEqual(c.rows.map((x: { M: number }) => x.M), [1, 5]);
+      assert.ok(c.rows.every((x: { mismatches: number }) => x.mismatches === 0));
+      assert.equal(c.rerunMismatches, 0);
+      assert.equal(c.tiledKernelMismatches, 0);
+    }
+    const manifest = JSON.parse(await Deno.readTextFile(join(m.dir, "bundle.json")));
+    const listed = (p: string) => manifest.files.find((f: { path: string }) => f.path === p);
+    assert.equal(listed("bits.json").deterministic, true);
+    assert.equal(listed("bench.json").deterministic, false);
+    // The report draws the table: one figure per unit and one of the fractions.
+    const rep = await writeReport([m.dir], { outDir: join(dir, "report") });
+    const names = rep.pngs.map((p) => p.split("/").pop());
+    for (const f of ["bench-GFLOP_s.png", "bench-GB_s.png", "bench-fraction-of-limits.png"]) {
+      assert.ok(names.includes(f), `${f} in ${names}`);
+    }
+    const html = await Deno.readTextFile(rep.htmlPath);
+    assert.match(html, /Benchmark \(bench\.json\)/);
+    assert.match(html, /f32 peak 1000 GFLOP\/s/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("adapter peaks: the manifest, the table of known adapters, or unknown", () => {
+  const none = { f32Gflops: null, memoryGBps: null };
+  const h200 = adapterPeaks({ description: "NVIDIA H200", device: "" }, none);
+  assert.deepEqual(h200, {
+    f32Gflops: 67_000,
+    memoryGBps: 4_800,
+    source: "table: NVIDIA H200 (SXM)",
+  });
+  const pcie = adapterPeaks({ description: "NVIDIA H100 PCIe", device: "" }, none);
+  assert.equal(pcie.memoryGBps, 2_000);
+  const sxm = adapterPeaks({ description: "NVIDIA H100 80GB HBM3", device: "" }, none);
+  assert.equal(sxm.memoryGBps, 3_350);
+  const mixed = adapterPeaks({ description: "NVIDIA H100 80GB HBM3", device: "" }, {
+    f32Gflops: 1,
+    memoryGBps: null,
+  });
+  assert.deepEqual(mixed, {
+    f32Gflops: 1,
+    memoryGBps: 3_350,
+    source: "manifest + table: NVIDIA H100 (SXM)",
+  });
+  const cpu = adapterPeaks({ description: "llvmpipe (LLVM 15.0.6, 256 bits)", device: "" }, none);
+  assert.deepEqual(cpu, { f32Gflops: null, memoryGBps: null, source: "unknown" });
+  // Every table entry is found by its own name.
+  for (const a of KNOWN_ADAPTERS) {
+    assert.equal(
+      adapterPeaks({ description: a.name, device: "" }, none).source,
+      `table: ${a.name}`,
+    );
   }
 });

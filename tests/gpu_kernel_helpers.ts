@@ -90,14 +90,22 @@ export async function inBothStyles(
   }
 }
 
-/** Asserts two f32 arrays have the same bit patterns, naming the first differing index. */
-export function assertSameBits(a: Float32Array, b: Float32Array, what: string): void {
+/**
+ * Asserts two f32 arrays have the same bit patterns, naming the first differing index and the
+ * two sides (`names`, by default the two kernel styles).
+ */
+export function assertSameBits(
+  a: Float32Array,
+  b: Float32Array,
+  what: string,
+  names: [string, string] = ["workgroup", "serial"],
+): void {
   assert.equal(a.length, b.length, `${what}: lengths`);
   const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
   const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
   for (let i = 0; i < ua.length; i++) {
     if (ua[i] !== ub[i]) {
-      assert.fail(`${what}[${i}]: workgroup ${a[i]} vs serial ${b[i]} differ in bits`);
+      assert.fail(`${what}[${i}]: ${names[0]} ${a[i]} vs ${names[1]} ${b[i]} differ in bits`);
     }
   }
 }

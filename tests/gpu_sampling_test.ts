@@ -5,6 +5,7 @@ import { Recorder } from "../gpu/recorder.ts";
 import { philox4x32, philoxFill, samplingUniform, seedKey } from "../gpu/rng.ts";
 import { sample, type SamplingOptions } from "../gpu/sampling.ts";
 import { randn } from "./helpers.ts";
+import { assertSameBits, inBothStyles } from "./gpu_kernel_helpers.ts";
 
 const hex = (a: Uint32Array) => Array.from(a, (x) => x.toString(16).padStart(8, "0")).join(" ");
 
@@ -260,4 +261,46 @@ Deno.test("sample rejects bad settings with a clear error", async () => {
   bad({ topP: 1.5 }, /topP/);
   bad({ seed: 1.5 }, /seed/);
   bad({ stream: -2 }, /stream/);
+});
+
+Deno.test("serial and workgroup samplers draw the same tokens (greedy, temperature, top-p)", async () => {
+  const gpu = await getGpu();
+  const cases: [number, SamplingOptions][] = [
+    [7, { temperature: 0, topP: 1, seed: 3, stream: 1 }],
+    [300, { temperature: 0, topP: 1, seed: 3, stream: 1 }],
+    [103, { temperature: 1, topP: 1, seed: 5, stream: 2 }],
+    [512, { temperature: 0.7, topP: 1, seed: 6, stream: 0 }],
+    [103, { temperature: 1, topP: 0.9, seed: 7, stream: 3 }],
+    [300, { temperature: 0.5, topP: 0.5, seed: 8, stream: 4 }],
+  ];
+  const M = 200;
+  for (const [V, opts] of cases) {
+    const logits = randn(M * V, V + 11, 2);
+    for (let m = 0; m < M; m += 3) logits[m * V + (m % V)] = logits[m * V]; // ties
+    const positions = Uint32Array.from({ length: M }, (_, m) => 5 + m);
+    const rows = Uint32Array.from({ length: M }, (_, m) => 1000 + 7 * m);
+    const got = await inBothStyles(gpu, async (g) => {
+      const out = createBuffer(g, M * 4, "tokens");
+      const rec = new Recorder(g);
+      const lg = uploadBuffer(g, logits, "logits");
+      sample(
+        rec,
+        lg,
+        out,
+        M,
+        V,
+        opts,
+        uploadBuffer(g, positions, "pos"),
+        uploadBuffer(g, rows, "r"),
+      );
+      const read = rec.read(out);
+      await rec.submit();
+      return [new Float32Array(await read)];
+    });
+    assertSameBits(
+      got.workgroup[0],
+      got.serial[0],
+      `tokens (u32 seen as f32) V=${V} ${JSON.stringify(opts)}`,
+    );
+  }
 });

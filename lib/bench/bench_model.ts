@@ -12,8 +12,12 @@ import { getGpu } from "../../gpu/device.ts";
 import { median } from "../util/median.ts";
 import { defineKind, type RunContext } from "../experiment/kind.ts";
 import { LlamaModel } from "../model/llama.ts";
+import type { LlamaConfig } from "../model/config.ts";
 import { generate } from "../model/generate.ts";
 import { ModelConfigField, resolveModelConfig } from "../model/config_field.ts";
+import { type AdapterPeaks, adapterPeaks, fractionOf, PeaksField } from "./adapter_peaks.ts";
+import type { BenchRow } from "./gpu_timing.ts";
+import { decodeBytesPerStep, forwardFlopsPerToken } from "./model_costs.ts";
 
 /** Parameters of `bench-model`. */
 export const BenchModelSchema = z.strictObject({
@@ -31,6 +35,8 @@ export const BenchModelSchema = z.strictObject({
   warmup: z.number().int().min(0).default(1),
   /** Timed runs; the median is reported. */
   repeats: z.number().int().positive().default(3),
+  /** Peaks to use instead of the table of known adapters (lib/bench/adapter_peaks.ts). */
+  peaks: PeaksField,
 });
 
 /** Parsed `bench-model` parameters. */
@@ -44,6 +50,60 @@ export interface BenchModelResult {
   readbacksPerSequence: number;
   parameters: number;
   seconds: { prefill: number; generate: number };
+}
+
+/** bench.json of bench-model: the figures and their fractions of the adapter's limits. */
+export interface BenchModelReport extends BenchModelResult {
+  peaks: AdapterPeaks;
+  /**
+   * Decode tokens/s if every step only read the weights and KV caches at the memory bandwidth
+   * (null when the bandwidth is unknown), and the measured decode's fraction of it.
+   */
+  decodeCeilingTokensPerSecond: number | null;
+  decodeFractionOfCeiling: number | null;
+  /** Prefill flops/s (matrices and attention) as a fraction of the f32 peak. */
+  prefillFractionOfF32Peak: number | null;
+  table: BenchRow[];
+}
+
+/** Relates a bench-model result to the adapter's limits. */
+export function benchModelReport(
+  config: LlamaConfig,
+  p: BenchModelParams,
+  r: BenchModelResult,
+  peaks: AdapterPeaks,
+): BenchModelReport {
+  const decodeCtx = p.promptLen + p.newTokens / 2;
+  const stepBytes = decodeBytesPerStep(config, p.batch, decodeCtx);
+  const ceiling = peaks.memoryGBps === null ? null : p.batch * peaks.memoryGBps * 1e9 / stepBytes;
+  const decodeFraction = ceiling === null ? null : r.decodeTokensPerSecond / ceiling;
+  const prefillGflops = r.prefillTokensPerSecond * forwardFlopsPerToken(config, p.promptLen / 2) /
+    1e9;
+  const prefillFraction = fractionOf(prefillGflops, peaks.f32Gflops);
+  const shape = `batch ${p.batch}, prompt ${p.promptLen}`;
+  return {
+    ...r,
+    peaks,
+    decodeCeilingTokensPerSecond: ceiling,
+    decodeFractionOfCeiling: decodeFraction,
+    prefillFractionOfF32Peak: prefillFraction,
+    table: [
+      {
+        case: `decode (${shape}, ${p.newTokens} new)`,
+        value: r.decodeTokensPerSecond,
+        unit: "tokens/s",
+        fraction: decodeFraction,
+        of: ceiling === null ? null : `bandwidth ceiling ${ceiling.toFixed(1)} tokens/s`,
+      },
+      {
+        case: `prefill (${shape})`,
+        value: r.prefillTokensPerSecond,
+        unit: "tokens/s",
+        fraction: prefillFraction,
+        of: peaks.f32Gflops === null ? null : `f32 peak ${peaks.f32Gflops} GFLOP/s`,
+      },
+    ],
+  };
 }
 
 /** Runs the benchmark on a model (exported for tests and the bench-train comparison). */
@@ -114,12 +174,17 @@ async function run(ctx: RunContext, p: BenchModelParams): Promise<void> {
   }
   ctx.log(`making synthetic weights (${config.numLayers} layers, hidden ${config.hiddenSize})`);
   const model = LlamaModel.synthetic(gpu, config, ctx.seed);
-  const result = await benchModel(
-    model,
+  const result = benchModelReport(
+    config,
     p,
-    ctx.seed,
-    (r) => ctx.appendJsonl("timings.jsonl", r, { deterministic: false }),
-    ctx.progress,
+    await benchModel(
+      model,
+      p,
+      ctx.seed,
+      (r) => ctx.appendJsonl("timings.jsonl", r, { deterministic: false }),
+      ctx.progress,
+    ),
+    adapterPeaks(gpu.info, p.peaks),
   );
   ctx.log(
     `prefill ${result.prefillTokensPerSecond.toFixed(1)} tok/s, decode ` +

@@ -17,6 +17,10 @@ import { meanNll } from "../train/losses.ts";
 import { AdamW, trainableParams } from "../train/optimizer.ts";
 import { reusedPass, trainStep } from "../train/step.ts";
 import { ModelConfigField, resolveModelConfig } from "../model/config_field.ts";
+import type { LlamaConfig } from "../model/config.ts";
+import { type AdapterPeaks, adapterPeaks, fractionOf, PeaksField } from "./adapter_peaks.ts";
+import type { BenchRow } from "./gpu_timing.ts";
+import { forwardFlopsPerToken } from "./model_costs.ts";
 
 /** Parameters of `bench-train`. */
 export const BenchTrainSchema = z.strictObject({
@@ -32,6 +36,8 @@ export const BenchTrainSchema = z.strictObject({
   warmup: z.number().int().min(0).default(1),
   /** Timed steps of each kind; medians are reported. */
   repeats: z.number().int().positive().default(3),
+  /** Peaks to use instead of the table of known adapters (lib/bench/adapter_peaks.ts). */
+  peaks: PeaksField,
 });
 
 /** Parsed `bench-train` parameters. */
@@ -46,6 +52,54 @@ export interface BenchTrainResult {
   tokensPerStep: number;
   parameters: number;
   seconds: { forward: number; train: number };
+}
+
+/** bench.json of bench-train: the figures and their fractions of the adapter's f32 peak. */
+export interface BenchTrainReport extends BenchTrainResult {
+  peaks: AdapterPeaks;
+  /**
+   * Model flops/s over the f32 peak: a forward counts forwardFlopsPerToken, a training step three
+   * times that (forward, input and weight gradients; recomputation not counted).
+   */
+  forwardFractionOfF32Peak: number | null;
+  trainFractionOfF32Peak: number | null;
+  table: BenchRow[];
+}
+
+/** Relates a bench-train result to the adapter's f32 peak. */
+export function benchTrainReport(
+  config: LlamaConfig,
+  p: BenchTrainParams,
+  r: BenchTrainResult,
+  peaks: AdapterPeaks,
+): BenchTrainReport {
+  const perToken = forwardFlopsPerToken(config, p.seqLen / 2);
+  const fwd = fractionOf(r.forwardTokensPerSecond * perToken / 1e9, peaks.f32Gflops);
+  const train = fractionOf(r.trainTokensPerSecond * 3 * perToken / 1e9, peaks.f32Gflops);
+  const of = peaks.f32Gflops === null ? null : `f32 peak ${peaks.f32Gflops} GFLOP/s`;
+  const shape = `batch ${p.batch} x ${p.seqLen}${p.recompute ? ", recompute" : ""}`;
+  return {
+    ...r,
+    peaks,
+    forwardFractionOfF32Peak: fwd,
+    trainFractionOfF32Peak: train,
+    table: [
+      {
+        case: `train step (${shape})`,
+        value: r.trainTokensPerSecond,
+        unit: "tokens/s",
+        fraction: train,
+        of,
+      },
+      {
+        case: `forward (${shape})`,
+        value: r.forwardTokensPerSecond,
+        unit: "tokens/s",
+        fraction: fwd,
+        of,
+      },
+    ],
+  };
 }
 
 /** Runs the benchmark on a model. The model's weights are updated by the timed steps. */
@@ -119,11 +173,16 @@ async function run(ctx: RunContext, p: BenchTrainParams): Promise<void> {
     throw new Error(`config: bench-train needs a LlamaForCausalLM, got ${config.architecture}`);
   }
   const model = LlamaModel.synthetic(gpu, config, ctx.seed);
-  const result = await benchTrain(
-    model,
+  const result = benchTrainReport(
+    config,
     p,
-    ctx.seed,
-    (r) => ctx.appendJsonl("timings.jsonl", r, { deterministic: false }),
+    await benchTrain(
+      model,
+      p,
+      ctx.seed,
+      (r) => ctx.appendJsonl("timings.jsonl", r, { deterministic: false }),
+    ),
+    adapterPeaks(gpu.info, p.peaks),
   );
   ctx.log(
     `forward ${result.forwardTokensPerSecond.toFixed(1)} tok/s, train ` +

@@ -28,9 +28,10 @@ Options:
   --allow-changed-code  with --resume: continue a run that other code started (it is
                         refused otherwise; the bundle records it in resumes.jsonl)
   --force               replace an existing bundle in the target directory
-  --dry-run             print the resolved manifest (every default filled in) and exit; a
-                        sweep also lists its members, their resolved manifests and what its
-                        launcher would run (stderr)
+  --dry-run             print the resolved manifest (every default filled in) and exit; on
+                        stderr, lsp and grpo runs also print their planned GPU memory, and a
+                        sweep lists its members, their resolved manifests and what its
+                        launcher would run
   -h, --help            show this help
 
 Exit status: 0 completed, 1 failed, 2 usage error, 130 interrupted (Ctrl-C).

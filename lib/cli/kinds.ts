@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { benchMatmulKind } from "../bench/bench_matmul.ts";
 import { benchModelKind } from "../bench/bench_model.ts";
 import { benchOnnxKind } from "../bench/bench_onnx.ts";
 import { benchTrainKind } from "../bench/bench_train.ts";
@@ -26,6 +27,7 @@ export const KINDS: readonly ExperimentKind[] = [
   benchModelKind,
   benchTrainKind,
   benchOnnxKind,
+  benchMatmulKind,
   // Built with the catalogue it draws its members' kinds from (lib/sweep imports no catalogue).
   sweepKind({ kinds: () => KINDS, experimentsDir: EXPERIMENTS_DIR, projectRoot: PROJECT_ROOT }),
 ];

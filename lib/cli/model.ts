@@ -307,7 +307,7 @@ async function logits(v: Values): Promise<void> {
   const c = model.config;
   const ids = parseTokens(tokensArg, c.vocabSize);
   const T = ids.length, V = c.vocabSize;
-  const pass = new ForwardPass(model, 1, T);
+  const pass = new ForwardPass(model, 1, T, { forwardOnly: true });
   const rec = new Recorder(model.gpu);
   const buf = pass.forwardLogits(rec, Uint32Array.from(ids));
   const p = rec.read(buf, 0, T * V * 4);

@@ -105,8 +105,8 @@ export interface ExperimentKind<P = Record<string, unknown>> {
    */
   readonly executionKeys?: readonly string[];
   /**
-   * More for `exp --dry-run` to print after the resolved manifest (a sweep's members and the
-   * scripts it would submit); nothing is run or written.
+   * More for `exp --dry-run` to print after the resolved manifest: an RL run's planned GPU
+   * memory, a sweep's members and the scripts it would submit. Nothing is run or written.
    */
   dryRun?(params: P, info: DryRunInfo): Promise<string>;
   /** Runs the experiment. Throwing marks the run failed with the error's message. */

@@ -8,6 +8,9 @@
  * backward of the residual adds. With `recompute`, each layer's activations are recomputed from
  * its stored input just before its backward (same kernels, so the same bits).
  *
+ * {@link Backward} owns the gradient scratch of one pass; a {@link ForwardPass} keeps one and
+ * exposes it as `ForwardPass.backward`.
+ *
  * @module
  */
 import { createBuffer } from "../../gpu/buffers.ts";
@@ -20,10 +23,34 @@ import { attentionBackward } from "../../gpu/attention.ts";
 import { swigluBackward } from "../../gpu/swiglu.ts";
 import { tokenLogprobsBackward } from "../../gpu/logprobs.ts";
 import type { Weights } from "./weights.ts";
-import { type ForwardPass, layerPrefix } from "./forward.ts";
+import type { LlamaModel } from "./llama.ts";
+import { type LayerActs, layerPrefix } from "./layer.ts";
 
-/** Gradient scratch buffers of one pass shape (allocated on the first backward). */
-interface BackwardScratch {
+/**
+ * What the backward reads of the forward pass it reverses. A {@link ForwardPass} is one; the
+ * interface keeps this module from importing forward.ts (which imports this one).
+ */
+export interface BackwardInput {
+  readonly model: LlamaModel;
+  readonly B: number;
+  readonly S: number;
+  readonly M: number;
+  readonly recompute: boolean;
+  readonly chunkRows: number;
+  readonly nChunks: number;
+  readonly pos: GPUBuffer;
+  readonly xs: GPUBuffer[];
+  readonly rstdF: GPUBuffer;
+  readonly lse: GPUBuffer;
+  readonly chunk: { xf: GPUBuffer; targets: GPUBuffer; logits: GPUBuffer; lse: GPUBuffer };
+  readonly tokensHost: Uint32Array | null;
+  actsOf(l: number): LayerActs;
+  recordLayer(rec: Recorder, l: number): void;
+  headChunkInput(rec: Recorder, r0: number, n: number): void;
+}
+
+/** Gradient scratch buffers of one pass shape. */
+interface Scratch {
   dres: GPUBuffer; // residual-stream gradient [M, D]
   dxn: GPUBuffer; // gradient into a norm's output [M, D]
   dact: GPUBuffer; // [M, I]
@@ -38,17 +65,43 @@ interface BackwardScratch {
   dxf: GPUBuffer; // [chunk, D]
 }
 
-const scratchOf = new WeakMap<ForwardPass, BackwardScratch>();
+/**
+ * The backward of one forward pass and the owner of its gradient scratch buffers, which are
+ * allocated on the first {@link Backward.record} (a pass used only forward never pays for them)
+ * and freed by {@link Backward.destroy}.
+ */
+export class Backward {
+  readonly pass: BackwardInput;
+  #scratch: Scratch | null = null;
 
-function scratch(pass: ForwardPass): BackwardScratch {
-  const hit = scratchOf.get(pass);
-  if (hit) return hit;
+  constructor(pass: BackwardInput) {
+    this.pass = pass;
+  }
+
+  /**
+   * Records the backward of loss = Σ_m dlogp[m] * logp[m] for the activations of the pass's
+   * last forwardLogprobs, accumulating every parameter's gradient into `grads` (HF names; the
+   * caller zeroes them). Tied embeddings get both contributions.
+   */
+  record(rec: Recorder, dlogp: GPUBuffer, grads: Weights): void {
+    recordBackward(this.pass, this.#scratch ??= allocScratch(this.pass), rec, dlogp, grads);
+  }
+
+  /** Frees the scratch buffers (after the last submission that uses them). */
+  destroy(): void {
+    if (!this.#scratch) return;
+    for (const b of Object.values(this.#scratch)) b.destroy();
+    this.#scratch = null;
+  }
+}
+
+function allocScratch(pass: BackwardInput): Scratch {
   const c = pass.model.config, gpu = pass.model.gpu, M = pass.M, R = pass.chunkRows;
   const D = c.hiddenSize, I = c.intermediateSize;
   const qd = c.numHeads * c.headDim, kd = c.numKvHeads * c.headDim;
   const b = (n: number, what: string) => createBuffer(gpu, n * 4, `backward.${what}`);
   const single = pass.nChunks === 1;
-  const s: BackwardScratch = {
+  return {
     dres: b(M * D, "dres"),
     dxn: b(M * D, "dxn"),
     dact: b(M * I, "dact"),
@@ -62,16 +115,6 @@ function scratch(pass: ForwardPass): BackwardScratch {
     dlogp: single ? b(1, "dlogp.unused") : b(R, "dlogp"),
     dxf: single ? b(1, "dxf.unused") : b(R * D, "dxf"),
   };
-  scratchOf.set(pass, s);
-  return s;
-}
-
-/** Frees the backward scratch of `pass` (ForwardPass.destroy calls it). */
-export function destroyBackwardScratch(pass: ForwardPass): void {
-  const s = scratchOf.get(pass);
-  if (!s) return;
-  for (const b of Object.values(s)) b.destroy();
-  scratchOf.delete(pass);
 }
 
 function grad(grads: Weights, name: string): GPUBuffer {
@@ -80,9 +123,10 @@ function grad(grads: Weights, name: string): GPUBuffer {
   return g;
 }
 
-/** Records the backward of the last forwardLogprobs of `pass` (see ForwardPass.backward). */
-export function recordBackward(
-  pass: ForwardPass,
+/** Records the backward of the last forwardLogprobs of `pass` into `s`'s buffers. */
+function recordBackward(
+  pass: BackwardInput,
+  s: Scratch,
   rec: Recorder,
   dlogp: GPUBuffer,
   grads: Weights,
@@ -93,7 +137,6 @@ export function recordBackward(
   if (dlogp.size < M * 4) {
     throw new Error(`backward: dlogp holds ${dlogp.size / 4} floats, want ${M}`);
   }
-  const s = scratch(pass);
   const head = model.w(model.headName);
   const ch = pass.chunk;
 
@@ -137,10 +180,10 @@ export function recordBackward(
 
 /** Layer l's backward: on entry s.dres = dL/d(layer output); on exit dL/d(layer input). */
 function recordLayerBackward(
-  pass: ForwardPass,
+  pass: BackwardInput,
   rec: Recorder,
   l: number,
-  s: BackwardScratch,
+  s: Scratch,
   grads: Weights,
 ): void {
   const model = pass.model, c = model.config, M = pass.M;

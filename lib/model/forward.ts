@@ -7,138 +7,22 @@
  * rmsnorm -> gate/up matmuls -> SwiGLU -> down matmul + residual; then the final norm and the LM
  * head in row chunks (so [rows, vocab] logits never exceed a binding) -> token log-probs.
  *
- * {@link recordLayerForward} is shared with generation (generate.ts), so a token's log-prob in
- * generation is computed by exactly the same kernels in the same order as in training: with
- * row-invariant kernels the bits agree.
+ * Each layer is layer.ts's {@link recordLayerForward}, which generation (generate.ts) shares, so a
+ * token's log-prob in generation is computed by exactly the same kernels in the same order as in
+ * training: with row-invariant kernels the bits agree. The pass owns its {@link Backward} (the
+ * gradient scratch), created on the first backward and freed with the pass.
  *
  * @module
  */
-import type { Gpu } from "../../gpu/device.ts";
 import { createBuffer, uploadBuffer, writeBuffer } from "../../gpu/buffers.ts";
 import type { Recorder } from "../../gpu/recorder.ts";
 import { embedTokens, linear } from "./linear.ts";
 import { rmsnorm } from "../../gpu/rmsnorm.ts";
-import { rope } from "../../gpu/rope.ts";
-import { attention } from "../../gpu/attention.ts";
-import { swiglu } from "../../gpu/swiglu.ts";
 import { entropy, tokenLogprobs } from "../../gpu/logprobs.ts";
 import type { LlamaModel } from "./llama.ts";
 import type { Weights } from "./weights.ts";
-import { destroyBackwardScratch, recordBackward } from "./backward.ts";
-
-/** One layer's activations for `rows` rows (the backward reads them). */
-export interface LayerActs {
-  /** input_layernorm output [rows, D] and its saved 1/rms [rows]. */
-  xn1: GPUBuffer;
-  rstd1: GPUBuffer;
-  /** RoPE'd queries [rows, H*hd]; keys [rows, G*hd] (RoPE'd); values [rows, G*hd]. */
-  q: GPUBuffer;
-  k: GPUBuffer;
-  v: GPUBuffer;
-  /** Attention output [rows, H*hd] and per-(row, head) logsumexp [rows, H]. */
-  att: GPUBuffer;
-  attLse: GPUBuffer;
-  /** Residual after attention [rows, D]. */
-  h: GPUBuffer;
-  /** post_attention_layernorm output [rows, D] and 1/rms [rows]. */
-  xn2: GPUBuffer;
-  rstd2: GPUBuffer;
-  /** MLP gate, up projections and silu(gate)*up, each [rows, I]. */
-  gate: GPUBuffer;
-  up: GPUBuffer;
-  act: GPUBuffer;
-}
-
-/** Allocates one layer's activation buffers for `rows` rows. */
-export function allocLayerActs(
-  gpu: Gpu,
-  model: LlamaModel,
-  rows: number,
-  label: string,
-): LayerActs {
-  const c = model.config;
-  const D = c.hiddenSize, I = c.intermediateSize;
-  const qd = c.numHeads * c.headDim, kd = c.numKvHeads * c.headDim;
-  const b = (n: number, what: string) => createBuffer(gpu, rows * n * 4, `${label}.${what}`);
-  return {
-    xn1: b(D, "xn1"),
-    rstd1: b(1, "rstd1"),
-    q: b(qd, "q"),
-    k: b(kd, "k"),
-    v: b(kd, "v"),
-    att: b(qd, "att"),
-    attLse: b(c.numHeads, "attLse"),
-    h: b(D, "h"),
-    xn2: b(D, "xn2"),
-    rstd2: b(1, "rstd2"),
-    gate: b(I, "gate"),
-    up: b(I, "up"),
-    act: b(I, "act"),
-  };
-}
-
-/** Where a pass's keys and values live: a KV cache [B, S, G, hd], or the layer's own k/v. */
-export interface KvTarget {
-  /** Cache buffers for this layer; null in the training pass (k and v are their own cache). */
-  kc: GPUBuffer | null;
-  vc: GPUBuffer | null;
-  /** Positions per sequence in the cache (or the padded length S of the training pass). */
-  S: number;
-}
-
-/** Parameter name prefix of layer `l`. */
-export const layerPrefix = (l: number): string => `model.layers.${l}.`;
-
-/**
- * Records one decoder layer: xOut = layer(xIn) for M rows with sequence ids `seq` and positions
- * `pos` (u32 [M]). With a cache, keys/values are stored at (seq, pos) first and attention reads
- * the cache; in the training layout (kv.kc null) k and v ARE the cache [B, S, G, hd].
- */
-export function recordLayerForward(
-  rec: Recorder,
-  model: LlamaModel,
-  l: number,
-  xIn: GPUBuffer,
-  xOut: GPUBuffer,
-  a: LayerActs,
-  M: number,
-  seq: GPUBuffer,
-  pos: GPUBuffer,
-  kv: KvTarget,
-  kvStoreFn?: (rec: Recorder, k: GPUBuffer, v: GPUBuffer, M: number) => void,
-): void {
-  const c = model.config;
-  const D = c.hiddenSize, I = c.intermediateSize, H = c.numHeads, G = c.numKvHeads;
-  const hd = c.headDim;
-  const p = layerPrefix(l);
-  const w = (n: string) => model.w(p + n);
-  // Matrices go through linear(), which reads f32 or packed BF16 weights alike.
-  const mm = (n: string, x: GPUBuffer, y: GPUBuffer, K: number, N: number, acc = false) =>
-    linear(rec, model, p + n, x, y, M, K, N, acc);
-  rmsnorm(rec, xIn, w("input_layernorm.weight"), a.xn1, a.rstd1, M, D, c.rmsNormEps);
-  mm("self_attn.q_proj.weight", a.xn1, a.q, D, H * hd);
-  mm("self_attn.k_proj.weight", a.xn1, a.k, D, G * hd);
-  mm("self_attn.v_proj.weight", a.xn1, a.v, D, G * hd);
-  rope(rec, a.q, a.q, pos, model.invFreq, M, H, hd);
-  rope(rec, a.k, a.k, pos, model.invFreq, M, G, hd);
-  let kc = a.k, vc = a.v;
-  if (kv.kc && kv.vc) {
-    if (!kvStoreFn) throw new Error("recordLayerForward: a KV cache needs a store function");
-    kvStoreFn(rec, a.k, a.v, M);
-    kc = kv.kc;
-    vc = kv.vc;
-  }
-  attention(rec, a.q, kc, vc, seq, pos, a.att, a.attLse, M, H, G, hd, kv.S, 1 / Math.sqrt(hd));
-  // h = xIn + o(att): copy then accumulate, the same two steps in every pass.
-  rec.copy(xIn, 0, a.h, 0, M * D * 4);
-  mm("self_attn.o_proj.weight", a.att, a.h, H * hd, D, true);
-  rmsnorm(rec, a.h, w("post_attention_layernorm.weight"), a.xn2, a.rstd2, M, D, c.rmsNormEps);
-  mm("mlp.gate_proj.weight", a.xn2, a.gate, D, I);
-  mm("mlp.up_proj.weight", a.xn2, a.up, D, I);
-  swiglu(rec, a.gate, a.up, a.act, M * I);
-  rec.copy(a.h, 0, xOut, 0, M * D * 4);
-  mm("mlp.down_proj.weight", a.act, xOut, I, D, true);
-}
+import { allocLayerActs, type LayerActs, recordLayerForward } from "./layer.ts";
+import { Backward } from "./backward.ts";
 
 /** Options of a {@link ForwardPass}. */
 export interface ForwardPassOptions {
@@ -149,6 +33,28 @@ export interface ForwardPassOptions {
   recompute?: boolean;
   /** Rows per LM-head chunk (default: as many as fit 256 MiB of logits, 523 rows at vocab 128256). */
   headChunkRows?: number;
+  /**
+   * A pass that is never differentiated (reference and reward-model scoring): one layer's
+   * activations and two residual buffers used in turn, instead of L sets and L+1 residuals;
+   * {@link ForwardPass.backward} refuses it. Same kernels, so the same bits.
+   */
+  forwardOnly?: boolean;
+}
+
+/**
+ * Rows per LM-head chunk for M rows of a vocabulary of V: `requested` (default all), at most as
+ * many as fit the smaller of 256 MiB and the device's binding limit in one logits buffer.
+ */
+export function headChunkRowsFor(
+  V: number,
+  M: number,
+  maxBindingBytes: number,
+  requested?: number,
+): number {
+  // A chunk's logits are one binding: never past the device's limit (lavapipe: 128 MiB).
+  const chunkBytes = Math.min(HEAD_CHUNK_BYTES, maxBindingBytes);
+  const fit = Math.max(1, Math.floor(chunkBytes / (V * 4)));
+  return Math.min(M, requested ?? fit, fit);
 }
 
 /** Output of {@link ForwardPass.forwardLogprobs}. */
@@ -172,6 +78,8 @@ export class ForwardPass {
   readonly S: number;
   readonly M: number;
   readonly recompute: boolean;
+  /** Planned for the forward only (see {@link ForwardPassOptions.forwardOnly}). */
+  readonly forwardOnly: boolean;
   /** Rows per LM-head chunk. */
   readonly chunkRows: number;
   /** Token ids, targets, sequence ids and positions per row (u32 [M]). */
@@ -179,7 +87,10 @@ export class ForwardPass {
   readonly targets: GPUBuffer;
   readonly seq: GPUBuffer;
   readonly pos: GPUBuffer;
-  /** Residual stream: xs[l] is layer l's input [M, D]; xs[L] the last layer's output. */
+  /**
+   * Residual stream: xs[l] is layer l's input [M, D]; xs[L] the last layer's output (in a
+   * forward-only pass two buffers alternate: xs[l] is xs[l % 2]).
+   */
   readonly xs: GPUBuffer[];
   /** Per-layer activations (one shared set when recomputing). */
   readonly acts: LayerActs[];
@@ -203,6 +114,7 @@ export class ForwardPass {
   tokensHost: Uint32Array | null = null;
   #logitsFull: GPUBuffer | null = null;
   #picked: GPUBuffer | null = null;
+  #backward: Backward | null = null;
   /** Upload buffers for token ids [M], each free again once the recorder that used it submits. */
   #idUploads: { buf: GPUBuffer; rec: Recorder | null; submitCount: number }[] = [];
 
@@ -219,10 +131,9 @@ export class ForwardPass {
     const M = this.M = B * S;
     const D = c.hiddenSize, V = c.vocabSize;
     this.recompute = opts.recompute ?? false;
-    // A chunk's logits are one binding: never past the device's limit (lavapipe: 128 MiB).
-    const chunkBytes = Math.min(HEAD_CHUNK_BYTES, gpu.device.limits.maxStorageBufferBindingSize);
-    const fit = Math.max(1, Math.floor(chunkBytes / (V * 4)));
-    this.chunkRows = Math.min(M, opts.headChunkRows ?? fit, fit);
+    this.forwardOnly = opts.forwardOnly ?? false;
+    const maxBinding = gpu.bindingLimit;
+    this.chunkRows = headChunkRowsFor(V, M, maxBinding, opts.headChunkRows);
     const seq = new Uint32Array(M), pos = new Uint32Array(M);
     for (let m = 0; m < M; m++) {
       seq[m] = Math.floor(m / S);
@@ -233,9 +144,14 @@ export class ForwardPass {
     this.tokens = createBuffer(gpu, M * 4, "pass.tokens");
     this.targets = createBuffer(gpu, M * 4, "pass.targets");
     this.xs = [];
-    for (let l = 0; l <= c.numLayers; l++) this.xs.push(createBuffer(gpu, M * D * 4, `pass.x${l}`));
+    for (let l = 0; l <= c.numLayers; l++) {
+      // Forward-only: layer l reads xs[l] and writes xs[l+1], so two buffers in turn suffice.
+      this.xs.push(
+        this.forwardOnly && l >= 2 ? this.xs[l - 2] : createBuffer(gpu, M * D * 4, `pass.x${l}`),
+      );
+    }
     this.acts = [];
-    const nSets = this.recompute ? 1 : c.numLayers;
+    const nSets = this.recompute || this.forwardOnly ? 1 : c.numLayers;
     for (let l = 0; l < nSets; l++) this.acts.push(allocLayerActs(gpu, model, M, `pass.layer${l}`));
     this.xf = createBuffer(gpu, M * D * 4, "pass.xf");
     this.rstdF = createBuffer(gpu, M * 4, "pass.rstdF");
@@ -259,9 +175,9 @@ export class ForwardPass {
     return Math.ceil(this.M / this.chunkRows);
   }
 
-  /** Layer l's activation set (the shared one when recomputing). */
+  /** Layer l's activation set (the shared one when recomputing or forward-only). */
   actsOf(l: number): LayerActs {
-    return this.recompute ? this.acts[0] : this.acts[l];
+    return this.acts.length === 1 ? this.acts[0] : this.acts[l];
   }
 
   #uploadIds(rec: Recorder, ids: Uint32Array, dst: GPUBuffer, what: string, limit: number): void {
@@ -483,7 +399,8 @@ export class ForwardPass {
     this.#logitsFull = this.#picked = null;
     for (const u of this.#idUploads) u.buf.destroy();
     this.#idUploads = [];
-    destroyBackwardScratch(this);
+    this.#backward?.destroy();
+    this.#backward = null;
   }
 
   /**
@@ -494,6 +411,9 @@ export class ForwardPass {
   backward(rec: Recorder, dlogp: GPUBuffer, grads: Weights): void {
     this.#requireCausalLm("backward");
     this.model.requireTrainable("backward");
-    recordBackward(this, rec, dlogp, grads);
+    if (this.forwardOnly) {
+      throw new Error("backward: this pass was planned forward-only (forwardOnly: true)");
+    }
+    (this.#backward ??= new Backward(this)).record(rec, dlogp, grads);
   }
 }

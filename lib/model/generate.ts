@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { createBuffer, uploadBuffer } from "../../gpu/buffers.ts";
+import { createBuffer, uploadBuffer, writeBuffer } from "../../gpu/buffers.ts";
+import { decodeStepEnd } from "../../gpu/decode_step.ts";
 import { Recorder } from "../../gpu/recorder.ts";
 import { embedTokens, linear } from "./linear.ts";
 import { rmsnorm } from "../../gpu/rmsnorm.ts";
@@ -18,7 +19,7 @@ import { kvStore } from "../../gpu/attention.ts";
 import { tokenLogprobs } from "../../gpu/logprobs.ts";
 import { sample } from "../../gpu/sampling.ts";
 import type { LlamaModel } from "./llama.ts";
-import { allocLayerActs, recordLayerForward } from "./forward.ts";
+import { allocLayerActs, type LayerActs, recordLayerForward } from "./layer.ts";
 import { checkGenerationFits } from "./generation_limits.ts";
 
 /** Options of {@link generate}. */
@@ -81,14 +82,13 @@ function checkInt(v: number, what: string, min: number): void {
   }
 }
 
-/** Generates continuations of `prompts` (token ids) with a KV cache; see the module doc. */
-export async function generate(
+/** Checks the arguments of {@link generate}; returns the readback cadence and the RNG row ids. */
+function checkArgs(
   model: LlamaModel,
   prompts: number[][],
   opts: GenerateOptions,
-): Promise<GenerateResult> {
-  const gpu = model.gpu, c = model.config;
-  const D = c.hiddenSize, V = c.vocabSize, G = c.numKvHeads, hd = c.headDim, L = c.numLayers;
+): { K: number; rowIds: number[]; chunkRows: number } {
+  const c = model.config, V = c.vocabSize;
   if (c.architecture !== "LlamaForCausalLM") {
     throw new Error(`generate needs a LlamaForCausalLM model, this is ${c.architecture}`);
   }
@@ -113,205 +113,348 @@ export async function generate(
       }
     });
   });
-  // Positions and buffer sizes before any work (generation_limits.ts).
+  // Positions and buffer sizes before any work (generation_limits.ts). Weights past one binding
+  // are no limit: they are bound in windows of rows (gpu/window.ts).
   checkGenerationFits(
     c,
-    gpu.device.limits.maxStorageBufferBindingSize,
+    model.gpu.device.limits.maxStorageBufferBindingSize,
     {
       promptLengths: prompts.map((p) => p.length),
       maxNewTokens: opts.maxNewTokens,
       prefillChunkRows: opts.prefillChunkRows,
     },
     "generate",
-    model.paramNames().map((name) => ({ name, bytes: model.w(name).size })),
   );
   const rowIds = opts.rowIds ?? prompts.map((_, b) => b);
   if (rowIds.length !== B) throw new Error(`generate: ${rowIds.length} rowIds for ${B} prompts`);
   rowIds.forEach((r) => checkInt(r, "a row id", 0));
+  const chunkRows = opts.prefillChunkRows ?? 512;
+  checkInt(chunkRows, "prefillChunkRows", 1);
+  return { K, rowIds, chunkRows };
+}
+
+/**
+ * The GPU buffers of one generation: one layer's activations for R rows (prefill chunk or
+ * decode batch), two residual buffers, the KV cache [B, Smax] per layer and the head's buffers
+ * for B rows. {@link GenBuffers.destroy} frees them all.
+ */
+class GenBuffers {
+  readonly acts: LayerActs;
+  readonly xa: GPUBuffer;
+  readonly xb: GPUBuffer;
+  readonly kc: GPUBuffer[] = [];
+  readonly vc: GPUBuffer[] = [];
+  /** Each sequence's last prompt row after the layers [B, D] (the prefill's head input). */
+  readonly lastH: GPUBuffer;
+  readonly xf: GPUBuffer;
+  readonly rstdF: GPUBuffer;
+  readonly logits: GPUBuffer;
+  readonly lse: GPUBuffer;
+  readonly logp: GPUBuffer;
+  readonly sampled: GPUBuffer;
+  /** Live rows' sequence ids, RNG row ids, fed positions and new positions (u32 [B] each). */
+  readonly seq: GPUBuffer;
+  readonly rows: GPUBuffer;
+  readonly pos: GPUBuffer;
+  readonly nextPos: GPUBuffer;
+  /** A segment's sampled tokens (u32) and their log-probs (f32), [K, live] each. */
+  readonly segTokens: GPUBuffer;
+  readonly segLogp: GPUBuffer;
+  #owned: GPUBuffer[] = [];
+
+  constructor(model: LlamaModel, B: number, R: number, K: number, readonly Smax: number) {
+    const gpu = model.gpu, c = model.config;
+    const D = c.hiddenSize, V = c.vocabSize, G = c.numKvHeads, hd = c.headDim;
+    const buf = (bytes: number, label: string) => {
+      const b = createBuffer(gpu, bytes, label);
+      this.#owned.push(b);
+      return b;
+    };
+    try {
+      this.acts = allocLayerActs(gpu, model, R, "gen");
+      this.#owned.push(...Object.values(this.acts));
+      this.xa = buf(R * D * 4, "gen.xa");
+      this.xb = buf(R * D * 4, "gen.xb");
+      for (let l = 0; l < c.numLayers; l++) {
+        this.kc.push(buf(B * Smax * G * hd * 4, `gen.kc${l}`));
+        this.vc.push(buf(B * Smax * G * hd * 4, `gen.vc${l}`));
+      }
+      this.lastH = buf(B * D * 4, "gen.lastH");
+      this.xf = buf(B * D * 4, "gen.xf");
+      this.rstdF = buf(B * 4, "gen.rstdF");
+      this.logits = buf(B * V * 4, "gen.logits");
+      this.lse = buf(B * 4, "gen.lse");
+      this.logp = buf(B * 4, "gen.logp");
+      this.sampled = buf(B * 4, "gen.sampled");
+      this.seq = buf(B * 4, "gen.seq");
+      this.rows = buf(B * 4, "gen.rows");
+      this.pos = buf(B * 4, "gen.pos");
+      this.nextPos = buf(B * 4, "gen.nextPos");
+      this.segTokens = buf(K * B * 4, "gen.segTokens");
+      this.segLogp = buf(K * B * 4, "gen.segLogp");
+    } catch (e) {
+      this.destroy();
+      throw e;
+    }
+  }
+
+  destroy(): void {
+    for (const b of this.#owned) b.destroy();
+    this.#owned = [];
+  }
+}
+
+/** Records the decoder layers over M rows from `bufs.xa`; returns the buffer holding the output. */
+function recordLayers(
+  rec: Recorder,
+  model: LlamaModel,
+  bufs: GenBuffers,
+  M: number,
+  seq: GPUBuffer,
+  pos: GPUBuffer,
+): GPUBuffer {
+  const c = model.config, G = c.numKvHeads, hd = c.headDim, Smax = bufs.Smax;
+  let x = bufs.xa, y = bufs.xb;
+  for (let l = 0; l < c.numLayers; l++) {
+    const kc = bufs.kc[l], vc = bufs.vc[l];
+    recordLayerForward(
+      rec,
+      model,
+      l,
+      x,
+      y,
+      bufs.acts,
+      M,
+      seq,
+      pos,
+      { kc, vc, S: Smax },
+      (r, k, v, m) => kvStore(r, k, v, kc, vc, seq, pos, m, G, hd, Smax),
+    );
+    [x, y] = [y, x];
+  }
+  return x;
+}
+
+/**
+ * Records the final norm, the LM head, sampling into `bufs.sampled` and the sampled token's
+ * log-prob into `bufs.logp` for n rows of `xLast` (RNG rows `rows`, new positions `nextPos`).
+ */
+function recordHead(
+  rec: Recorder,
+  model: LlamaModel,
+  bufs: GenBuffers,
+  opts: GenerateOptions,
+  xLast: GPUBuffer,
+  n: number,
+  rows: GPUBuffer,
+  nextPos: GPUBuffer,
+): void {
+  const c = model.config, D = c.hiddenSize, V = c.vocabSize;
+  rmsnorm(rec, xLast, model.w("model.norm.weight"), bufs.xf, bufs.rstdF, n, D, c.rmsNormEps);
+  linear(rec, model, model.headName, bufs.xf, bufs.logits, n, D, V);
+  const sampling = {
+    temperature: opts.temperature,
+    topP: opts.topP,
+    seed: opts.seed,
+    stream: opts.stream,
+  };
+  sample(rec, bufs.logits, bufs.sampled, n, V, sampling, nextPos, rows);
+  tokenLogprobs(rec, bufs.logits, bufs.sampled, bufs.logp, bufs.lse, n, V);
+}
+
+/**
+ * Records the prefill: every prompt token, packed sequence after sequence, through the layers
+ * in chunks of R rows, keeping each sequence's last prompt row in `bufs.lastH`; then the head
+ * samples every sequence's first new token (RNG positions from `bufs.nextPos`).
+ */
+function recordPrefill(
+  rec: Recorder,
+  model: LlamaModel,
+  bufs: GenBuffers,
+  opts: GenerateOptions,
+  prompts: number[][],
+  R: number,
+  upload: (data: Uint32Array, label: string) => GPUBuffer,
+): void {
+  const D = model.config.hiddenSize, B = prompts.length;
+  const ids: number[] = [], seqs: number[] = [], poss: number[] = [];
+  prompts.forEach((p, b) => p.forEach((t, i) => (ids.push(t), seqs.push(b), poss.push(i))));
+  const total = ids.length;
+  for (let r0 = 0; r0 < total; r0 += R) {
+    const m = Math.min(R, total - r0);
+    const tok = upload(Uint32Array.from(ids.slice(r0, r0 + m)), "gen.prefill.tokens");
+    const sq = upload(Uint32Array.from(seqs.slice(r0, r0 + m)), "gen.prefill.seq");
+    const ps = upload(Uint32Array.from(poss.slice(r0, r0 + m)), "gen.prefill.pos");
+    embedTokens(rec, model, tok, bufs.xa, m);
+    const out = recordLayers(rec, model, bufs, m, sq, ps);
+    // Keep the last prompt row of every sequence that ends in this chunk.
+    let end = 0;
+    for (let b = 0; b < B; b++) {
+      end += prompts[b].length;
+      const r = end - 1;
+      if (r >= r0 && r < r0 + m) rec.copy(out, (r - r0) * D * 4, bufs.lastH, b * D * 4, D * 4);
+    }
+  }
+  recordHead(rec, model, bufs, opts, bufs.lastH, B, bufs.rows, bufs.nextPos);
+}
+
+/**
+ * Records one decode step for the n live rows: the tokens in `bufs.sampled` (at `bufs.pos`)
+ * through the layers and the head, then the step's tokens and log-probs into row `step` of the
+ * segment's outputs and the positions one further (all on the GPU: nothing is uploaded).
+ */
+function recordDecodeStep(
+  rec: Recorder,
+  model: LlamaModel,
+  bufs: GenBuffers,
+  opts: GenerateOptions,
+  n: number,
+): GPUBuffer {
+  embedTokens(rec, model, bufs.sampled, bufs.xa, n);
+  const out = recordLayers(rec, model, bufs, n, bufs.seq, bufs.pos);
+  recordHead(rec, model, bufs, opts, out, n, bufs.rows, bufs.nextPos);
+  return out;
+}
+
+/** Host-side state of a generation: outputs so far and which sequences are still live. */
+class GenState {
+  readonly tokens: number[][];
+  readonly logprobs: number[][];
+  readonly stopped: boolean[];
+  readonly done: boolean[];
+  /** Readbacks each sequence was live for. */
+  readonly liveReads: number[];
+  live: number[];
+  /** Tokens generated so far by every live sequence (they advance together). */
+  generated = 0;
+  /** Whether the last segment dropped sequences (the next one re-gathers their last tokens). */
+  liveChanged = false;
+  readonly #stop: Set<number>;
+
+  constructor(B: number, stopIds: number[], readonly maxNewTokens: number) {
+    this.tokens = Array.from({ length: B }, () => []);
+    this.logprobs = Array.from({ length: B }, () => []);
+    this.stopped = new Array(B).fill(false);
+    this.done = new Array(B).fill(false);
+    this.liveReads = new Array(B).fill(0);
+    this.live = Array.from({ length: B }, (_, b) => b);
+    this.#stop = new Set(stopIds);
+  }
+
+  /** Takes in one segment's k steps of tokens and log-probs ([k, live] each) and drops the done. */
+  absorb(k: number, segT: Uint32Array, segL: Float32Array): void {
+    const live = this.live, n = live.length;
+    for (const b of live) this.liveReads[b]++;
+    for (let j = 0; j < k; j++) {
+      live.forEach((b, i) => {
+        if (this.done[b]) return;
+        const t = segT[j * n + i];
+        this.tokens[b].push(t);
+        this.logprobs[b].push(segL[j * n + i]);
+        if (this.#stop.has(t)) this.stopped[b] = this.done[b] = true;
+        else if (this.tokens[b].length >= this.maxNewTokens) this.done[b] = true;
+      });
+    }
+    this.generated += k;
+    this.live = live.filter((b) => !this.done[b]);
+    this.liveChanged = this.live.length !== n;
+  }
+}
+
+/** Generates continuations of `prompts` (token ids) with a KV cache; see the module doc. */
+export async function generate(
+  model: LlamaModel,
+  prompts: number[][],
+  opts: GenerateOptions,
+): Promise<GenerateResult> {
+  const { K, rowIds, chunkRows } = checkArgs(model, prompts, opts);
+  const gpu = model.gpu, B = prompts.length;
   const lens = prompts.map((p) => p.length);
   const Smax = Math.max(...lens) + opts.maxNewTokens;
   const total = lens.reduce((a, b) => a + b, 0);
-  const chunkRows = opts.prefillChunkRows ?? 512;
-  checkInt(chunkRows, "prefillChunkRows", 1);
   const R = Math.max(B, Math.min(total, chunkRows));
-  const stop = new Set(opts.stopIds);
-
-  const owned: GPUBuffer[] = [];
-  const buf = (bytes: number, label: string) => {
-    const b = createBuffer(gpu, bytes, label);
-    owned.push(b);
-    return b;
-  };
-  const temp: GPUBuffer[] = [];
-  const upload = (data: Uint32Array, label: string) => {
-    const b = uploadBuffer(gpu, data, label);
-    temp.push(b);
-    return b;
-  };
-  const acts = allocLayerActs(gpu, model, R, "gen");
-  owned.push(...Object.values(acts));
-  const xa = buf(R * D * 4, "gen.xa"), xb = buf(R * D * 4, "gen.xb");
-  const kc: GPUBuffer[] = [], vc: GPUBuffer[] = [];
-  for (let l = 0; l < L; l++) {
-    kc.push(buf(B * Smax * G * hd * 4, `gen.kc${l}`));
-    vc.push(buf(B * Smax * G * hd * 4, `gen.vc${l}`));
-  }
-  const lastH = buf(B * D * 4, "gen.lastH");
-  const xf = buf(B * D * 4, "gen.xf"), rstdF = buf(B * 4, "gen.rstdF");
-  const logits = buf(B * V * 4, "gen.logits"), lse = buf(B * 4, "gen.lse");
-  const logp = buf(B * 4, "gen.logp"), sampled = buf(B * 4, "gen.sampled");
-  const normW = model.w("model.norm.weight");
-
-  /** Runs all layers over M rows from xa; returns the buffer holding the output. */
-  const layers = (rec: Recorder, M: number, seq: GPUBuffer, pos: GPUBuffer): GPUBuffer => {
-    let x = xa, y = xb;
-    for (let l = 0; l < L; l++) {
-      recordLayerForward(
-        rec,
-        model,
-        l,
-        x,
-        y,
-        acts,
-        M,
-        seq,
-        pos,
-        { kc: kc[l], vc: vc[l], S: Smax },
-        (r, k, v, m) => kvStore(r, k, v, kc[l], vc[l], seq, pos, m, G, hd, Smax),
-      );
-      [x, y] = [y, x];
-    }
-    return x;
-  };
-  /** Final norm, LM head, sampling and the sampled token's log-prob for n last rows. */
-  const headStep = (
-    rec: Recorder,
-    xLast: GPUBuffer,
-    n: number,
-    rows: GPUBuffer,
-    nextPos: GPUBuffer,
-  ) => {
-    rmsnorm(rec, xLast, normW, xf, rstdF, n, D, c.rmsNormEps);
-    linear(rec, model, model.headName, xf, logits, n, D, V);
-    sample(
-      rec,
-      logits,
-      sampled,
-      n,
-      V,
-      {
-        temperature: opts.temperature,
-        topP: opts.topP,
-        seed: opts.seed,
-        stream: opts.stream,
-      },
-      nextPos,
-      rows,
-    );
-    tokenLogprobs(rec, logits, sampled, logp, lse, n, V);
-  };
-
-  const tokens: number[][] = prompts.map(() => []);
-  const logprobs: number[][] = prompts.map(() => []);
-  const stopped = prompts.map(() => false);
-  const done = prompts.map(() => false);
-  const liveReads = new Array(B).fill(0);
+  const state = new GenState(B, opts.stopIds, opts.maxNewTokens);
   const rec = new Recorder(gpu);
-  let live = prompts.map((_, b) => b);
-  let generated = 0; // tokens generated so far by every live sequence (they advance together)
   let readbacks = 0, decodeSteps = 0, decodedTokens = 0, decodeDispatches = 0;
   let prefillMs = 0, decodeMs = 0;
-  let liveChanged = false;
-
-  while (live.length > 0 && generated < opts.maxNewTokens) {
-    const t0 = performance.now();
-    const n = live.length;
-    const k = Math.min(K, opts.maxNewTokens - generated);
-    const segTokens = createBuffer(gpu, k * n * 4, "gen.segTokens");
-    const segLogp = createBuffer(gpu, k * n * 4, "gen.segLogp");
-    const seqBuf = upload(Uint32Array.from(live), "gen.seq");
-    const rowBuf = upload(Uint32Array.from(live.map((b) => rowIds[b])), "gen.rows");
-    let step = 0;
-    if (generated === 0) {
-      // Prefill: every prompt token, packed sequence after sequence, in chunks of R rows.
-      const ids: number[] = [], seqs: number[] = [], poss: number[] = [];
-      prompts.forEach((p, b) => p.forEach((t, i) => (ids.push(t), seqs.push(b), poss.push(i))));
-      for (let r0 = 0; r0 < total; r0 += R) {
-        const m = Math.min(R, total - r0);
-        const tok = upload(Uint32Array.from(ids.slice(r0, r0 + m)), "gen.prefill.tokens");
-        const sq = upload(Uint32Array.from(seqs.slice(r0, r0 + m)), "gen.prefill.seq");
-        const ps = upload(Uint32Array.from(poss.slice(r0, r0 + m)), "gen.prefill.pos");
-        embedTokens(rec, model, tok, xa, m);
-        const out = layers(rec, m, sq, ps);
-        // Keep the last prompt row of every sequence that ends in this chunk.
-        let end = 0;
-        for (let b = 0; b < B; b++) {
-          end += lens[b];
-          const r = end - 1;
-          if (r >= r0 && r < r0 + m) rec.copy(out, (r - r0) * D * 4, lastH, b * D * 4, D * 4);
-        }
+  const bufs = new GenBuffers(model, B, R, K, Smax);
+  const write = (buf: GPUBuffer, data: Uint32Array) => writeBuffer(gpu, buf, data);
+  try {
+    while (state.live.length > 0 && state.generated < opts.maxNewTokens) {
+      const t0 = performance.now();
+      const live = state.live, n = live.length, first = state.generated === 0;
+      const k = Math.min(K, opts.maxNewTokens - state.generated);
+      // The queue applies these writes before this segment's submission, after the last one.
+      if (first || state.liveChanged) {
+        write(bufs.seq, Uint32Array.from(live));
+        write(bufs.rows, Uint32Array.from(live, (b) => rowIds[b]));
       }
-      headStep(rec, lastH, B, rowBuf, upload(Uint32Array.from(lens), "gen.nextPos"));
-      rec.copy(sampled, 0, segTokens, 0, n * 4);
-      rec.copy(logp, 0, segLogp, 0, n * 4);
-      step = 1;
-      prefillMs = -1; // measured after the first readback below
-    } else if (liveChanged) {
-      const last = Uint32Array.from(live.map((b) => tokens[b][tokens[b].length - 1]));
-      rec.copy(upload(last, "gen.lastTokens"), 0, sampled, 0, n * 4);
+      if (state.liveChanged) {
+        write(bufs.sampled, Uint32Array.from(live, (b) => state.tokens[b].at(-1)!));
+      }
+      // The token fed next is number generated-1, at position len+generated-1 (the prefill's
+      // head samples at position len, which nextPos holds at first).
+      write(bufs.pos, Uint32Array.from(live, (b) => lens[b] + state.generated - 1));
+      write(bufs.nextPos, Uint32Array.from(live, (b) => lens[b] + state.generated));
+      const temp: GPUBuffer[] = [];
+      const upload = (data: Uint32Array, label: string) => {
+        const b = uploadBuffer(gpu, data, label);
+        temp.push(b);
+        return b;
+      };
+      try {
+        const end = (step: number) =>
+          decodeStepEnd(
+            rec,
+            bufs.sampled,
+            bufs.logp,
+            bufs.segTokens,
+            bufs.segLogp,
+            bufs.pos,
+            bufs.nextPos,
+            n,
+            step * n,
+          );
+        let step = 0;
+        if (first) {
+          recordPrefill(rec, model, bufs, opts, prompts, R, upload);
+          end(step++);
+        }
+        const d0 = rec.dispatchCount;
+        for (; step < k; step++) {
+          recordDecodeStep(rec, model, bufs, opts, n);
+          end(step);
+          decodeSteps++;
+          decodedTokens += n;
+        }
+        decodeDispatches += rec.dispatchCount - d0;
+        const pt = rec.read(bufs.segTokens, 0, k * n * 4);
+        const pl = rec.read(bufs.segLogp, 0, k * n * 4);
+        await rec.submit();
+        const segT = new Uint32Array(await pt), segL = new Float32Array(await pl);
+        readbacks++;
+        state.absorb(k, segT, segL);
+      } finally {
+        for (const t of temp) t.destroy();
+      }
+      const ms = performance.now() - t0;
+      if (first) prefillMs = ms;
+      else decodeMs += ms;
     }
-    const d0 = rec.dispatchCount;
-    for (; step < k; step++) {
-      const g = generated + step; // the token being fed is number g-1, at position len+g-1
-      const pos = upload(Uint32Array.from(live.map((b) => lens[b] + g - 1)), "gen.pos");
-      const nextPos = upload(Uint32Array.from(live.map((b) => lens[b] + g)), "gen.nextPos");
-      embedTokens(rec, model, sampled, xa, n);
-      const out = layers(rec, n, seqBuf, pos);
-      headStep(rec, out, n, rowBuf, nextPos);
-      rec.copy(sampled, 0, segTokens, step * n * 4, n * 4);
-      rec.copy(logp, 0, segLogp, step * n * 4, n * 4);
-      decodeSteps++;
-      decodedTokens += n;
-    }
-    decodeDispatches += rec.dispatchCount - d0;
-    const pt = rec.read(segTokens, 0, k * n * 4), pl = rec.read(segLogp, 0, k * n * 4);
-    await rec.submit();
-    const segT = new Uint32Array(await pt), segL = new Float32Array(await pl);
-    readbacks++;
-    const ms = performance.now() - t0;
-    if (prefillMs === -1) prefillMs = ms;
-    else decodeMs += ms;
-    for (const b of live) liveReads[b]++;
-    for (let j = 0; j < k; j++) {
-      live.forEach((b, i) => {
-        if (done[b]) return;
-        const t = segT[j * n + i];
-        tokens[b].push(t);
-        logprobs[b].push(segL[j * n + i]);
-        if (stop.has(t)) stopped[b] = done[b] = true;
-        else if (tokens[b].length >= opts.maxNewTokens) done[b] = true;
-      });
-    }
-    generated += k;
-    const before = live.length;
-    live = live.filter((b) => !done[b]);
-    liveChanged = live.length !== before;
-    for (const t of temp.splice(0)) t.destroy();
-    segTokens.destroy();
-    segLogp.destroy();
+  } finally {
+    bufs.destroy();
   }
-  for (const b of owned) b.destroy();
   return {
-    tokens,
-    logprobs,
-    stopped,
+    tokens: state.tokens,
+    logprobs: state.logprobs,
+    stopped: state.stopped,
     stats: {
       prefillTokens: total,
       decodeSteps,
       decodedTokens,
       dispatchesPerToken: decodeSteps > 0 ? decodeDispatches / decodeSteps : 0,
       readbacks,
-      readbacksPerSequence: liveReads.reduce((a, b) => a + b, 0) / B,
+      readbacksPerSequence: state.liveReads.reduce((a, b) => a + b, 0) / B,
       submits: rec.submitCount,
       prefillMs,
       decodeMs,

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Recorder } from "../../gpu/recorder.ts";
-import { matmul, matmulBf16W } from "../../gpu/matmul.ts";
+import { matmul, matmulBf16W, matmulResidual } from "../../gpu/matmul.ts";
 import { embedding, embeddingBf16 } from "../../gpu/embedding.ts";
 import type { LlamaModel } from "./llama.ts";
 
@@ -25,6 +25,24 @@ export function linear(
 ): void {
   const mm = model.isBf16(name) ? matmulBf16W : matmul;
   mm(rec, x, model.w(name), y, M, K, N, accumulate);
+}
+
+/**
+ * y[M,N] = r[M,N] + x[M,K] · W[N,K]ᵀ for the model's weight `name` (a residual add fused into
+ * the product: the bits of copying r into y and accumulating). Records only.
+ */
+export function linearResidual(
+  rec: Recorder,
+  model: LlamaModel,
+  name: string,
+  x: GPUBuffer,
+  r: GPUBuffer,
+  y: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+): void {
+  matmulResidual(rec, x, model.w(name), r, y, M, K, N, model.isBf16(name) ? "bf16" : "f32");
 }
 
 /** y[t,:] = embed_tokens[tokens[t],:] for T token ids (u32), in the table's storage. */

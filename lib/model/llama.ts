@@ -6,8 +6,9 @@
  * packed BF16 matrices with f32 norm weights; the passes pick the kernel per weight
  * (linear.ts), and a BF16 model refuses gradients.
  *
- * The passes themselves live next door: forward.ts (training/scoring pass over planned
- * activations), backward.ts (its reverse) and generate.ts (prefill + KV-cache decode).
+ * The passes themselves live next door: layer.ts (one decoder layer, shared by all passes),
+ * forward.ts (training/scoring pass over planned activations), backward.ts (its reverse) and
+ * generate.ts (prefill + KV-cache decode).
  *
  * @module
  */

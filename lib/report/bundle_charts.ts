@@ -1,11 +1,17 @@
 /**
- * The charts every run gets in its own bundle: one PNG per metric series and one per
- * held-out evaluation table, under `charts/`. The runner calls {@link writeBundleCharts} at the
+ * The charts every run gets in its own bundle: one PNG per metric series, one per held-out
+ * evaluation table and a benchmark's figures (bench.json's table), under `charts/`. The runner calls {@link writeBundleCharts} at the
  * end of a run and writes the files through its bundle writer, so bundle.json lists them.
  *
  * @module
  */
-import { evalFigures, type Figure, FIGURE_SIZE, runMetricFigures } from "./figures.ts";
+import {
+  benchFigures,
+  evalFigures,
+  type Figure,
+  FIGURE_SIZE,
+  runMetricFigures,
+} from "./figures.ts";
 import { type BundleData, loadBundle } from "./load.ts";
 
 /** Folder of a bundle's own charts, relative to the bundle. */
@@ -13,7 +19,8 @@ export const CHARTS_DIR = "charts";
 
 /** The figures of one bundle's own charts, each with its bundle-relative PNG path. */
 export function bundleChartFigures(bundle: BundleData): { path: string; figure: Figure }[] {
-  return [...runMetricFigures(bundle), ...evalFigures([bundle])].map((figure) => ({
+  const figures = [...runMetricFigures(bundle), ...evalFigures([bundle]), ...benchFigures(bundle)];
+  return figures.map((figure) => ({
     path: `${CHARTS_DIR}/${figure.id}.png`,
     figure,
   }));

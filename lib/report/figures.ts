@@ -263,3 +263,50 @@ export function evalFigures(bundles: readonly BundleData[]): Figure[] {
   }
   return uniqueIds(figures);
 }
+
+/**
+ * A benchmark bundle's table (bench.json): one horizontal bar figure per unit (the measured
+ * figures) and, where the adapter's limits are known, one of each figure's fraction of its limit.
+ */
+export function benchFigures(bundle: BundleData): Figure[] {
+  const rows = bundle.bench;
+  if (rows.length === 0) return [];
+  const figures: Figure[] = [];
+  const bars = (id: string, title: string, subtitle: string, labels: string[], data: number[]) => {
+    figures.push({
+      id: safeId(id),
+      title,
+      group: bundle.label,
+      config: {
+        type: "bar",
+        data: { labels, datasets: [{ label: title, data, backgroundColor: colorFor(0) }] },
+        options: {
+          ...baseOptions(title, subtitle, false),
+          indexAxis: "y",
+          scales: { x: { type: "linear", beginAtZero: true }, y: { type: "category" } },
+        },
+      },
+    });
+  };
+  for (const unit of [...new Set(rows.map((r) => r.unit))]) {
+    const of = rows.filter((r) => r.unit === unit);
+    bars(
+      `bench-${unit}`,
+      `benchmark: ${unit}`,
+      bundle.label,
+      of.map((r) => r.case),
+      of.map((r) => r.value),
+    );
+  }
+  const withLimit = rows.filter((r) => r.fraction !== null);
+  if (withLimit.length > 0) {
+    bars(
+      "bench-fraction-of-limits",
+      "benchmark: fraction of the adapter's limits",
+      [...new Set(withLimit.map((r) => r.of))].join("; "),
+      withLimit.map((r) => `${r.case} (${r.unit})`),
+      withLimit.map((r) => r.fraction as number),
+    );
+  }
+  return uniqueIds(figures);
+}

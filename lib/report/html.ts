@@ -156,6 +156,19 @@ function recordsHtml(records: readonly JsonObject[]): string {
     `</summary>${pre(shown)}</details>`;
 }
 
+// bench.json's table: each figure and its fraction of the adapter's limit.
+function benchTableHtml(b: BundleData): string {
+  let html = `<table><thead><tr><th>case</th><th>value</th><th>unit</th><th>fraction</th>` +
+    `<th>of</th></tr></thead><tbody>`;
+  for (const r of b.bench) {
+    const fraction = r.fraction === null ? "–" : `${(100 * r.fraction).toFixed(2)}%`;
+    html += `<tr><td>${escapeHtml(r.case)}</td><td>${escapeHtml(r.value.toPrecision(4))}</td>` +
+      `<td>${escapeHtml(r.unit)}</td><td>${escapeHtml(fraction)}</td>` +
+      `<td>${escapeHtml(r.of ?? "limit unknown")}</td></tr>`;
+  }
+  return html + `</tbody></table>`;
+}
+
 function runSummaryHtml(bundles: readonly BundleData[]): string {
   let html = `<table><thead><tr><th>run</th><th>status</th><th>folder</th><th>root hash</th>` +
     `</tr></thead><tbody>`;
@@ -204,11 +217,12 @@ export function buildReportHtml(input: ReportInput): string {
   for (const b of bundles) {
     body += `<h2>Run ${escapeHtml(b.label)}</h2>`;
     body += `<h3>Metrics</h3>${
-      b.series.size === 0
+      inGroup(b.label).length === 0
         ? `<p class="meta">No metric series (rows with iter or step) in this bundle.</p>`
         : figuresHtml(inGroup(b.label), size)
     }`;
     if (b.metricRecords.length > 0) body += recordsHtml(b.metricRecords);
+    if (b.bench.length > 0) body += `<h3>Benchmark (bench.json)</h3>${benchTableHtml(b)}`;
     body += `<h3>Provenance and manifest</h3>`;
     body += jsonBlock("provenance.json", b.provenance);
     body += jsonBlock("manifest.json (resolved)", b.manifest);

@@ -42,6 +42,34 @@ export interface BundleData {
   metricRecords: JsonObject[];
   samples: Sample[];
   eval?: JsonObject;
+  /** bench.json's `table` (lib/bench/gpu_timing.ts BenchRow), for benchmark bundles. */
+  bench: BenchTableRow[];
+}
+
+/** One row of a benchmark's table: a figure and its fraction of the adapter's limit. */
+export interface BenchTableRow {
+  case: string;
+  value: number;
+  unit: string;
+  fraction: number | null;
+  of: string | null;
+}
+
+/** Reads bench.json's `table` (absent: none); a malformed row is an error naming the file. */
+function benchTable(bench: JsonObject | undefined, path: string): BenchTableRow[] {
+  if (bench === undefined || bench.table === undefined) return [];
+  if (!Array.isArray(bench.table)) throw new Error(`${path}: "table" must be an array`);
+  return bench.table.map((row, i) => {
+    const r = row as Record<string, unknown>;
+    const ok = r !== null && typeof r === "object" && typeof r.case === "string" &&
+      typeof r.value === "number" && typeof r.unit === "string" &&
+      (r.fraction === null || typeof r.fraction === "number") &&
+      (r.of === null || typeof r.of === "string");
+    if (!ok) {
+      throw new Error(`${path}: table[${i}] must be {case, value, unit, fraction, of}`);
+    }
+    return r as unknown as BenchTableRow;
+  });
 }
 
 async function readTextIfPresent(path: string): Promise<string | undefined> {
@@ -162,6 +190,8 @@ export async function loadBundle(dir: string): Promise<BundleData> {
     );
   }
   const evalResults = await readJsonObject(join(abs, "eval.json"));
+  const benchPath = join(abs, "bench.json");
+  const bench = benchTable(await readJsonObject(benchPath), benchPath);
 
   const metricsPath = join(abs, "metrics.jsonl");
   const metricsText = await readTextIfPresent(metricsPath);
@@ -193,5 +223,6 @@ export async function loadBundle(dir: string): Promise<BundleData> {
     metricRecords: records,
     samples,
     eval: evalResults,
+    bench,
   };
 }

@@ -14,6 +14,7 @@ import { createHash } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { bundleChartFigures } from "./bundle_charts.ts";
 import {
+  benchFigures,
   comparisonFigures,
   evalFigures,
   type Figure,
@@ -114,7 +115,7 @@ export function reportFigures(bundles: readonly BundleData[]): { path: string; f
     let runDir = safeId(b.label);
     for (let k = 2; runDirs.has(runDir); k++) runDir = `${safeId(b.label)}-${k}`;
     runDirs.add(runDir);
-    for (const f of runMetricFigures(b)) {
+    for (const f of [...runMetricFigures(b), ...benchFigures(b)]) {
       out.push({ path: `charts/runs/${runDir}/${f.id}.png`, figure: f });
     }
   }

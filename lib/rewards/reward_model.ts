@@ -233,9 +233,10 @@ export class RewardModel implements TaskReward {
       tokens.set(s, b * S);
       rows.push(b * S + s.length - 1);
     });
-    // recompute: one layer's activations instead of L; one-row head chunks: a reward model has
-    // no LM head, so the pass's [rows, vocab] logits buffer would be dead weight.
-    const pass = new ForwardPass(this.model, B, S, { recompute: true, headChunkRows: 1 });
+    // forwardOnly: one layer's activations and two residual buffers instead of L and L+1;
+    // one-row head chunks: a reward model has no LM head, so the pass's [rows, vocab] logits
+    // buffer would be dead weight.
+    const pass = new ForwardPass(this.model, B, S, { forwardOnly: true, headChunkRows: 1 });
     try {
       const rec = new Recorder(this.model.gpu);
       const scores = pass.forwardScores(rec, tokens, rows);

@@ -10,6 +10,7 @@ import { defineKind } from "../experiment/kind.ts";
 import { alpacaEvalInputs } from "../eval/alpaca_eval.ts";
 import { modelSourceInputs } from "../data/model_source.ts";
 import { runRl } from "./rl_run.ts";
+import { formatMemoryPlan, rlMemoryPlan } from "./memory_plan.ts";
 import { GrpoSchema, LspSchema, type RlRun } from "./schema.ts";
 
 /** The files an RL run reads (models, eval set, dataset, prompts): they enter the run id. */
@@ -36,6 +37,8 @@ export const lspKind = defineKind({
   schema: LspSchema,
   inputs: (params) => inputsOf({ algorithm: "lsp", params }),
   resumable: true,
+  // The run's planned GPU memory by buffer class and phase, from the parameters alone.
+  dryRun: async (params) => formatMemoryPlan(await rlMemoryPlan(params)),
   run: (ctx, params) => runRl(ctx, { algorithm: "lsp", params }),
 });
 
@@ -46,5 +49,7 @@ export const grpoKind = defineKind({
   schema: GrpoSchema,
   inputs: (params) => inputsOf({ algorithm: "grpo", params }),
   resumable: true,
+  // The run's planned GPU memory by buffer class and phase, from the parameters alone.
+  dryRun: async (params) => formatMemoryPlan(await rlMemoryPlan(params)),
   run: (ctx, params) => runRl(ctx, { algorithm: "grpo", params }),
 });

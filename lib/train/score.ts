@@ -31,7 +31,8 @@ export async function forwardLogp(pass: ForwardPass, packed: PackedBatch): Promi
  * shape and freed afterwards: how a frozen model (the KL reference) scores sequences.
  */
 export async function scoreLogp(model: LlamaModel, packed: PackedBatch): Promise<Float32Array> {
-  const pass = new ForwardPass(model, packed.batch, packed.seqLen);
+  // Forward-only: one layer's activations, not one set per layer (nothing is differentiated).
+  const pass = new ForwardPass(model, packed.batch, packed.seqLen, { forwardOnly: true });
   try {
     return await forwardLogp(pass, packed);
   } finally {
