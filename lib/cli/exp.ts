@@ -65,17 +65,18 @@ Examples:
       // resolved manifest alone.
       const kind = KINDS.find((k) => k.kind === manifest.kind);
       if (kind?.dryRun) {
-        const target = await plannedTarget({
-          manifest,
-          kinds: KINDS,
-          root: PROJECT_ROOT,
-          resultsDir: RESULTS_DIR,
-          outDir: p.values.out as string | undefined,
-        });
+        const bundleDir = async () =>
+          (await plannedTarget({
+            manifest,
+            kinds: KINDS,
+            root: PROJECT_ROOT,
+            resultsDir: RESULTS_DIR,
+            outDir: p.values.out as string | undefined,
+          })).dir;
         console.error(
           await kind.dryRun(manifest.params, {
             experiment: manifest.name,
-            bundleDir: target.dir,
+            bundleDir,
             projectRoot: PROJECT_ROOT,
           }),
         );

@@ -73,8 +73,11 @@ export interface RunContext {
 export interface DryRunInfo {
   /** Experiment name. */
   experiment: string;
-  /** Absolute path of the bundle folder a run would write. */
-  bundleDir: string;
+  /**
+   * Absolute path of the bundle folder a run would write (computed on demand: it needs the
+   * run's inputs, which a plan of memory does not).
+   */
+  bundleDir(): Promise<string>;
   /** Absolute path of the project root. */
   projectRoot: string;
 }

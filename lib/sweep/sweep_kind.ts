@@ -271,17 +271,24 @@ export function sweepKind(opts: SweepKindOptions): ExperimentKind {
       }
       return [...files].sort();
     },
-    dryRun(params: SweepParams, info: DryRunInfo) {
+    async dryRun(params: SweepParams, info: DryRunInfo) {
       const plan = planOf(params, info.experiment);
-      const fake = { ...info, sweep: info.experiment, sweepDir: info.bundleDir, cwd: Deno.cwd() };
+      const bundleDir = await info.bundleDir();
+      const fake = {
+        ...info,
+        bundleDir,
+        sweep: info.experiment,
+        sweepDir: bundleDir,
+        cwd: Deno.cwd(),
+      };
       const jobs = plan.members.map((m) => {
-        const dir = join(info.bundleDir, m.dir);
+        const dir = join(bundleDir, m.dir);
         const kind = memberKinds().find((k) => k.kind === m.manifest.kind);
         return { member: m, dir, args: memberArgs(m, dir, Boolean(kind?.resumable)) };
       });
       const lines = [
         `sweep ${info.experiment}: ${size(plan)} = ` +
-        `${plan.members.length} members; launcher ${params.launcher.kind}; bundle ${info.bundleDir}`,
+        `${plan.members.length} members; launcher ${params.launcher.kind}; bundle ${bundleDir}`,
       ];
       const w = Math.max(...plan.members.map((m) => m.id.length));
       for (const m of plan.members) {
