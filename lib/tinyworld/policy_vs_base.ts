@@ -166,7 +166,10 @@ export const tinyEvaluation: Evaluation = async (i) => {
   });
   return {
     files: [{ path: "eval.json", content: JSON.stringify(result, null, 2) + "\n" }],
-    summary: `eval: held-out accuracy ${result.policy.solver.overall.accuracy.toFixed(3)} (base ` +
+    summary:
+      `eval: ${result.split === "validation" ? "validation" : "held-out"} accuracy ${
+        result.policy.solver.overall.accuracy.toFixed(3)
+      } (base ` +
       `${result.base.solver.overall.accuracy.toFixed(3)}), win rate ` +
       `${result.winRate.overall.mean.toFixed(3)}`,
   };
