@@ -14,6 +14,7 @@ import { verifyBundle } from "../bundle/verify.ts";
 import { canonicalJson } from "../manifest/canonical.ts";
 import { changedKeys } from "../manifest/diff.ts";
 import { tryReadJson } from "../util/json_file.ts";
+import { isEmptyOrMissing } from "../util/fs.ts";
 import type { SweepMember } from "./aggregation.ts";
 import type { PlannedMember } from "./plan.ts";
 
@@ -27,16 +28,6 @@ export type MemberState =
   | { state: "complete"; member: SweepMember; codeVersion: string | null; runId: string }
   /** Something the sweep must not use or overwrite; `why` says what and what to do. */
   | { state: "refused"; why: string };
-
-async function isEmptyOrMissing(dir: string): Promise<boolean> {
-  try {
-    for await (const _ of Deno.readDir(dir)) return false;
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return true;
-    throw e;
-  }
-}
 
 /** The root hashes a bundle's provenance names as its parents. */
 async function parentRootHashes(dir: string): Promise<string[]> {
