@@ -39,7 +39,8 @@ export interface SamplingOptions {
 
 const WG = 256;
 
-const SAMPLE_WGSL = /* wgsl */ `
+/** The bindings, parameters and random numbers both sampler styles share. */
+const SAMPLE_BINDINGS_WGSL = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read_write> tokens: array<u32>;
 @group(0) @binding(2) var<storage, read> positions: array<u32>;
@@ -49,7 +50,10 @@ struct P {
   temperature: f32, topP: f32, k0: u32, k1: u32, stream: u32,
 }
 @group(0) @binding(4) var<uniform> p: P;
-${PHILOX_WGSL}
+${PHILOX_WGSL}`;
+
+const SAMPLE_WGSL = /* wgsl */ `
+${SAMPLE_BINDINGS_WGSL}
 const WG = ${WG}u;
 const NONE = 0xffffffffu;
 var<workgroup> redF: array<f32, WG>;
@@ -215,16 +219,7 @@ const SERIAL_WG = 16;
  * (tests/gpu_sampling_test.ts compares the two styles).
  */
 const SAMPLE_SERIAL_WGSL = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read_write> tokens: array<u32>;
-@group(0) @binding(2) var<storage, read> positions: array<u32>;
-@group(0) @binding(3) var<storage, read> rowIds: array<u32>;
-struct P {
-  M: u32, V: u32, greedy: u32, useRowIds: u32,
-  temperature: f32, topP: f32, k0: u32, k1: u32, stream: u32,
-}
-@group(0) @binding(4) var<uniform> p: P;
-${PHILOX_WGSL}
+${SAMPLE_BINDINGS_WGSL}
 ${serialTreeReduceWgsl(WG)}
 const WG = ${WG}u;
 const NONE = 0xffffffffu;
