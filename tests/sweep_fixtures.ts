@@ -61,6 +61,8 @@ export function writeChainSweep(
 }
 
 /** The parsed bundle.json of a bundle. */
-export function indexOf(dir: string): { rootHash: string; status: string } {
+export function indexOf(
+  dir: string,
+): { rootHash: string; status: string; files: { path: string }[] } {
   return JSON.parse(Deno.readTextFileSync(join(dir, "bundle.json")));
 }

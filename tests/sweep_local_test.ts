@@ -70,6 +70,12 @@ Deno.test("local sweep: 2 workers, interrupt, tampered member refused, resume re
     const v = await runCli(program, ["verify", out]);
     assert.equal(v.code, 0, v.stderr);
     assert.match(v.stdout, /status completed/);
+    // Members draw no charts of their own (run with --no-charts): `report` draws them on demand.
+    const memberFiles = indexOf(join(out, "members/g/s0")).files.map((f: { path: string }) =>
+      f.path
+    );
+    assert.ok(memberFiles.includes("metrics.jsonl"), memberFiles.join(", "));
+    assert.ok(!memberFiles.some((f) => f.startsWith("charts/")), memberFiles.join(", "));
     const sweep = JSON.parse(await Deno.readTextFile(join(out, "sweep.json")));
     for (const m of sweep.members) {
       assert.equal(m.status, "completed", m.id);

@@ -28,6 +28,8 @@ Options:
   --allow-changed-code  with --resume: continue a run that other code started (it is
                         refused otherwise; the bundle records it in resumes.jsonl)
   --force               replace an existing bundle in the target directory
+  --no-charts           do not draw the bundle's charts at the end (a sweep's members run so;
+                        \`deno task report <bundle>\` draws them any time)
   --dry-run             print the resolved manifest (every default filled in) and exit; on
                         stderr, lsp and grpo runs also print their planned GPU memory, and a
                         sweep lists its members, their resolved manifests and what its
@@ -49,6 +51,7 @@ Examples:
         force: { type: "boolean" },
         "allow-changed-code": { type: "boolean" },
         "dry-run": { type: "boolean" },
+        "no-charts": { type: "boolean" },
       },
       1,
       1,
@@ -92,6 +95,7 @@ Examples:
       resume: Boolean(p.values.resume),
       force: Boolean(p.values.force),
       allowChangedCode: Boolean(p.values["allow-changed-code"]),
+      charts: !p.values["no-charts"],
       command: ["exp", ...args],
     });
     const dir = displayPath(outcome.bundleDir);

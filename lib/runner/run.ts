@@ -53,6 +53,11 @@ export interface RunOptions {
   force?: boolean;
   /** With `resume`: continue a bundle written by another code version (recorded in it). */
   allowChangedCode?: boolean;
+  /**
+   * Draw the bundle's charts at the end (default true). A sweep's members skip them: they are
+   * run-specific PNGs (most of a tiny member's bytes), and `deno task report` draws them any time.
+   */
+  charts?: boolean;
   /** The command line, for provenance. */
   command?: string[];
   /** Stop signal; by default SIGINT/SIGTERM are caught for the duration of the run. */
@@ -484,14 +489,18 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     if (status === "interrupted") error = "interrupted by a signal before the run finished";
     // Every bundle gets its own charts. PNG bytes depend on the host's fonts and canvas build,
     // so they are run-specific records, not deterministic outputs.
-    try {
-      const { writeBundleCharts } = await import("../report/bundle_charts.ts");
-      await writeBundleCharts(
-        dir,
-        (rel, bytes) => bundle.writeFile(rel, bytes, { deterministic: false }),
-      );
-    } catch (e) {
-      out.log(`charts not drawn: ${(e as Error).message}`);
+    if (opts.charts === false) {
+      out.log("charts not drawn (--no-charts): `deno task report` on the bundle draws them");
+    } else {
+      try {
+        const { writeBundleCharts } = await import("../report/bundle_charts.ts");
+        await writeBundleCharts(
+          dir,
+          (rel, bytes) => bundle.writeFile(rel, bytes, { deterministic: false }),
+        );
+      } catch (e) {
+        out.log(`charts not drawn: ${(e as Error).message}`);
+      }
     }
     let index;
     try {

@@ -62,7 +62,11 @@ function launcherOf(p: SweepParams): Launcher {
   return p.launcher.kind === "slurm" ? slurmLauncher(p.launcher) : localLauncher(p.workers);
 }
 
-/** The `exp` arguments that run a member into `dir`. */
+/**
+ * The `exp` arguments that run a member into `dir`. Members draw no charts of their own: the
+ * sweep's aggregation draws its figures, `deno task report` draws any member's, and the PNGs
+ * would otherwise be most of a committed table's bytes.
+ */
 function memberArgs(m: PlannedMember, dir: string, resumable: boolean): string[] {
   return [
     "exp",
@@ -71,6 +75,7 @@ function memberArgs(m: PlannedMember, dir: string, resumable: boolean): string[]
     "--out",
     dir,
     resumable ? "--resume" : "--force",
+    "--no-charts",
   ];
 }
 
