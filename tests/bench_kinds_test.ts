@@ -43,6 +43,24 @@ Deno.test("bench-model and bench-train write their figures (inline and file conf
     assert.ok(m.result.dispatchesPerDecodedToken > 0);
     // 5 decode steps read back every 4 steps plus the prefill segment: at least 2 readbacks.
     assert.ok(m.result.readbacksPerSequence >= 2, `${m.result.readbacksPerSequence}`);
+    assert.equal(m.result.pipelined, false); // the default on a CPU adapter
+    assert.equal(m.result.pipelining, undefined);
+    const both = await runBench(dir, "bm-both", {
+      kind: "bench-model",
+      config,
+      batch: 2,
+      promptLen: 8,
+      newTokens: 6,
+      readbackEvery: 2,
+      pipelined: "both",
+      warmup: 0,
+      repeats: 1,
+    });
+    const cmp = both.result.pipelining;
+    assert.equal(both.result.pipelined, true);
+    assert.ok(cmp.offDecodeTokensPerSecond > 0 && cmp.onDecodeTokensPerSecond > 0);
+    assert.equal(cmp.ratio, cmp.onDecodeTokensPerSecond / cmp.offDecodeTokensPerSecond);
+    assert.equal(both.result.table.length, 3); // decode pipelined, not pipelined; prefill
 
     const cfgFile = join(dir, "config.json");
     await Deno.writeTextFile(cfgFile, JSON.stringify(config));

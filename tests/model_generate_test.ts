@@ -146,6 +146,35 @@ Deno.test("per-sequence stop ids end a sequence (stop token kept) and leave the 
   assert.ok(res.stats.readbacksPerSequence < res.stats.readbacks + 1e-9);
 });
 
+Deno.test("pipelined decoding gives the same bits as segment-by-segment decoding, stops included", async () => {
+  const model = await testModel();
+  const prompts = [...PROMPTS, someTokens(6, V, 34)];
+  const free = await generate(model, prompts, { ...SAMPLED, maxNewTokens: 12, pipelined: false });
+  // Stop ids that end sequences at different steps: sequence b's first new token from step 2b on.
+  const stopIds = free.tokens.map((t, b) =>
+    t.find((x, j) => j >= 2 * b && !t.slice(0, j).includes(x))!
+  );
+  for (const readbackEvery of [1, 2, 3, 5]) {
+    const opts = { ...SAMPLED, maxNewTokens: 12, stopIds, readbackEvery };
+    const plain = await generate(model, prompts, { ...opts, pipelined: false });
+    const piped = await generate(model, prompts, { ...opts, pipelined: true });
+    const what = `readbackEvery ${readbackEvery}`;
+    assert.deepEqual(piped.tokens, plain.tokens, what);
+    assert.deepEqual(piped.logprobs, plain.logprobs, what);
+    assert.deepEqual(piped.stopped, plain.stopped, what);
+    const ends = new Set(plain.tokens.map((t, b) => plain.stopped[b] ? t.length : 0));
+    assert.ok(ends.size >= 3, `${what}: sequences stop at different steps (${[...ends]})`);
+    prompts.forEach((_, b) => {
+      assert.deepEqual(plain.tokens[b], free.tokens[b].slice(0, plain.tokens[b].length), what);
+    });
+    assert.equal(plain.stats.pipelined, false);
+    assert.equal(piped.stats.pipelined, true);
+    assert.equal(plain.stats.discardedTokens, 0, what);
+    // A sequence that stopped while others ran on had a speculative segment computed for it.
+    assert.ok(piped.stats.discardedTokens > 0, `${what}: ${piped.stats.discardedTokens}`);
+  }
+});
+
 Deno.test("generate refuses bad prompts and options with clear messages", async () => {
   const model = await testModel();
   await assert.rejects(() => generate(model, [[1, 2], []], GREEDY), /prompt 1 is empty/);

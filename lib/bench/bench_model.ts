@@ -31,6 +31,11 @@ export const BenchModelSchema = z.strictObject({
   newTokens: z.number().int().min(2).default(64),
   /** Decode steps between readbacks. */
   readbackEvery: z.number().int().positive().default(8),
+  /**
+   * Decode segments pipelined with host encoding: "auto" (the adapter's default: on GPUs only),
+   * "on", "off", or "both" (measured off then on in the same run, with the ratio).
+   */
+  pipelined: z.enum(["auto", "on", "off", "both"]).default("auto"),
   /** Untimed runs first (shader compilation, allocation). */
   warmup: z.number().int().min(0).default(1),
   /** Timed runs; the median is reported. */
@@ -48,8 +53,18 @@ export interface BenchModelResult {
   decodeTokensPerSecond: number;
   dispatchesPerDecodedToken: number;
   readbacksPerSequence: number;
+  /** Whether the decode segments were pipelined. */
+  pipelined: boolean;
   parameters: number;
   seconds: { prefill: number; generate: number };
+}
+
+/** With `pipelined: "both"`: decode measured without and with pipelining in the same run. */
+export interface PipeliningComparison {
+  offDecodeTokensPerSecond: number;
+  onDecodeTokensPerSecond: number;
+  /** on / off. */
+  ratio: number;
 }
 
 /** bench.json of bench-model: the figures and their fractions of the adapter's limits. */
@@ -63,6 +78,8 @@ export interface BenchModelReport extends BenchModelResult {
   decodeFractionOfCeiling: number | null;
   /** Prefill flops/s (matrices and attention) as a fraction of the f32 peak. */
   prefillFractionOfF32Peak: number | null;
+  /** Present with `pipelined: "both"` (the other figures are then the pipelined run's). */
+  pipelining?: PipeliningComparison;
   table: BenchRow[];
 }
 
@@ -113,6 +130,7 @@ export async function benchModel(
   seed: number,
   onRepeat?: (r: Record<string, number>) => Promise<void>,
   progress?: (label: string, done: number, total: number) => void,
+  pipelined = p.pipelined === "auto" ? undefined : p.pipelined !== "off",
 ): Promise<BenchModelResult> {
   // Two generate calls (prefill only, then the full length) per warm-up round and repeat.
   const calls = 2 * (p.warmup + p.repeats);
@@ -132,6 +150,7 @@ export async function benchModel(
     stream: 0,
     stopIds: [] as number[],
     readbackEvery: p.readbackEvery,
+    pipelined,
   });
   const time = async (n: number) => {
     const t0 = performance.now();
@@ -144,7 +163,7 @@ export async function benchModel(
     await time(p.newTokens);
   }
   const prefill: number[] = [], full: number[] = [];
-  let dispatches = 0, readbacks = 0;
+  let dispatches = 0, readbacks = 0, piped = false;
   for (let i = 0; i < p.repeats; i++) {
     const a = await time(1);
     const b = await time(p.newTokens);
@@ -152,6 +171,7 @@ export async function benchModel(
     full.push(b.seconds);
     dispatches = b.stats.dispatchesPerToken;
     readbacks = b.stats.readbacksPerSequence;
+    piped = b.stats.pipelined;
     await onRepeat?.({ repeat: i, prefillSeconds: a.seconds, generateSeconds: b.seconds });
   }
   const tPre = median(prefill), tFull = median(full);
@@ -160,6 +180,7 @@ export async function benchModel(
     decodeTokensPerSecond: (p.batch * (p.newTokens - 1)) / Math.max(tFull - tPre, 1e-9),
     dispatchesPerDecodedToken: dispatches,
     readbacksPerSequence: readbacks,
+    pipelined: piped,
     parameters: model.paramCount(),
     seconds: { prefill: tPre, generate: tFull },
   };
@@ -174,22 +195,54 @@ async function run(ctx: RunContext, p: BenchModelParams): Promise<void> {
   }
   ctx.log(`making synthetic weights (${config.numLayers} layers, hidden ${config.hiddenSize})`);
   const model = LlamaModel.synthetic(gpu, config, ctx.seed);
-  const result = benchModelReport(
-    config,
-    p,
-    await benchModel(
+  const measure = (q: BenchModelParams, pipelined?: boolean) =>
+    benchModel(
       model,
-      p,
+      q,
       ctx.seed,
-      (r) => ctx.appendJsonl("timings.jsonl", r, { deterministic: false }),
+      (r) => ctx.appendJsonl("timings.jsonl", { ...r, pipelined }, { deterministic: false }),
       ctx.progress,
-    ),
-    adapterPeaks(gpu.info, p.peaks),
-  );
+      pipelined,
+    );
+  // "both": off and on alternate repeat by repeat, so load changes on the machine hit both.
+  const offRuns: BenchModelResult[] = [], onRuns: BenchModelResult[] = [];
+  if (p.pipelined === "both") {
+    for (let i = 0; i < p.repeats; i++) {
+      const q = { ...p, repeats: 1, warmup: i === 0 ? p.warmup : 0 };
+      offRuns.push(await measure(q, false));
+      onRuns.push(await measure(q, true));
+    }
+  }
+  const byDecode = (rs: BenchModelResult[]) =>
+    rs.find((r) => r.decodeTokensPerSecond === median(rs.map((x) => x.decodeTokensPerSecond)))!;
+  const off = offRuns.length > 0 ? byDecode(offRuns) : null;
+  const main = onRuns.length > 0 ? byDecode(onRuns) : await measure(p);
+  const result = benchModelReport(config, p, main, adapterPeaks(gpu.info, p.peaks));
+  if (off) {
+    result.pipelining = {
+      offDecodeTokensPerSecond: off.decodeTokensPerSecond,
+      onDecodeTokensPerSecond: main.decodeTokensPerSecond,
+      ratio: main.decodeTokensPerSecond / off.decodeTokensPerSecond,
+    };
+    result.table[0].case += ", pipelined";
+    result.table.splice(1, 0, {
+      ...result.table[0],
+      case: `decode (batch ${p.batch}, prompt ${p.promptLen}, ${p.newTokens} new), not pipelined`,
+      value: off.decodeTokensPerSecond,
+      fraction: result.decodeCeilingTokensPerSecond === null
+        ? null
+        : off.decodeTokensPerSecond / result.decodeCeilingTokensPerSecond,
+    });
+    ctx.log(
+      `decode without pipelining ${off.decodeTokensPerSecond.toFixed(1)} tok/s, with ` +
+        `${main.decodeTokensPerSecond.toFixed(1)} tok/s (x${result.pipelining.ratio.toFixed(2)})`,
+    );
+  }
   ctx.log(
     `prefill ${result.prefillTokensPerSecond.toFixed(1)} tok/s, decode ` +
       `${result.decodeTokensPerSecond.toFixed(1)} tok/s, ${result.dispatchesPerDecodedToken} ` +
-      `dispatches/token, ${result.readbacksPerSequence.toFixed(2)} readbacks/sequence`,
+      `dispatches/token, ${result.readbacksPerSequence.toFixed(2)} readbacks/sequence` +
+      (result.pipelined ? ", pipelined" : ""),
   );
   await ctx.writeFile("bench.json", JSON.stringify(result, null, 2) + "\n", {
     deterministic: false,

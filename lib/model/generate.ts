@@ -4,7 +4,10 @@
  *
  * Sampled tokens stay on the GPU and are the next step's input; the host reads the sampled tokens
  * and their log-probs back only every `readbackEvery` steps (one submission per segment), checks
- * stop ids and max lengths, and drops finished sequences from the batch. Each token's log-prob is
+ * stop ids and max lengths, and drops finished sequences from the batch. Pipelined, the next
+ * segment is recorded and submitted before the current one's tokens are known, on the guess that
+ * no sequence stops: positions advance on the GPU, so it needs no upload, and what it computes
+ * for a sequence that did stop is dropped (each row's arithmetic is independent of the others'). Each token's log-prob is
  * tokenLogprobs on the sampled token (temperature 1), through the same layer code and the same
  * row-invariant kernels as {@link ForwardPass.forwardLogprobs}, so training sees the same bits.
  *
@@ -44,6 +47,12 @@ export interface GenerateOptions {
   readbackEvery?: number;
   /** Rows per prefill chunk (default 512; bounds the activation memory). */
   prefillChunkRows?: number;
+  /**
+   * Record and submit the next segment while the GPU runs the current one (default: on GPUs,
+   * off on CPU adapters; see {@link pipelinesByDefault}). The tokens and log-probs are the same
+   * bits either way.
+   */
+  pipelined?: boolean;
 }
 
 /** Counters of one {@link generate} call. */
@@ -51,8 +60,13 @@ export interface GenerateStats {
   prefillTokens: number;
   /** Decode steps run (each feeds one token per live sequence). */
   decodeSteps: number;
-  /** Tokens fed through decode steps, summed over sequences. */
+  /** Tokens fed through decode steps, summed over sequences (discarded ones included). */
   decodedTokens: number;
+  /**
+   * Tokens a speculative (pipelined) segment computed for sequences that had finished in the
+   * segment before it; they are dropped.
+   */
+  discardedTokens: number;
   /** Kernel dispatches per decode step, i.e. per decoded token of one sequence. */
   dispatchesPerToken: number;
   /** GPU round trips that read results back. */
@@ -61,9 +75,14 @@ export interface GenerateStats {
   readbacksPerSequence: number;
   /** Submissions made. */
   submits: number;
-  /** Wall time of the first segment: the prefill plus up to readbackEvery-1 decode steps. */
+  /** Whether decode segments were pipelined. */
+  pipelined: boolean;
+  /**
+   * Wall time until the first segment (the prefill plus up to readbackEvery-1 decode steps) was
+   * read back.
+   */
   prefillMs: number;
-  /** Wall time of the later segments. */
+  /** Wall time after that. */
   decodeMs: number;
 }
 
@@ -325,10 +344,10 @@ class GenState {
   /** Readbacks each sequence was live for. */
   readonly liveReads: number[];
   live: number[];
-  /** Tokens generated so far by every live sequence (they advance together). */
+  /** Steps absorbed so far: every live sequence has generated this many tokens. */
   generated = 0;
-  /** Whether the last segment dropped sequences (the next one re-gathers their last tokens). */
-  liveChanged = false;
+  /** Tokens a speculative segment computed for sequences that had already finished. */
+  discarded = 0;
   readonly #stop: Set<number>;
 
   constructor(B: number, stopIds: number[], readonly maxNewTokens: number) {
@@ -341,12 +360,19 @@ class GenState {
     this.#stop = new Set(stopIds);
   }
 
-  /** Takes in one segment's k steps of tokens and log-probs ([k, live] each) and drops the done. */
-  absorb(k: number, segT: Uint32Array, segL: Float32Array): void {
-    const live = this.live, n = live.length;
-    for (const b of live) this.liveReads[b]++;
+  /**
+   * Takes in one segment's k steps of tokens and log-probs ([k, rows.length] each, for the
+   * sequences `rows` it ran) and drops the sequences that are done. Rows that finished before
+   * this segment (it was recorded before their end was known) are skipped.
+   */
+  absorb(k: number, rows: number[], segT: Uint32Array, segL: Float32Array): void {
+    const n = rows.length;
+    for (const b of rows) {
+      if (this.done[b]) this.discarded += k;
+      else this.liveReads[b]++;
+    }
     for (let j = 0; j < k; j++) {
-      live.forEach((b, i) => {
+      rows.forEach((b, i) => {
         if (this.done[b]) return;
         const t = segT[j * n + i];
         this.tokens[b].push(t);
@@ -356,10 +382,32 @@ class GenState {
       });
     }
     this.generated += k;
-    this.live = live.filter((b) => !this.done[b]);
-    this.liveChanged = this.live.length !== n;
+    this.live = this.live.filter((b) => !this.done[b]);
   }
 }
+
+/** One submitted segment: up to K steps for a fixed set of rows, awaiting its readback. */
+interface Segment {
+  /** The sequences it ran, in GPU row order. */
+  rows: number[];
+  k: number;
+  first: boolean;
+  /** Its sampled tokens and their log-probs, [k, rows.length] each, once the GPU is done. */
+  result: Promise<[Uint32Array, Float32Array]>;
+  /** Buffers only this segment uses (freed once it is done). */
+  temp: GPUBuffer[];
+}
+
+const sameRows = (a: number[], b: number[]) =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * Whether decode segments are pipelined by default: on GPUs, where encoding the next segment
+ * while the GPU runs the current one hides the host's share; not on CPU adapters, where host
+ * and "GPU" share the same cores and a speculative segment's wasted rows cost real time.
+ */
+export const pipelinesByDefault = (model: LlamaModel): boolean =>
+  !model.gpu.info.isFallbackAdapter && model.gpu.info.kernels !== "serial";
 
 /** Generates continuations of `prompts` (token ids) with a KV cache; see the module doc. */
 export async function generate(
@@ -368,6 +416,7 @@ export async function generate(
   opts: GenerateOptions,
 ): Promise<GenerateResult> {
   const { K, rowIds, chunkRows } = checkArgs(model, prompts, opts);
+  const pipelined = opts.pipelined ?? pipelinesByDefault(model);
   const gpu = model.gpu, B = prompts.length;
   const lens = prompts.map((p) => p.length);
   const Smax = Math.max(...lens) + opts.maxNewTokens;
@@ -376,72 +425,109 @@ export async function generate(
   const state = new GenState(B, opts.stopIds, opts.maxNewTokens);
   const rec = new Recorder(gpu);
   let readbacks = 0, decodeSteps = 0, decodedTokens = 0, decodeDispatches = 0;
-  let prefillMs = 0, decodeMs = 0;
+  const t0 = performance.now();
+  let prefillMs = 0;
   const bufs = new GenBuffers(model, B, R, K, Smax);
   const write = (buf: GPUBuffer, data: Uint32Array) => writeBuffer(gpu, buf, data);
-  try {
-    while (state.live.length > 0 && state.generated < opts.maxNewTokens) {
-      const t0 = performance.now();
-      const live = state.live, n = live.length, first = state.generated === 0;
-      const k = Math.min(K, opts.maxNewTokens - state.generated);
-      // The queue applies these writes before this segment's submission, after the last one.
-      if (first || state.liveChanged) {
-        write(bufs.seq, Uint32Array.from(live));
-        write(bufs.rows, Uint32Array.from(live, (b) => rowIds[b]));
-      }
-      if (state.liveChanged) {
-        write(bufs.sampled, Uint32Array.from(live, (b) => state.tokens[b].at(-1)!));
+  /** The rows the GPU's per-row buffers (seq, rows, sampled, pos) are laid out for. */
+  let gpuRows: number[] = [];
+
+  /**
+   * Records and submits the next segment: k steps from `generated` tokens on for `rows`. With
+   * `speculative`, the previous segment is still running and the GPU's per-row buffers are
+   * already right (same rows, positions advanced on the GPU): nothing is written.
+   */
+  const launch = (rows: number[], generated: number, speculative: boolean): Segment => {
+    const n = rows.length, first = generated === 0;
+    const k = Math.min(K, opts.maxNewTokens - generated);
+    if (!speculative) {
+      // The queue applies these writes after the previous submission, before this one.
+      if (first || !sameRows(rows, gpuRows)) {
+        write(bufs.seq, Uint32Array.from(rows));
+        write(bufs.rows, Uint32Array.from(rows, (b) => rowIds[b]));
+        if (!first) write(bufs.sampled, Uint32Array.from(rows, (b) => state.tokens[b].at(-1)!));
       }
       // The token fed next is number generated-1, at position len+generated-1 (the prefill's
       // head samples at position len, which nextPos holds at first).
-      write(bufs.pos, Uint32Array.from(live, (b) => lens[b] + state.generated - 1));
-      write(bufs.nextPos, Uint32Array.from(live, (b) => lens[b] + state.generated));
-      const temp: GPUBuffer[] = [];
-      const upload = (data: Uint32Array, label: string) => {
-        const b = uploadBuffer(gpu, data, label);
-        temp.push(b);
-        return b;
-      };
-      try {
-        const end = (step: number) =>
-          decodeStepEnd(
-            rec,
-            bufs.sampled,
-            bufs.logp,
-            bufs.segTokens,
-            bufs.segLogp,
-            bufs.pos,
-            bufs.nextPos,
-            n,
-            step * n,
-          );
-        let step = 0;
-        if (first) {
-          recordPrefill(rec, model, bufs, opts, prompts, R, upload);
-          end(step++);
-        }
-        const d0 = rec.dispatchCount;
-        for (; step < k; step++) {
-          recordDecodeStep(rec, model, bufs, opts, n);
-          end(step);
-          decodeSteps++;
-          decodedTokens += n;
-        }
-        decodeDispatches += rec.dispatchCount - d0;
-        const pt = rec.read(bufs.segTokens, 0, k * n * 4);
-        const pl = rec.read(bufs.segLogp, 0, k * n * 4);
-        await rec.submit();
-        const segT = new Uint32Array(await pt), segL = new Float32Array(await pl);
-        readbacks++;
-        state.absorb(k, segT, segL);
-      } finally {
-        for (const t of temp) t.destroy();
+      write(bufs.pos, Uint32Array.from(rows, (b) => lens[b] + generated - 1));
+      write(bufs.nextPos, Uint32Array.from(rows, (b) => lens[b] + generated));
+    }
+    gpuRows = rows;
+    const temp: GPUBuffer[] = [];
+    const upload = (data: Uint32Array, label: string) => {
+      const b = uploadBuffer(gpu, data, label);
+      temp.push(b);
+      return b;
+    };
+    const end = (step: number) =>
+      decodeStepEnd(
+        rec,
+        bufs.sampled,
+        bufs.logp,
+        bufs.segTokens,
+        bufs.segLogp,
+        bufs.pos,
+        bufs.nextPos,
+        n,
+        step * n,
+      );
+    let step = 0;
+    if (first) {
+      recordPrefill(rec, model, bufs, opts, prompts, R, upload);
+      end(step++);
+    }
+    const d0 = rec.dispatchCount;
+    for (; step < k; step++) {
+      recordDecodeStep(rec, model, bufs, opts, n);
+      end(step);
+      decodeSteps++;
+      decodedTokens += n;
+    }
+    decodeDispatches += rec.dispatchCount - d0;
+    // The copies into the readbacks' staging buffers are part of this submission, so the next
+    // segment may overwrite segTokens/segLogp.
+    const pt = rec.read(bufs.segTokens, 0, k * n * 4);
+    const pl = rec.read(bufs.segLogp, 0, k * n * 4);
+    const submitted = rec.submit();
+    const result = submitted.then(async (): Promise<[Uint32Array, Float32Array]> => [
+      new Uint32Array(await pt),
+      new Float32Array(await pl),
+    ]);
+    result.catch(() => {}); // awaited below; a speculative one may be abandoned on an error
+    return { rows, k, first, result, temp };
+  };
+
+  const inFlight: Segment[] = [];
+  try {
+    for (;;) {
+      // Submit the next segment if there is one to run: right away when nothing is running,
+      // speculatively (before the running one's tokens are known) when pipelined and the
+      // running segment has the live rows as they stand (no sequence dropped since it started).
+      const running = inFlight.at(-1);
+      const planned = state.generated + inFlight.reduce((a, s) => a + s.k, 0);
+      const more = state.live.length > 0 && planned < opts.maxNewTokens;
+      if (
+        more &&
+        (!running || (pipelined && inFlight.length < 2 && sameRows(running.rows, state.live)))
+      ) {
+        inFlight.push(launch(state.live, planned, running !== undefined));
+        if (!running) continue; // nothing to wait for yet: maybe pipeline another one
       }
-      const ms = performance.now() - t0;
-      if (first) prefillMs = ms;
-      else decodeMs += ms;
+      const seg = inFlight.shift();
+      if (!seg) break;
+      try {
+        const [segT, segL] = await seg.result;
+        readbacks++;
+        state.absorb(seg.k, seg.rows, segT, segL);
+      } finally {
+        for (const t of seg.temp) t.destroy();
+      }
+      if (seg.first) prefillMs = performance.now() - t0;
     }
   } finally {
+    // After an error, let what is still running finish before its buffers go.
+    await Promise.allSettled(inFlight.map((s) => s.result));
+    for (const s of inFlight) for (const t of s.temp) t.destroy();
     bufs.destroy();
   }
   return {
@@ -452,12 +538,14 @@ export async function generate(
       prefillTokens: total,
       decodeSteps,
       decodedTokens,
+      discardedTokens: state.discarded,
       dispatchesPerToken: decodeSteps > 0 ? decodeDispatches / decodeSteps : 0,
       readbacks,
       readbacksPerSequence: state.liveReads.reduce((a, b) => a + b, 0) / B,
       submits: rec.submitCount,
+      pipelined,
       prefillMs,
-      decodeMs,
+      decodeMs: performance.now() - t0 - prefillMs,
     },
   };
 }
