@@ -31,6 +31,7 @@ import { type Binding, cdiv, kernel, type Recorder } from "./recorder.ts";
 import { rowWindows } from "./window.ts";
 import { packedBf16Bytes, widenBf16Wgsl } from "./bf16.ts";
 import { matmulRows, rowsKernelFits } from "./matmul_rows.ts";
+import { matmulRowsShared, type SharedPart } from "./matmul_rows_shared.ts";
 import { matmulSerial, serialMatmulFits } from "./matmul_serial.ts";
 import { BIG_TILE, matmulBig } from "./matmul_big.ts";
 
@@ -271,6 +272,33 @@ export function matmulResidual(
   format: "f32" | "bf16" = "f32",
 ): void {
   product(rec, "matmulResidual", true, true, x, w, y, M, K, N, false, format, r);
+}
+
+/**
+ * Linear forwards that share their input, y_i[M,N_i] = x[M,K] · w_i[N_i,K]ᵀ for 2 or 3 weights of
+ * one format (q|k|v, gate|up): one dispatch of gpu/matmul_rows_shared.ts where the few-row kernel
+ * would run each (a GPU, M <= FEW_ROWS, every weight within one binding), else the separate
+ * products. The bits are those of the separate products either way. Records only.
+ */
+export function matmulShared(
+  rec: Recorder,
+  x: GPUBuffer,
+  parts: SharedPart[],
+  M: number,
+  K: number,
+  format: "f32" | "bf16" = "f32",
+): void {
+  const fits = (p: SharedPart) =>
+    rowWindows(rec.gpu, p.w, p.N, format === "bf16" ? K * 2 : K * 4).length === 1;
+  // Exactly where product() would pick the few-row kernel for each part.
+  const serial = rec.gpu.info.kernels === "serial" && serialMatmulFits(K);
+  const shared = !serial && M > 0 && M <= FEW_ROWS && rowsKernelFits(K) && parts.every(fits);
+  if (shared && parts.length >= 2) {
+    matmulRowsShared(rec, x, parts, M, K, format);
+    return;
+  }
+  const name = format === "bf16" ? "matmulBf16W" : "matmul";
+  for (const p of parts) product(rec, name, true, true, x, p.w, p.y, M, K, p.N, false, format);
 }
 
 /**

@@ -175,6 +175,25 @@ Deno.test("pipelined decoding gives the same bits as segment-by-segment decoding
   }
 });
 
+Deno.test("generation gives the same bits in both kernel styles (shared q|k|v and gate|up products on GPUs)", async () => {
+  const model = await testModel();
+  const gpu = model.gpu, own = gpu.info.kernels;
+  const opts = { ...SAMPLED, maxNewTokens: 5, readbackEvery: 2 };
+  try {
+    gpu.info.kernels = "serial";
+    const serial = await generate(model, PROMPTS, opts);
+    gpu.info.kernels = "workgroup";
+    const workgroup = await generate(model, PROMPTS, opts);
+    assert.deepEqual(workgroup.tokens, serial.tokens);
+    assert.deepEqual(workgroup.logprobs, serial.logprobs);
+    // The workgroup style's decode step runs q|k|v and gate|up as one dispatch each.
+    const saved = serial.stats.dispatchesPerToken - workgroup.stats.dispatchesPerToken;
+    assert.equal(saved, 3 * config.numLayers, `dispatches per token: ${saved} fewer`);
+  } finally {
+    gpu.info.kernels = own;
+  }
+});
+
 Deno.test("generate refuses bad prompts and options with clear messages", async () => {
   const model = await testModel();
   await assert.rejects(() => generate(model, [[1, 2], []], GREEDY), /prompt 1 is empty/);

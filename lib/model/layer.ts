@@ -11,7 +11,7 @@
 import type { Gpu } from "../../gpu/device.ts";
 import { createBuffer } from "../../gpu/buffers.ts";
 import type { Recorder } from "../../gpu/recorder.ts";
-import { linear, linearResidual } from "./linear.ts";
+import { linearResidual, linearShared } from "./linear.ts";
 import { rmsnorm } from "../../gpu/rmsnorm.ts";
 import { rope } from "../../gpu/rope.ts";
 import { attention } from "../../gpu/attention.ts";
@@ -104,13 +104,16 @@ export function recordLayerForward(
   const hd = c.headDim;
   const p = layerPrefix(l);
   const w = (n: string) => model.w(p + n);
-  // Matrices go through linear(), which reads f32 or packed BF16 weights alike.
-  const mm = (n: string, x: GPUBuffer, y: GPUBuffer, K: number, N: number) =>
-    linear(rec, model, p + n, x, y, M, K, N);
+  // Matrices go through linear.ts, which reads f32 or packed BF16 weights alike.
   rmsnorm(rec, xIn, w("input_layernorm.weight"), a.xn1, a.rstd1, M, D, c.rmsNormEps);
-  mm("self_attn.q_proj.weight", a.xn1, a.q, D, H * hd);
-  mm("self_attn.k_proj.weight", a.xn1, a.k, D, G * hd);
-  mm("self_attn.v_proj.weight", a.xn1, a.v, D, G * hd);
+  // q|k|v and gate|up each read one input: one dispatch at decode shapes, the same bits.
+  const shared = (x: GPUBuffer, parts: [string, GPUBuffer, number][]) =>
+    linearShared(rec, model, parts.map(([n, y, N]) => ({ name: p + n, y, N })), x, M, D);
+  shared(a.xn1, [
+    ["self_attn.q_proj.weight", a.q, H * hd],
+    ["self_attn.k_proj.weight", a.k, G * hd],
+    ["self_attn.v_proj.weight", a.v, G * hd],
+  ]);
   rope(rec, a.q, a.q, pos, model.invFreq, M, H, hd);
   rope(rec, a.k, a.k, pos, model.invFreq, M, G, hd);
   let kc = a.k, vc = a.v;
@@ -125,8 +128,7 @@ export function recordLayerForward(
   // by an accumulating product (which is what they are above the few-row range).
   linearResidual(rec, model, p + "self_attn.o_proj.weight", a.att, xIn, a.h, M, H * hd, D);
   rmsnorm(rec, a.h, w("post_attention_layernorm.weight"), a.xn2, a.rstd2, M, D, c.rmsNormEps);
-  mm("mlp.gate_proj.weight", a.xn2, a.gate, D, I);
-  mm("mlp.up_proj.weight", a.xn2, a.up, D, I);
+  shared(a.xn2, [["mlp.gate_proj.weight", a.gate, I], ["mlp.up_proj.weight", a.up, I]]);
   swiglu(rec, a.gate, a.up, a.act, M * I);
   linearResidual(rec, model, p + "mlp.down_proj.weight", a.act, a.h, xOut, M, I, D);
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Recorder } from "../../gpu/recorder.ts";
-import { matmul, matmulBf16W, matmulResidual } from "../../gpu/matmul.ts";
+import { matmul, matmulBf16W, matmulResidual, matmulShared } from "../../gpu/matmul.ts";
 import { embedding, embeddingBf16 } from "../../gpu/embedding.ts";
 import type { LlamaModel } from "./llama.ts";
 
@@ -25,6 +25,28 @@ export function linear(
 ): void {
   const mm = model.isBf16(name) ? matmulBf16W : matmul;
   mm(rec, x, model.w(name), y, M, K, N, accumulate);
+}
+
+/**
+ * y_i[M,N_i] = x[M,K] · W_i[N_i,K]ᵀ for 2 or 3 of the model's weights that read the same input
+ * (q|k|v, gate|up): one dispatch at decode shapes on a GPU (gpu/matmul_rows_shared.ts), the
+ * separate products otherwise; the bits of {@link linear} on each. Records only.
+ */
+export function linearShared(
+  rec: Recorder,
+  model: LlamaModel,
+  parts: { name: string; y: GPUBuffer; N: number }[],
+  x: GPUBuffer,
+  M: number,
+  K: number,
+): void {
+  const formats = new Set(parts.map((p) => model.isBf16(p.name)));
+  if (formats.size > 1) {
+    for (const p of parts) linear(rec, model, p.name, x, p.y, M, K, p.N);
+    return;
+  }
+  const format = model.isBf16(parts[0].name) ? "bf16" : "f32";
+  matmulShared(rec, x, parts.map((p) => ({ w: model.w(p.name), y: p.y, N: p.N })), M, K, format);
 }
 
 /**
