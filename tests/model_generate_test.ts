@@ -6,7 +6,7 @@ import { sample } from "../gpu/sampling.ts";
 import { tinyTestConfig, writeRandomModel } from "../lib/model/random_model.ts";
 import { LlamaModel } from "../lib/model/llama.ts";
 import { ForwardPass } from "../lib/model/forward.ts";
-import { generate, type GenerateOptions } from "../lib/model/generate.ts";
+import { choosePipelining, generate, type GenerateOptions } from "../lib/model/generate.ts";
 import { someTokens } from "./reference/llama_ref.ts";
 
 const config = tinyTestConfig();
@@ -173,6 +173,17 @@ Deno.test("pipelined decoding gives the same bits as segment-by-segment decoding
     // A sequence that stopped while others ran on had a speculative segment computed for it.
     assert.ok(piped.stats.discardedTokens > 0, `${what}: ${piped.stats.discardedTokens}`);
   }
+});
+
+Deno.test("SELFPLAY_PIPELINE overrides the adapter's default; a bad value is refused", () => {
+  const gpuInfo = { isFallbackAdapter: false, kernels: "workgroup" } as const;
+  const cpuInfo = { isFallbackAdapter: true, kernels: "serial" } as const;
+  assert.equal(choosePipelining(undefined, gpuInfo), true);
+  assert.equal(choosePipelining(undefined, cpuInfo), false);
+  assert.equal(choosePipelining(undefined, { ...gpuInfo, kernels: "serial" }), false);
+  assert.equal(choosePipelining("on", cpuInfo), true);
+  assert.equal(choosePipelining("off", gpuInfo), false);
+  assert.throws(() => choosePipelining("yes", gpuInfo), /SELFPLAY_PIPELINE=yes: expected/);
 });
 
 Deno.test("generation gives the same bits in both kernel styles (shared q|k|v and gate|up products on GPUs)", async () => {

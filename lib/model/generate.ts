@@ -22,6 +22,7 @@ import { kvStore } from "../../gpu/attention.ts";
 import { tokenLogprobs } from "../../gpu/logprobs.ts";
 import { sample } from "../../gpu/sampling.ts";
 import type { LlamaModel } from "./llama.ts";
+import type { GpuInfo } from "../../gpu/device.ts";
 import { allocLayerActs, type LayerActs, recordLayerForward } from "./layer.ts";
 import { checkGenerationFits } from "./generation_limits.ts";
 
@@ -402,12 +403,24 @@ const sameRows = (a: number[], b: number[]) =>
   a.length === b.length && a.every((x, i) => x === b[i]);
 
 /**
- * Whether decode segments are pipelined by default: on GPUs, where encoding the next segment
- * while the GPU runs the current one hides the host's share; not on CPU adapters, where host
- * and "GPU" share the same cores and a speculative segment's wasted rows cost real time.
+ * Whether decode segments are pipelined by default: SELFPLAY_PIPELINE=on|off, else on GPUs, where
+ * encoding the next segment while the GPU runs the current one hides the host's share, and not on
+ * CPU adapters, where host and "GPU" share the same cores and a speculative segment's dropped
+ * rows cost real time.
  */
-export const pipelinesByDefault = (model: LlamaModel): boolean =>
-  !model.gpu.info.isFallbackAdapter && model.gpu.info.kernels !== "serial";
+export function pipelinesByDefault(model: LlamaModel): boolean {
+  return choosePipelining(Deno.env.get("SELFPLAY_PIPELINE"), model.gpu.info);
+}
+
+/** {@link pipelinesByDefault} for a SELFPLAY_PIPELINE value (or none) and an adapter. */
+export function choosePipelining(
+  env: string | undefined,
+  info: Pick<GpuInfo, "isFallbackAdapter" | "kernels">,
+): boolean {
+  if (env === "on" || env === "off") return env === "on";
+  if (env) throw new Error(`SELFPLAY_PIPELINE=${env}: expected "on" or "off"`);
+  return !info.isFallbackAdapter && info.kernels !== "serial";
+}
 
 /** Generates continuations of `prompts` (token ids) with a KV cache; see the module doc. */
 export async function generate(
