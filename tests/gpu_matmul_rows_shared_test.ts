@@ -47,7 +47,7 @@ Deno.test("shared-input few-row products equal the separate products bit for bit
       const got = await run(gpu, (rec) => {
         matmulRowsShared(rec, x, Ns.map((N, i) => ({ w: wb[i], y: ys[i], N })), M, K, format);
       }, Ns.map((N, i) => [ys[i], M * N] as [GPUBuffer, number]));
-      Ns.forEach((N, i) => {
+      Ns.forEach((_, i) => {
         const at = `${format} M=${M} K=${K} part ${i} of [${Ns}]`;
         assertSameBits(got[i], want[i], at, ["shared kernel", "tiled kernel"]);
       });
