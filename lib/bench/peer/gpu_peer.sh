@@ -104,11 +104,12 @@ step torch_matmul 90 $PY "$PEER/torch_matmul.py" "$OUT/logs/bench-matmul.manifes
   "$OUT/logs/torch_matmul.jsonl"
 
 # (b) decode and prefill: bench-model at the 3B config (synthetic N(0, 0.02) f32 weights,
-# prompts of 64 tokens, 65 new, temperature 1, top-p 1, a readback every 8 steps) and HF.
+# prompts of 64 tokens, 65 new, temperature 1, top-p 1, a readback every 8 steps; decode segments
+# pipelined and not, alternately) and HF.
 for b in 1 32; do
   step "bench-model-b$b" 150 $DENO_RUN main.ts exp bench-model --out "$(bundle bench-model-b$b)" \
     --set config="$CFG3B" --set batch=$b --set promptLen=64 --set newTokens=65 \
-    --set readbackEvery=8 --set warmup=1 --set repeats=2
+    --set readbackEvery=8 --set warmup=1 --set repeats=2 --set pipelined=both
 done
 step hf_decode 150 $PY "$PEER/hf_decode.py" "$CFG3B" "$OUT/logs/hf_decode.jsonl"
 

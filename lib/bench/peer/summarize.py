@@ -65,7 +65,10 @@ for b in (1, 32):
                      ratio(e["decodeTokensPerSecond"], h32.get("decodeTokensPerSecond")),
                      pct(e.get("decodeFractionOfCeiling")),
                      f"HF bf16 {h16.get('decodeTokensPerSecond', 0):.1f} tok/s, "
-                     f"{e['dispatchesPerDecodedToken']:.0f} dispatches/token"))
+                     f"{e['dispatchesPerDecodedToken']:.0f} dispatches/token"
+                     + (f", not pipelined {e['pipelining']['offDecodeTokensPerSecond']:.1f} "
+                        f"tok/s (pipelined/not {e['pipelining']['ratio']:.2f}x)"
+                        if e.get("pipelining") else "")))
         rows.append(("prefill tok/s", f"3B batch {b}", e["prefillTokensPerSecond"], "tok/s",
                      h32.get("prefillTokensPerSecond"), "HF f32",
                      ratio(e["prefillTokensPerSecond"], h32.get("prefillTokensPerSecond")),
