@@ -9,6 +9,7 @@
  */
 import { allocatedBytes } from "../../gpu/buffers.ts";
 import { packedBf16Bytes } from "../../gpu/bf16.ts";
+import { rmsnormDwScratchBytes } from "../../gpu/rmsnorm.ts";
 import { expectedTensors, isNormWeight, type LlamaConfig } from "./config.ts";
 import { headChunkRowsFor } from "./forward.ts";
 import type { WeightStorage } from "./weights.ts";
@@ -101,6 +102,7 @@ export function backwardPlan(c: LlamaConfig, p: PassShape, maxBinding: number): 
   const qd = c.numHeads * c.headDim, kd = c.numKvHeads * c.headDim;
   const R = headChunkRowsFor(V, M, maxBinding, p.headChunkRows);
   const single = R === M;
+  const dwPartials = rmsnormDwScratchBytes(M, D);
   return [
     {
       what: "backward scratch (residual, norm, MLP, attention gradients)",
@@ -110,6 +112,10 @@ export function backwardPlan(c: LlamaConfig, p: PassShape, maxBinding: number): 
       what: `backward LM-head chunk (${R} rows of logit gradients)`,
       bytes: f32s(R * V) + (single ? 2 * f32s(1) : f32s(R) + f32s(R * D)),
     },
+    // Past one chunk of rows the RMSNorm weight gradient sums per-chunk partials (per device).
+    ...(dwPartials > 0
+      ? [{ what: "RMSNorm weight-gradient partials [chunks, D]", bytes: f32s(dwPartials / 4) }]
+      : []),
   ];
 }
 
