@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { getGpu } from "../gpu/device.ts";
-import { adamw, type AdamWOptions, clipScale, sumSquares } from "../gpu/optimizer.ts";
+import {
+  adamw,
+  adamwMulti,
+  type AdamWOptions,
+  clipScale,
+  createNormOut,
+  sumSquares,
+  sumSquaresMulti,
+  SumSquaresPlan,
+} from "../gpu/optimizer.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import { assertClose, randn } from "./helpers.ts";
 import { run, up, zeros } from "./gpu_kernel_helpers.ts";
@@ -89,4 +98,26 @@ Deno.test("clipped AdamW matches a TypeScript reference over several steps", asy
       }, scaleBuf),
     /step must be an integer >= 1/,
   );
+});
+
+Deno.test("sumSquaresMulti gives each tensor sumSquares' bits; adamwMulti wants a uniform scale", async () => {
+  const gpu = await getGpu();
+  // More tensors than one dispatch takes, sizes around the workgroup and the 1024-group cap.
+  const sizes = [1, 255, 256, 257, 256 * 1024 + 17, 1000, 3, 70001, 2, 513, 4096, 7, 300, 9, 1];
+  const xs = sizes.map((n, i) => randn(n, 900 + i));
+  const bufs = xs.map((x) => up(gpu, x));
+  const plan = new SumSquaresPlan(gpu, sizes, "test");
+  const one = zeros(gpu, sizes.length), multi = zeros(gpu, sizes.length);
+  const [a, b] = await run(gpu, (rec) => {
+    bufs.forEach((x, i) => sumSquares(rec, x, sizes[i], one, i));
+    sumSquaresMulti(rec, plan, bufs, multi);
+  }, [[one, sizes.length], [multi, sizes.length]]);
+  assert.deepEqual(new Uint32Array(b.buffer), new Uint32Array(a.buffer), "per-tensor bits");
+  assertClose(b, xs.map(sumSq), 1e-6, 1e-5, "multi sums of squares");
+  assert.throws(() => sumSquaresMulti(new Recorder(gpu), plan, bufs.slice(1), multi), /14 grad/);
+  const t = { param: bufs[0], grad: bufs[1], m: bufs[2], v: bufs[3], n: 1, weightDecay: 0 };
+  const o = { lr: 1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, step: 1 };
+  assert.throws(() => adamwMulti(new Recorder(gpu), [t], o, zeros(gpu, 4)), /uniform-capable/);
+  adamwMulti(new Recorder(gpu), [t], o, createNormOut(gpu));
+  plan.destroy();
 });

@@ -9,6 +9,7 @@
  */
 import { allocatedBytes } from "../../gpu/buffers.ts";
 import { packedBf16Bytes } from "../../gpu/bf16.ts";
+import { SumSquaresPlan } from "../../gpu/optimizer.ts";
 import { rmsnormDwScratchBytes } from "../../gpu/rmsnorm.ts";
 import { expectedTensors, isNormWeight, type LlamaConfig } from "./config.ts";
 import { headChunkRowsFor } from "./forward.ts";
@@ -47,11 +48,16 @@ function perTensorF32(c: LlamaConfig): number {
 /** AdamW's state: a gradient, m and v per parameter, plus the norm scratch. */
 export function optimizerPlan(c: LlamaConfig): PlanLine[] {
   const each = perTensorF32(c);
-  const tensors = expectedTensors(c).size;
+  const numels = [...expectedTensors(c).values()].map((s) => s.reduce((a, b) => a * b, 1));
+  const norm = SumSquaresPlan.bytes(numels);
   return [
     { what: "gradients (f32)", bytes: each },
     { what: "AdamW m, v (f32)", bytes: 2 * each },
-    { what: "grad-norm partials", bytes: allocatedBytes(tensors * 4) + allocatedBytes(8) },
+    {
+      what: "grad-norm partials, scratch and table",
+      bytes: allocatedBytes(numels.length * 4) + allocatedBytes(norm.scratch) +
+        allocatedBytes(norm.table) + allocatedBytes(16),
+    },
   ];
 }
 
