@@ -358,6 +358,9 @@ export interface AdamWTensor {
   weightDecay: number;
 }
 
+/** Values one {@link adamwMulti} workgroup updates: 16 per lane. */
+const ADAMW_SPAN = 16 * WG;
+
 function adamwMultiWgsl(k: number): string {
   const decl = Array.from({ length: k }, (_, j) =>
     [
@@ -368,13 +371,15 @@ function adamwMultiWgsl(k: number): string {
     ].join("\n")).join("\n");
   // The per-tensor kernel's arithmetic, term for term (ADAMW_WGSL).
   const update = (j: number) =>
-    `    let g = grad${j}[i] * sc.y;
-    let mi = p.beta1 * m${j}[i] + (1.0 - p.beta1) * g;
-    let vi = p.beta2 * v${j}[i] + (1.0 - p.beta2) * (g * g);
-    m${j}[i] = mi;
-    v${j}[i] = vi;
-    let decayed = param${j}[i] * (1.0 - bitcast<f32>(e.z));
-    param${j}[i] = decayed - p.stepSize * (mi / (sqrt(vi) / p.sqrtBc2 + p.eps));`;
+    `    for (var i = i0; i < end; i += ${WG}u) {
+      let g = grad${j}[i] * sc.y;
+      let mi = p.beta1 * m${j}[i] + (1.0 - p.beta1) * g;
+      let vi = p.beta2 * v${j}[i] + (1.0 - p.beta2) * (g * g);
+      m${j}[i] = mi;
+      v${j}[i] = vi;
+      let decayed = param${j}[i] * (1.0 - bitcast<f32>(e.z));
+      param${j}[i] = decayed - p.stepSize * (mi / (sqrt(vi) / p.sqrtBc2 + p.eps));
+    }`;
   return /* wgsl */ `
 ${decl}
 @group(0) @binding(${4 * k}) var<uniform> sc: vec4f; // [norm, clip scale] (clipScale's out)
@@ -388,8 +393,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   var j = 0u;
 ${tensorOfWorkgroup(k)}
   let e = p.t[j];
-  let i = (w - e.y) * ${WG}u + t;
-  if (i >= e.x) { return; }
+  // Each workgroup updates ${ADAMW_SPAN} consecutive values, lanes adjacent; the branch on the
+  // tensor is then taken once per invocation (CPU adapters run untaken branches masked).
+  let i0 = (w - e.y) * ${ADAMW_SPAN}u + t;
+  let end = min(e.x, (w - e.y + 1u) * ${ADAMW_SPAN}u);
   ${switchOver(k, update)}
 }`;
 }
@@ -427,7 +434,7 @@ export function adamwMulti(
       const t = tensors[i];
       buffers.push(t.param, t.grad, t.m, t.v);
       params.push(t.n, first, f32(lr * t.weightDecay), 0);
-      first += cdiv(t.n, WG);
+      first += cdiv(t.n, ADAMW_SPAN);
     }
     rec.dispatch(k, [...buffers, scaleBuf], params, grid(rec.gpu, first));
   }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { getGpu } from "../gpu/device.ts";
+import { getGpu, type Gpu } from "../gpu/device.ts";
 import { readF32, uploadBuffer, writeBuffer } from "../gpu/buffers.ts";
 import { axpy } from "../gpu/elementwise.ts";
 import { Recorder } from "../gpu/recorder.ts";
@@ -166,8 +166,12 @@ const ODD_SHAPES = [
   [11],
 ];
 
-async function multiVsPerTensor(cfg: AdamWConfig, steps: number, gradScale: number) {
-  const gpu = await getGpu();
+async function multiVsPerTensor(
+  cfg: AdamWConfig,
+  steps: number,
+  gradScale: number,
+  gpu: Gpu,
+) {
   const names = ODD_SHAPES.map((_, k) => `p${String(k).padStart(2, "0")}`); // sorted = index order
   const numels = ODD_SHAPES.map((s) => s.reduce((a, b) => a * b, 1));
   const init = numels.map((n, k) => randn(n, 40 + k, 0.5));
@@ -218,15 +222,15 @@ async function multiVsPerTensor(cfg: AdamWConfig, steps: number, gradScale: numb
 
 Deno.test("AdamW's multi-tensor step gives the per-tensor kernels' bits, clipping active", async () => {
   const cfg = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 1 };
-  const scales = await multiVsPerTensor(cfg, 3, 0.5);
+  const scales = await multiVsPerTensor(cfg, 3, 0.5, await getGpu());
   assert.ok(scales.every((s) => s < 0.01), `clipped: ${scales}`);
 });
 
 Deno.test("AdamW's multi-tensor step gives the per-tensor kernels' bits, clipping inactive", async () => {
   const big = { beta1: 0.8, beta2: 0.999, eps: 1e-6, weightDecay: 0.01, maxGradNorm: 1e9 };
-  assert.deepEqual(await multiVsPerTensor(big, 3, 0.01), [1, 1, 1]);
+  assert.deepEqual(await multiVsPerTensor(big, 3, 0.01, await getGpu()), [1, 1, 1]);
   const off = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 0 };
-  assert.deepEqual(await multiVsPerTensor(off, 2, 0.5), [1, 1]);
+  assert.deepEqual(await multiVsPerTensor(off, 2, 0.5, await getGpu()), [1, 1]);
 });
 
 Deno.test("AdamW's step records several tensors a dispatch for a 28-layer model", async () => {
@@ -262,4 +266,44 @@ Deno.test("AdamW's step records several tensors a dispatch for a 28-layer model"
       `${gpu.device.limits.maxStorageBuffersPerShaderStage}: ${multi} (per-tensor: ${old.dispatchCount})`,
   );
   opt.destroy();
+});
+
+/** A second device on a fresh adapter with `n` storage buffers per stage (null if not offered). */
+async function deviceWithStorageBindings(n: number): Promise<Gpu | null> {
+  const base = await getGpu();
+  const adapter = await navigator.gpu.requestAdapter();
+  if (!adapter || adapter.limits.maxStorageBuffersPerShaderStage < n) return null;
+  const l = base.device.limits;
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxStorageBuffersPerShaderStage: n,
+      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+    },
+  });
+  return { ...base, adapter, device, lost: null, error: null };
+}
+
+Deno.test("AdamW's multi-tensor bits hold with more tensors a dispatch (32 storage bindings)", async () => {
+  const gpu = await deviceWithStorageBindings(32);
+  if (!gpu) return; // the adapter offers fewer
+  assert.deepEqual(tensorsPerDispatch(gpu), { sumSquares: 15, adamw: 8 });
+  const cfg = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 1 };
+  await multiVsPerTensor(cfg, 2, 0.5, gpu);
+  // A 254-tensor step: ceil(254 / 15) + 1 + 1 + ceil(254 / 8) dispatches.
+  const params = [...expectedTensors(tinyTestConfig({ numLayers: 28, tieWordEmbeddings: true }))]
+    .map(([name, shape]) => ({
+      name,
+      shape,
+      buffer: uploadBuffer(gpu, new Float32Array(shape.reduce((a, b) => a * b, 1)), name),
+    }));
+  const opt = new AdamW(gpu, params);
+  const rec = new Recorder(gpu);
+  const report = opt.recordStep(rec, 1e-3);
+  assert.equal(rec.dispatchCount, 51);
+  await rec.submit();
+  await report;
+  opt.destroy();
+  gpu.device.destroy();
 });
