@@ -16,7 +16,8 @@
 import { createBuffer, STORAGE_USAGE, uploadBuffer } from "./buffers.ts";
 import type { Gpu } from "./device.ts";
 import { cdiv, f32, grid, kernel, type Param, type Recorder } from "./recorder.ts";
-import { treeReduceWgsl } from "./reduce.ts";
+import { serialTreeReduceWgsl, treeReduceWgsl } from "./reduce.ts";
+import { useSerial } from "./serial.ts";
 
 const WG = 256;
 /** Most first-level workgroups of {@link sumSquares}; also its scratch size. */
@@ -109,12 +110,18 @@ export function tensorsPerDispatch(gpu: Gpu): { sumSquares: number; adamw: numbe
   return { sumSquares: Math.min(S - 1, 15), adamw: Math.max(1, Math.min(Math.floor(S / 4), 14)) };
 }
 
-/** Splits 0..count-1 into consecutive groups of at most `per`. */
-function batches(count: number, per: number): number[][] {
+/** Splits 0..count-1 into runs of at most `per` consecutive indices with the same `key`. */
+function batches(count: number, per: number, key: (i: number) => unknown = () => 0): number[][] {
   const out: number[][] = [];
-  for (let i = 0; i < count; i += per) {
-    out.push(Array.from({ length: Math.min(per, count - i) }, (_, j) => i + j));
+  let run: number[] = [];
+  for (let i = 0; i < count; i++) {
+    if (run.length === per || (run.length > 0 && key(i) !== key(run[0]))) {
+      out.push(run);
+      run = [];
+    }
+    run.push(i);
   }
+  if (run.length > 0) out.push(run);
   return out;
 }
 
@@ -158,6 +165,85 @@ ${tensorOfWorkgroup(k)}
   if (t == 0u) { scratch[e.w + g] = s; }
 }`;
 }
+
+const SERIAL_WG = 64; // first-level groups per workgroup in the serial style
+const SERIAL_TREE_WGSL = serialTreeReduceWgsl(WG);
+
+/**
+ * The serial style (CPU adapters, gpu/serial.ts) of {@link sumSquaresMultiWgsl}: one invocation
+ * per first-level group replays its WG lanes' strided sums and their tree, without barriers.
+ */
+function sumSquaresMultiSerialWgsl(k: number): string {
+  const xs = Array.from(
+    { length: k },
+    (_, j) => `@group(0) @binding(${j}) var<storage, read> x${j}: array<f32>;`,
+  ).join("\n");
+  return /* wgsl */ `
+${xs}
+@group(0) @binding(${k}) var<storage, read_write> scratch: array<f32>;
+// Per tensor: n, its first group in this dispatch, its groups, its scratch offset.
+struct P { t: array<vec4u, ${k}> }
+@group(0) @binding(${k + 1}) var<uniform> p: P;
+${SERIAL_TREE_WGSL}
+@compute @workgroup_size(${SERIAL_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lane: u32) {
+  let w = (wid.x + wid.y * nwg.x) * ${SERIAL_WG}u + lane;
+  if (w >= p.t[${k - 1}].y + p.t[${k - 1}].z) { return; }
+  var j = 0u;
+${tensorOfWorkgroup(k)}
+  let e = p.t[j];
+  let g = w - e.y;
+  var red: array<f32, ${WG}>;
+  ${
+    switchOver(
+      k,
+      (j) =>
+        `    for (var t = 0u; t < ${WG}u; t++) {
+      var s = 0.0;
+      for (var i = g * ${WG}u + t; i < e.x; i += e.z * ${WG}u) { let v = x${j}[i]; s += v * v; }
+      red[t] = s;
+    }`,
+    )
+  }
+  scratch[e.w + g] = serialTreeSum(&red);
+}`;
+}
+
+/**
+ * Loop iterations of one serial first-level group of a tensor of n values (every loop counted as
+ * trips + 1): the lane loop, each lane's strided loop, the tree.
+ */
+function serialPartialLoops(n: number): number {
+  const perLane = cdiv(n, sumSquaresGroups(n) * WG);
+  return WG * (perLane + 2) + 1 + 2 * WG;
+}
+
+/** The serial style of {@link SUM_SQUARES_FINAL_MULTI_WGSL}: one invocation per tensor. */
+const SUM_SQUARES_FINAL_MULTI_SERIAL_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> scratch: array<f32>;
+@group(0) @binding(1) var<storage, read> table: array<vec2u>; // per tensor: offset, groups
+@group(0) @binding(2) var<storage, read_write> partials: array<f32>;
+struct P { count: u32 }
+@group(0) @binding(3) var<uniform> p: P;
+${SERIAL_TREE_WGSL}
+@compute @workgroup_size(${SERIAL_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lane: u32) {
+  let slot = (wid.x + wid.y * nwg.x) * ${SERIAL_WG}u + lane;
+  if (slot >= p.count) { return; }
+  let e = table[slot];
+  var red: array<f32, ${WG}>;
+  for (var t = 0u; t < ${WG}u; t++) {
+    var s = 0.0;
+    for (var i = t; i < e.y; i += ${WG}u) { s += scratch[e.x + i]; }
+    red[t] = s;
+  }
+  partials[slot] = serialTreeSum(&red);
+}`;
+
+/** Loop iterations of one serial final sum: lanes over at most 1024 groups (5 trips), tree. */
+const SERIAL_FINAL_LOOPS = WG * (MAX_PARTIAL_GROUPS / WG + 2) + 1 + 2 * WG;
 
 const SUM_SQUARES_FINAL_MULTI_WGSL = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> scratch: array<f32>;
@@ -235,18 +321,31 @@ export function sumSquaresMulti(
   if (count * 4 > partials.size) {
     throw new Error(`sumSquaresMulti: ${count} tensors exceed partials (${partials.size / 4})`);
   }
-  for (const b of batches(count, tensorsPerDispatch(rec.gpu).sumSquares)) {
-    const k = kernel(rec.gpu, `sumSquaresPartialMulti${b.length}`, sumSquaresMultiWgsl(b.length));
+  const per = tensorsPerDispatch(rec.gpu).sumSquares;
+  // Consecutive tensors share a dispatch when they share a style: the serial one (one invocation
+  // per group, CPU adapters) where a group's loops fit the loop budget.
+  const serial = plan.numels.map((n) => useSerial(rec.gpu, serialPartialLoops(n)));
+  for (const b of batches(count, per, (i) => serial[i])) {
+    const style = serial[b[0]] ? "Serial" : "";
+    const code = serial[b[0]] ? sumSquaresMultiSerialWgsl(b.length) : sumSquaresMultiWgsl(b.length);
+    const k = kernel(rec.gpu, `sumSquaresPartialMulti${style}${b.length}`, code);
     const params: number[] = [];
     let first = 0;
     for (const i of b) {
       params.push(plan.numels[i], first, plan.groups[i], plan.offsets[i]);
       first += plan.groups[i];
     }
-    rec.dispatch(k, [...b.map((i) => grads[i]), plan.scratch], params, first);
+    const groups = serial[b[0]] ? grid(rec.gpu, cdiv(first, SERIAL_WG)) : first;
+    rec.dispatch(k, [...b.map((i) => grads[i]), plan.scratch], params, groups);
   }
-  const k2 = kernel(rec.gpu, "sumSquaresFinalMulti", SUM_SQUARES_FINAL_MULTI_WGSL);
-  rec.dispatch(k2, [plan.scratch, plan.table, partials], [count], grid(rec.gpu, count));
+  const bindings = [plan.scratch, plan.table, partials];
+  if (useSerial(rec.gpu, SERIAL_FINAL_LOOPS)) {
+    const k2 = kernel(rec.gpu, "sumSquaresFinalMultiSerial", SUM_SQUARES_FINAL_MULTI_SERIAL_WGSL);
+    rec.dispatch(k2, bindings, [count], grid(rec.gpu, cdiv(count, SERIAL_WG)));
+  } else {
+    const k2 = kernel(rec.gpu, "sumSquaresFinalMulti", SUM_SQUARES_FINAL_MULTI_WGSL);
+    rec.dispatch(k2, bindings, [count], grid(rec.gpu, count));
+  }
 }
 
 /**

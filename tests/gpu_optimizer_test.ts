@@ -12,7 +12,7 @@ import {
 } from "../gpu/optimizer.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import { assertClose, randn } from "./helpers.ts";
-import { run, up, zeros } from "./gpu_kernel_helpers.ts";
+import { assertSameBits, inBothStyles, run, up, zeros } from "./gpu_kernel_helpers.ts";
 
 const sumSq = (a: ArrayLike<number>) => Array.from(a).reduce((s, x) => s + x * x, 0);
 
@@ -107,13 +107,19 @@ Deno.test("sumSquaresMulti gives each tensor sumSquares' bits; adamwMulti wants 
   const xs = sizes.map((n, i) => randn(n, 900 + i));
   const bufs = xs.map((x) => up(gpu, x));
   const plan = new SumSquaresPlan(gpu, sizes, "test");
-  const one = zeros(gpu, sizes.length), multi = zeros(gpu, sizes.length);
-  const [a, b] = await run(gpu, (rec) => {
-    bufs.forEach((x, i) => sumSquares(rec, x, sizes[i], one, i));
-    sumSquaresMulti(rec, plan, bufs, multi);
-  }, [[one, sizes.length], [multi, sizes.length]]);
-  assert.deepEqual(new Uint32Array(b.buffer), new Uint32Array(a.buffer), "per-tensor bits");
-  assertClose(b, xs.map(sumSq), 1e-6, 1e-5, "multi sums of squares");
+  // Both kernel styles of the multi-tensor kernels against the per-tensor (workgroup) kernels.
+  const styles = await inBothStyles(gpu, (g) => {
+    const one = zeros(g, sizes.length), multi = zeros(g, sizes.length);
+    return run(g, (rec) => {
+      bufs.forEach((x, i) => sumSquares(rec, x, sizes[i], one, i));
+      sumSquaresMulti(rec, plan, bufs, multi);
+    }, [[one, sizes.length], [multi, sizes.length]]);
+  });
+  for (const [style, [a, b]] of Object.entries(styles)) {
+    assertSameBits(b, a, `${style} multi vs per-tensor`, ["multi", "per-tensor"]);
+    assertClose(b, xs.map(sumSq), 1e-6, 1e-5, `${style} multi sums of squares`);
+  }
+  const multi = zeros(gpu, sizes.length);
   assert.throws(() => sumSquaresMulti(new Recorder(gpu), plan, bufs.slice(1), multi), /14 grad/);
   const t = { param: bufs[0], grad: bufs[1], m: bufs[2], v: bufs[3], n: 1, weightDecay: 0 };
   const o = { lr: 1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, step: 1 };
