@@ -3,13 +3,15 @@
  * the weight multiplies the normalized value, no +1).
  *
  * The forward and the input gradient use one workgroup per row with a fixed tree reduction, so a
- * row's bits do not depend on the batch. The weight gradient is a separate kernel with one
- * thread per feature that sums the rows in ascending order (no atomics). In the "serial" kernel
+ * row's bits do not depend on the batch. The weight gradient sums rows in two stages (no
+ * atomics): per chunk of {@link RMSNORM_DW_CHUNK_ROWS} rows in ascending order, then the chunks in
+ * order; with one chunk that is the plain ascending sum over all rows. In the "serial" kernel
  * style (CPU adapters, gpu/device.ts) the forward and input gradient run one row per invocation
  * instead, replaying the same tree without barriers: the same bits, several times faster there.
  *
  * @module
  */
+import { createBuffer } from "./buffers.ts";
 import { cdiv, f32, grid, kernel, type Recorder } from "./recorder.ts";
 import { serialTreeReduceWgsl, treeReduceWgsl } from "./reduce.ts";
 import { SERIAL_LOOP_BUDGET, useSerial } from "./serial.ts";
@@ -156,27 +158,85 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
 }`;
 
-const BACKWARD_DW_WGSL = /* wgsl */ `
+/**
+ * Rows one weight-gradient thread sums (stage 1 of the two-stage dW, below). Every pass any
+ * committed run or test made has M <= this (DESIGN.md: the tiny runs' largest is M = 2048), and
+ * with M <= R there is one chunk whose partial is exactly the serial sum the single-stage kernel
+ * made, so those results keep their bits. Under the CPU adapters' loop budget (gpu/serial.ts).
+ */
+export const RMSNORM_DW_CHUNK_ROWS = 4096;
+
+/**
+ * Stage 1: thread (c, d) sums rows [cR, min(cR + R, M)) of feature d in ascending order. With one
+ * chunk it adds that sum straight into dw (no stage 2); otherwise it writes partials[c*D + d].
+ */
+const BACKWARD_DW_PARTIAL_WGSL = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> rstd: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
-struct P { M: u32, D: u32 }
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+struct P { M: u32, D: u32, chunkRows: u32, chunks: u32 }
 @group(0) @binding(4) var<uniform> p: P;
+@compute @workgroup_size(${WG_DW})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) t: u32) {
+  let id = (wid.x + wid.y * nwg.x) * ${WG_DW}u + t;
+  if (id >= p.D * p.chunks) { return; }
+  let c = id / p.D;
+  let d = id - c * p.D;
+  let m0 = c * p.chunkRows;
+  let m1 = min(m0 + p.chunkRows, p.M);
+  var s = 0.0;
+  for (var m = m0; m < m1; m++) { s += dy[m * p.D + d] * (x[m * p.D + d] * rstd[m]); }
+  if (p.chunks == 1u) { out[d] = out[d] + s; } else { out[id] = s; }
+}`;
+
+/** Stage 2: dw[d] += partials[0][d] + partials[1][d] + ... in chunk order. */
+const BACKWARD_DW_FINAL_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> partials: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dw: array<f32>;
+struct P { D: u32, chunks: u32 }
+@group(0) @binding(2) var<uniform> p: P;
 @compute @workgroup_size(${WG_DW})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) t: u32) {
   let d = (wid.x + wid.y * nwg.x) * ${WG_DW}u + t;
   if (d >= p.D) { return; }
-  var s = 0.0;
-  for (var m = 0u; m < p.M; m++) { s += dy[m * p.D + d] * (x[m * p.D + d] * rstd[m]); }
+  var s = partials[d];
+  for (var c = 1u; c < p.chunks; c++) { s += partials[c * p.D + d]; }
   dw[d] = dw[d] + s;
 }`;
 
+/** Chunks of {@link RMSNORM_DW_CHUNK_ROWS} rows the weight gradient of M rows uses. */
+export const rmsnormDwChunks = (M: number): number => Math.max(1, cdiv(M, RMSNORM_DW_CHUNK_ROWS));
+
+/**
+ * Bytes of the weight gradient's partial sums for M rows of D features (0 with one chunk): a
+ * scratch buffer kept per device, grown to the largest call (lib/model/memory_plan.ts counts it).
+ */
+export const rmsnormDwScratchBytes = (M: number, D: number): number => {
+  const chunks = rmsnormDwChunks(M);
+  return chunks > 1 ? chunks * D * 4 : 0;
+};
+
+// Dispatches within a submission run in order, so one scratch per device serves every call.
+const dwScratch = new WeakMap<GPUDevice, GPUBuffer>();
+
+function dwScratchFor(rec: Recorder, bytes: number): GPUBuffer {
+  let buf = dwScratch.get(rec.gpu.device);
+  if (!buf || buf.size < bytes) {
+    buf?.destroy(); // earlier submissions keep what they use alive until they finish
+    buf = createBuffer(rec.gpu, bytes, "rmsnormBackward dW partials");
+    dwScratch.set(rec.gpu.device, buf);
+  }
+  return buf;
+}
+
 /**
  * RMSNorm backward. dx[M,D] (+)= ∂L/∂x (overwrites unless `accumulateDx`); dw[D] += Σ_m
- * dy[m,:] * x[m,:] * rstd[m], summed over rows in ascending order (always accumulates: the
- * caller zeroes). `rstd` is the one {@link rmsnorm} saved. Records only.
+ * dy[m,:] * x[m,:] * rstd[m], summed in ascending rows per chunk of
+ * {@link RMSNORM_DW_CHUNK_ROWS}, then over the chunks in order (always accumulates: the caller
+ * zeroes). `rstd` is the one {@link rmsnorm} saved. Records only.
  */
 export function rmsnormBackward(
   rec: Recorder,
@@ -191,8 +251,9 @@ export function rmsnormBackward(
   accumulateDx = false,
 ): void {
   // Checked before recording anything, so a refused call leaves the recorder as it was.
-  if (rec.gpu.info.isFallbackAdapter && M + 1 > SERIAL_LOOP_BUDGET) {
-    // Its one thread per feature loops over all M rows: lavapipe would stop it early, silently.
+  const chunks = rmsnormDwChunks(M);
+  if (rec.gpu.info.isFallbackAdapter && chunks + 1 > SERIAL_LOOP_BUDGET) {
+    // Stage 2 loops over the chunks: lavapipe would stop it early, silently.
     throw new Error(
       `rmsnormBackward: the weight gradient over M=${M} rows needs more loop iterations than a CPU adapter runs (${SERIAL_LOOP_BUDGET}); use fewer rows per pass`,
     );
@@ -205,6 +266,15 @@ export function rmsnormBackward(
     const kdx = kernel(rec.gpu, "rmsnormBackwardDx", BACKWARD_DX_WGSL);
     rec.dispatch(kdx, [dy, x, w, rstd, dx], dxParams, grid(rec.gpu, M));
   }
-  const kdw = kernel(rec.gpu, "rmsnormBackwardDw", BACKWARD_DW_WGSL);
-  rec.dispatch(kdw, [dy, x, rstd, dw], [M, D], grid(rec.gpu, cdiv(D, WG_DW)));
+  const R = RMSNORM_DW_CHUNK_ROWS;
+  const k1 = kernel(rec.gpu, "rmsnormBackwardDwPartial", BACKWARD_DW_PARTIAL_WGSL);
+  const groups1 = grid(rec.gpu, cdiv(chunks * D, WG_DW));
+  if (chunks === 1) {
+    rec.dispatch(k1, [dy, x, rstd, dw], [M, D, R, 1], groups1);
+    return;
+  }
+  const partials = dwScratchFor(rec, chunks * D * 4);
+  rec.dispatch(k1, [dy, x, rstd, partials], [M, D, R, chunks], groups1);
+  const k2 = kernel(rec.gpu, "rmsnormBackwardDwFinal", BACKWARD_DW_FINAL_WGSL);
+  rec.dispatch(k2, [partials, dw], [D, chunks], grid(rec.gpu, cdiv(D, WG_DW)));
 }

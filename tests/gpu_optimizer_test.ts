@@ -1,9 +1,18 @@
 import assert from "node:assert/strict";
 import { getGpu } from "../gpu/device.ts";
-import { adamw, type AdamWOptions, clipScale, sumSquares } from "../gpu/optimizer.ts";
+import {
+  adamw,
+  adamwMulti,
+  type AdamWOptions,
+  clipScale,
+  createNormOut,
+  sumSquares,
+  sumSquaresMulti,
+  SumSquaresPlan,
+} from "../gpu/optimizer.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import { assertClose, randn } from "./helpers.ts";
-import { run, up, zeros } from "./gpu_kernel_helpers.ts";
+import { assertSameBits, inBothStyles, run, up, zeros } from "./gpu_kernel_helpers.ts";
 
 const sumSq = (a: ArrayLike<number>) => Array.from(a).reduce((s, x) => s + x * x, 0);
 
@@ -89,4 +98,32 @@ Deno.test("clipped AdamW matches a TypeScript reference over several steps", asy
       }, scaleBuf),
     /step must be an integer >= 1/,
   );
+});
+
+Deno.test("sumSquaresMulti gives each tensor sumSquares' bits; adamwMulti wants a uniform scale", async () => {
+  const gpu = await getGpu();
+  // More tensors than one dispatch takes, sizes around the workgroup and the 1024-group cap.
+  const sizes = [1, 255, 256, 257, 256 * 1024 + 17, 1000, 3, 70001, 2, 513, 4096, 7, 300, 9, 1];
+  const xs = sizes.map((n, i) => randn(n, 900 + i));
+  const bufs = xs.map((x) => up(gpu, x));
+  const plan = new SumSquaresPlan(gpu, sizes, "test");
+  // Both kernel styles of the multi-tensor kernels against the per-tensor (workgroup) kernels.
+  const styles = await inBothStyles(gpu, (g) => {
+    const one = zeros(g, sizes.length), multi = zeros(g, sizes.length);
+    return run(g, (rec) => {
+      bufs.forEach((x, i) => sumSquares(rec, x, sizes[i], one, i));
+      sumSquaresMulti(rec, plan, bufs, multi);
+    }, [[one, sizes.length], [multi, sizes.length]]);
+  });
+  for (const [style, [a, b]] of Object.entries(styles)) {
+    assertSameBits(b, a, `${style} multi vs per-tensor`, ["multi", "per-tensor"]);
+    assertClose(b, xs.map(sumSq), 1e-6, 1e-5, `${style} multi sums of squares`);
+  }
+  const multi = zeros(gpu, sizes.length);
+  assert.throws(() => sumSquaresMulti(new Recorder(gpu), plan, bufs.slice(1), multi), /14 grad/);
+  const t = { param: bufs[0], grad: bufs[1], m: bufs[2], v: bufs[3], n: 1, weightDecay: 0 };
+  const o = { lr: 1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, step: 1 };
+  assert.throws(() => adamwMulti(new Recorder(gpu), [t], o, zeros(gpu, 4)), /uniform-capable/);
+  adamwMulti(new Recorder(gpu), [t], o, createNormOut(gpu));
+  plan.destroy();
 });

@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
 import { getGpu } from "../gpu/device.ts";
-import { rmsnorm, rmsnormBackward } from "../gpu/rmsnorm.ts";
+import {
+  rmsnorm,
+  RMSNORM_DW_CHUNK_ROWS,
+  rmsnormBackward,
+  rmsnormDwChunks,
+} from "../gpu/rmsnorm.ts";
+import { kernel } from "../gpu/recorder.ts";
+import { SERIAL_LOOP_BUDGET } from "../gpu/serial.ts";
 import { assertClose, randn } from "./helpers.ts";
-import { dot64, finiteDiff, run, up, zeros } from "./gpu_kernel_helpers.ts";
+import { assertSameBits, dot64, finiteDiff, run, up, zeros } from "./gpu_kernel_helpers.ts";
 
 const EPS = 1e-5;
 
@@ -90,4 +97,98 @@ Deno.test("rmsnorm gradients agree with finite differences of sum(dy * y)", asyn
   const fdw = await finiteDiff(w, wi, 1e-2, (wv) => loss(x, wv));
   assertClose(xi.map((i) => g.dx[i]), fdx, 2e-3, 1e-2, "dx vs finite differences");
   assertClose(wi.map((i) => g.dw[i]), fdw, 2e-3, 1e-2, "dw vs finite differences");
+});
+
+// The single-stage weight gradient this file's two-stage one replaced: one thread per feature
+// sums every row in ascending order. Kept here as the bit reference for M <= R.
+const SINGLE_STAGE_DW_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> rstd: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
+struct P { M: u32, D: u32 }
+@group(0) @binding(4) var<uniform> p: P;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) t: u32) {
+  let d = (wid.x + wid.y * nwg.x) * 64u + t;
+  if (d >= p.D) { return; }
+  var s = 0.0;
+  for (var m = 0u; m < p.M; m++) { s += dy[m * p.D + d] * (x[m * p.D + d] * rstd[m]); }
+  dw[d] = dw[d] + s;
+}`;
+
+/** dw from rmsnormBackward and from the single-stage kernel, on the same dy, x, rstd, dw0. */
+async function dwBothWays(
+  dy: Float32Array,
+  x: Float32Array,
+  rstdHost: Float32Array,
+  dw0: Float32Array,
+  M: number,
+  D: number,
+) {
+  const gpu = await getGpu();
+  const gdy = up(gpu, dy), gx = up(gpu, x), rstd = up(gpu, rstdHost), w = up(gpu, dw0);
+  const dwNew = up(gpu, dw0), dwOld = up(gpu, dw0), dx = zeros(gpu, M * D);
+  const [fresh, old] = await run(gpu, (rec) => {
+    rmsnormBackward(rec, gdy, gx, w, rstd, dx, dwNew, M, D);
+    const k = kernel(gpu, "rmsnormBackwardDwSingleStage", SINGLE_STAGE_DW_WGSL);
+    rec.dispatch(k, [gdy, gx, rstd, dwOld], [M, D], Math.ceil(D / 64));
+  }, [[dwNew, D], [dwOld, D]]);
+  return { fresh, old };
+}
+
+/** The two-stage order in f32: each chunk summed from 0 in ascending rows, then chunk order. */
+function dwChunkedF32(
+  dy: Float32Array,
+  x: Float32Array,
+  rstd: Float32Array,
+  dw0: Float32Array,
+  M: number,
+  D: number,
+): Float32Array {
+  const R = RMSNORM_DW_CHUNK_ROWS, f = Math.fround;
+  const out = new Float32Array(D);
+  for (let d = 0; d < D; d++) {
+    let total = 0;
+    for (let c = 0; c * R < M; c++) {
+      let s = 0;
+      for (let m = c * R; m < Math.min(M, (c + 1) * R); m++) {
+        s = f(s + f(dy[m * D + d] * f(x[m * D + d] * rstd[m])));
+      }
+      total = c === 0 ? s : f(total + s);
+    }
+    out[d] = f(dw0[d] + total);
+  }
+  return out;
+}
+
+Deno.test("rmsnorm dW: one chunk of rows reproduces the single-stage kernel bit for bit", async () => {
+  const R = RMSNORM_DW_CHUNK_ROWS, D = 5;
+  let seed = 700;
+  for (const M of [1, 37, R - 1, R]) {
+    const dy = randn(M * D, seed++), x = randn(M * D, seed++), dw0 = randn(D, seed++);
+    const rstd = randn(M, seed++).map((v) => Math.abs(v) + 0.5);
+    const { fresh, old } = await dwBothWays(dy, x, rstd, dw0, M, D);
+    assertSameBits(fresh, old, `dw M=${M}`);
+  }
+});
+
+Deno.test("rmsnorm dW over several chunks matches the f64 reference and the chunked f32 order", async () => {
+  const R = RMSNORM_DW_CHUNK_ROWS, D = 3;
+  assert.ok(R + 1 <= SERIAL_LOOP_BUDGET, "a chunk's loop fits a CPU adapter's loop budget");
+  let seed = 800;
+  for (const M of [R - 3, R, R + 1, 3 * R + 5]) {
+    assert.equal(rmsnormDwChunks(M), Math.ceil(M / R));
+    const dy = randn(M * D, seed++), x = randn(M * D, seed++), dw0 = randn(D, seed++);
+    const rstd = randn(M, seed++).map((v) => Math.abs(v) + 0.5);
+    const { fresh } = await dwBothWays(dy, x, rstd, dw0, M, D);
+    const ref = new Float64Array(D);
+    for (let d = 0; d < D; d++) {
+      ref[d] = dw0[d];
+      for (let m = 0; m < M; m++) ref[d] += dy[m * D + d] * x[m * D + d] * rstd[m];
+    }
+    assertClose(fresh, ref, 1e-3, 1e-4, `dw M=${M} vs f64`);
+    assertSameBits(fresh, dwChunkedF32(dy, x, rstd, dw0, M, D), `dw M=${M} vs chunked f32`);
+  }
 });

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { getGpu, type Gpu } from "../gpu/device.ts";
 import { Recorder } from "../gpu/recorder.ts";
+import { RMSNORM_DW_CHUNK_ROWS } from "../gpu/rmsnorm.ts";
 import { uploadBuffer } from "../gpu/buffers.ts";
 import { LlamaModel } from "../lib/model/llama.ts";
 import { ForwardPass } from "../lib/model/forward.ts";
@@ -154,4 +155,13 @@ Deno.test("a forward-only pass gives the training pass's bits and refuses a back
   );
   train.destroy();
   only.destroy();
+});
+
+Deno.test("the backward plan counts the RMSNorm weight gradient's partials past one chunk", () => {
+  const c = tinyTestConfig();
+  const line = (S: number) =>
+    backwardPlan(c, { B: 2, S }, 2 ** 27).find((l) => l.what.startsWith("RMSNorm weight-gradient"));
+  assert.equal(line(RMSNORM_DW_CHUNK_ROWS / 2), undefined, "one chunk: no partials");
+  // 2 x 2049 rows = 4098 > 4096: two chunks of hiddenSize f32 partials.
+  assert.equal(line(RMSNORM_DW_CHUNK_ROWS / 2 + 1)?.bytes, 2 * c.hiddenSize * 4);
 });

@@ -9,6 +9,8 @@
  */
 import { allocatedBytes } from "../../gpu/buffers.ts";
 import { packedBf16Bytes } from "../../gpu/bf16.ts";
+import { SumSquaresPlan } from "../../gpu/optimizer.ts";
+import { rmsnormDwScratchBytes } from "../../gpu/rmsnorm.ts";
 import { expectedTensors, isNormWeight, type LlamaConfig } from "./config.ts";
 import { headChunkRowsFor } from "./forward.ts";
 import type { WeightStorage } from "./weights.ts";
@@ -46,11 +48,16 @@ function perTensorF32(c: LlamaConfig): number {
 /** AdamW's state: a gradient, m and v per parameter, plus the norm scratch. */
 export function optimizerPlan(c: LlamaConfig): PlanLine[] {
   const each = perTensorF32(c);
-  const tensors = expectedTensors(c).size;
+  const numels = [...expectedTensors(c).values()].map((s) => s.reduce((a, b) => a * b, 1));
+  const norm = SumSquaresPlan.bytes(numels);
   return [
     { what: "gradients (f32)", bytes: each },
     { what: "AdamW m, v (f32)", bytes: 2 * each },
-    { what: "grad-norm partials", bytes: allocatedBytes(tensors * 4) + allocatedBytes(8) },
+    {
+      what: "grad-norm partials, scratch and table",
+      bytes: allocatedBytes(numels.length * 4) + allocatedBytes(norm.scratch) +
+        allocatedBytes(norm.table) + allocatedBytes(16),
+    },
   ];
 }
 
@@ -101,6 +108,7 @@ export function backwardPlan(c: LlamaConfig, p: PassShape, maxBinding: number): 
   const qd = c.numHeads * c.headDim, kd = c.numKvHeads * c.headDim;
   const R = headChunkRowsFor(V, M, maxBinding, p.headChunkRows);
   const single = R === M;
+  const dwPartials = rmsnormDwScratchBytes(M, D);
   return [
     {
       what: "backward scratch (residual, norm, MLP, attention gradients)",
@@ -110,6 +118,10 @@ export function backwardPlan(c: LlamaConfig, p: PassShape, maxBinding: number): 
       what: `backward LM-head chunk (${R} rows of logit gradients)`,
       bytes: f32s(R * V) + (single ? 2 * f32s(1) : f32s(R) + f32s(R * D)),
     },
+    // Past one chunk of rows the RMSNorm weight gradient sums per-chunk partials (per device).
+    ...(dwPartials > 0
+      ? [{ what: "RMSNorm weight-gradient partials [chunks, D]", bytes: f32s(dwPartials / 4) }]
+      : []),
   ];
 }
 

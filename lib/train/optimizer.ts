@@ -1,9 +1,9 @@
 /**
  * AdamW over every parameter of a model, on the GPU: per-parameter f32 gradient, m and v
- * buffers; zeroing; global-norm clipping; the update. One step records
- * `sumSquares` per parameter -> `clipScale` -> `adamw` per parameter into the caller's
- * recorder, so it shares the submission with the backward pass, and queues one tiny readback
- * of [grad norm, clip scale].
+ * buffers; zeroing; global-norm clipping; the update. One step records `sumSquaresMulti` ->
+ * `clipScale` -> `adamwMulti` (gpu/optimizer.ts: several tensors a dispatch, the bits of the
+ * per-tensor kernels) into the caller's recorder, so it shares the submission with the backward
+ * pass, and queues one tiny readback of [grad norm, clip scale].
  *
  * Gradient accumulation over micro-batches is a plain sum: the model's backward accumulates
  * into {@link AdamW.grads}, and the losses fold the step-wide normalizer into dlogp (see
@@ -14,7 +14,13 @@
 import type { Gpu } from "../../gpu/device.ts";
 import { createBuffer, readF32, writeBuffer } from "../../gpu/buffers.ts";
 import type { Recorder } from "../../gpu/recorder.ts";
-import { adamw, clipScale, sumSquares } from "../../gpu/optimizer.ts";
+import {
+  adamwMulti,
+  clipScale,
+  createNormOut,
+  sumSquaresMulti,
+  SumSquaresPlan,
+} from "../../gpu/optimizer.ts";
 import { isPackedBf16 } from "../model/weights.ts";
 
 /** AdamW hyper-parameters (the learning rate comes per step from the schedule). */
@@ -94,6 +100,7 @@ export class AdamW {
   step = 0;
   readonly #slots: Slot[];
   readonly #partials: GPUBuffer;
+  readonly #normPlan: SumSquaresPlan;
   readonly #normOut: GPUBuffer;
 
   constructor(gpu: Gpu, params: TrainableParam[], config: AdamWConfig = DEFAULT_ADAMW) {
@@ -123,7 +130,8 @@ export class AdamW {
         return slot;
       });
     this.#partials = createBuffer(gpu, this.#slots.length * 4, "grad norm partials");
-    this.#normOut = createBuffer(gpu, 8, "grad norm and clip scale");
+    this.#normPlan = new SumSquaresPlan(gpu, this.#slots.map((s) => s.numel));
+    this.#normOut = createNormOut(gpu);
   }
 
   /** Parameter names in the optimizer's fixed order. */
@@ -148,18 +156,19 @@ export class AdamW {
   recordStep(rec: Recorder, lr: number): Promise<StepReport> {
     const c = this.config;
     const step = this.step + 1;
-    this.#slots.forEach((s, i) => sumSquares(rec, s.grad, s.numel, this.#partials, i));
+    const grads = this.#slots.map((s) => s.grad);
+    sumSquaresMulti(rec, this.#normPlan, grads, this.#partials);
     clipScale(rec, this.#partials, this.#slots.length, c.maxGradNorm, this.#normOut);
-    for (const s of this.#slots) {
-      adamw(rec, s.param, s.grad, s.m, s.v, s.numel, {
-        lr,
-        beta1: c.beta1,
-        beta2: c.beta2,
-        eps: c.eps,
-        weightDecay: s.shape.length >= 2 ? c.weightDecay : 0,
-        step,
-      }, this.#normOut);
-    }
+    const tensors = this.#slots.map((s) => ({
+      param: s.param,
+      grad: s.grad,
+      m: s.m,
+      v: s.v,
+      n: s.numel,
+      weightDecay: s.shape.length >= 2 ? c.weightDecay : 0,
+    }));
+    const opts = { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: 0, step };
+    adamwMulti(rec, tensors, opts, this.#normOut);
     this.step = step;
     return rec.read(this.#normOut, 0, 8).then((b) => {
       const f = new Float32Array(b);
@@ -209,6 +218,7 @@ export class AdamW {
       s.v.destroy();
     }
     this.#partials.destroy();
+    this.#normPlan.destroy();
     this.#normOut.destroy();
   }
 }
