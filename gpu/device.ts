@@ -180,7 +180,9 @@ export async function createGpu(opts: GpuOptions = {}): Promise<Gpu> {
   const requiredLimits: Record<string, number> = {
     maxStorageBufferBindingSize: Math.min(al.maxStorageBufferBindingSize, MAX_BINDING_BYTES),
     maxBufferSize: Math.min(al.maxBufferSize, MAX_BINDING_BYTES),
-    maxStorageBuffersPerShaderStage: Math.min(al.maxStorageBuffersPerShaderStage, 8),
+    // Multi-tensor optimizer dispatches bind one buffer per tensor (gpu/optimizer.ts): more
+    // bindings, fewer dispatches per step. Never fewer than WebGPU's default of 8.
+    maxStorageBuffersPerShaderStage: Math.min(al.maxStorageBuffersPerShaderStage, 64),
     maxComputeWorkgroupStorageSize: al.maxComputeWorkgroupStorageSize,
     maxComputeInvocationsPerWorkgroup: al.maxComputeInvocationsPerWorkgroup,
     maxComputeWorkgroupSizeX: al.maxComputeWorkgroupSizeX,
