@@ -23,6 +23,7 @@
 import { f32, grid, kernel, type Recorder } from "./recorder.ts";
 import { serialTreeReduceWgsl, treeReduceWgsl } from "./reduce.ts";
 import { useSerial } from "./serial.ts";
+import { attentionBlocked, planBlocked } from "./attention_blocked.ts";
 
 /** Keys (forward, dq) or queries (dk/dv) handled per tile; also the workgroup size. */
 export const TILE = 64;
@@ -394,6 +395,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }
 
 /**
+ * Which forward kernel `attention` records: "auto" (the serial replay on CPU adapters, else the
+ * query-blocked kernel of gpu/attention_blocked.ts), or "rowwise" (the per-(row, head)
+ * workgroup kernel, kept as the reference the blocked kernel is tested and benchmarked against,
+ * and the fallback when a block does not fit the device's workgroup memory).
+ */
+export type AttentionVariant = "auto" | "rowwise";
+
+/**
  * Records causal GQA attention for M query rows: for row m and head h (kv head
  * g = h / (nHeads/nKv)), out[m,h,:] = softmax over j <= pos[m] of (q[m,h]·kc[seq[m],j,g] * scale)
  * applied to vc[seq[m],j,g,:]; lse[m,h] = log-sum-exp of the scaled scores (for the backward).
@@ -415,9 +424,15 @@ export function attention(
   hd: number,
   S: number,
   scale: number,
+  variant: AttentionVariant = "auto",
 ): void {
   checkShapes("attention", nHeads, nKv, hd);
-  const serial = useSerial(rec.gpu, serialLoops("forward", S, hd, 1));
+  const serial = variant === "auto" && useSerial(rec.gpu, serialLoops("forward", S, hd, 1));
+  const plan = variant === "rowwise" ? null : planBlocked(rec.gpu, M, nHeads / nKv, hd);
+  if (!serial && plan) {
+    attentionBlocked(rec, plan, [q, kc, vc, seq, pos, out, lse], M, nHeads, nKv, hd, S, scale);
+    return;
+  }
   const k = serial
     ? kernel(rec.gpu, `attentionSerial_hd${hd}`, attentionSerialWgsl(hd))
     : kernel(rec.gpu, `attention_hd${hd}`, attentionWgsl(hd));

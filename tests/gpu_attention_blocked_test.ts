@@ -1,0 +1,211 @@
+/**
+ * The query-blocked attention forward (gpu/attention_blocked.ts) must give the bits of the
+ * per-(row, head) workgroup kernel it replaces, for prefill/training rows and decode rows, and
+ * match the f64 reference.
+ */
+import assert from "node:assert/strict";
+import { getGpu, type Gpu } from "../gpu/device.ts";
+import { createBuffer, readF32, uploadBuffer } from "../gpu/buffers.ts";
+import { Recorder } from "../gpu/recorder.ts";
+import { attention, type AttentionVariant } from "../gpu/attention.ts";
+import { attentionBlocked, DECODE_MAX_ROWS, planBlocked } from "../gpu/attention_blocked.ts";
+import { assertClose, randn } from "./helpers.ts";
+import { assertSameBits } from "./gpu_kernel_helpers.ts";
+
+interface Case {
+  B: number;
+  S: number;
+  nHeads: number;
+  nKv: number;
+  hd: number;
+}
+
+/** Forward of rows (seq, pos) over caches [B, S, nKv, hd] in the workgroup style. */
+async function forward(
+  gpu: Gpu,
+  c: Case,
+  bufs: { q: GPUBuffer; kc: GPUBuffer; vc: GPUBuffer },
+  seq: Uint32Array,
+  pos: Uint32Array,
+  variant: AttentionVariant,
+): Promise<[Float32Array, Float32Array]> {
+  const M = seq.length;
+  const out = createBuffer(gpu, M * c.nHeads * c.hd * 4, "out");
+  const lse = createBuffer(gpu, M * c.nHeads * 4, "lse");
+  const own = gpu.info.kernels;
+  gpu.info.kernels = "workgroup";
+  try {
+    const rec = new Recorder(gpu);
+    const sb = uploadBuffer(gpu, seq, "seq"), pb = uploadBuffer(gpu, pos, "pos");
+    const { nHeads, nKv, hd, S } = c;
+    attention(rec, bufs.q, bufs.kc, bufs.vc, sb, pb, out, lse, M, nHeads, nKv, hd, S, 0.3, variant);
+    await rec.submit();
+  } finally {
+    gpu.info.kernels = own;
+  }
+  return [await readF32(gpu, out), await readF32(gpu, lse)];
+}
+
+/** f64 reference for row m (sequence sq, last visible key `last`), head h. */
+function refRow(
+  c: Case,
+  q: Float32Array,
+  kc: Float32Array,
+  vc: Float32Array,
+  m: number,
+  sq: number,
+  last: number,
+  h: number,
+): { out: number[]; lse: number } {
+  const { S, nHeads, nKv, hd } = c;
+  const g = Math.floor(h / (nHeads / nKv));
+  const s: number[] = [];
+  for (let j = 0; j <= last; j++) {
+    let dot = 0;
+    for (let d = 0; d < hd; d++) {
+      dot += q[(m * nHeads + h) * hd + d] * kc[((sq * S + j) * nKv + g) * hd + d];
+    }
+    s.push(dot * 0.3);
+  }
+  const mx = Math.max(...s), e = s.map((x) => Math.exp(x - mx)), z = e.reduce((a, b) => a + b);
+  const out = new Array(hd).fill(0);
+  for (let j = 0; j <= last; j++) {
+    for (let d = 0; d < hd; d++) out[d] += e[j] / z * vc[((sq * S + j) * nKv + g) * hd + d];
+  }
+  return { out, lse: mx + Math.log(z) };
+}
+
+// Several 64-key tiles, head dims that are and are not multiples of 64 (and of the staging
+// width), kv groups of 1, 3 and 4 heads, several sequences.
+const CASES: Case[] = [
+  { B: 2, S: 150, nHeads: 3, nKv: 3, hd: 40 },
+  { B: 3, S: 130, nHeads: 6, nKv: 2, hd: 72 },
+  { B: 2, S: 140, nHeads: 8, nKv: 2, hd: 128 },
+  { B: 2, S: 70, nHeads: 4, nKv: 1, hd: 12 },
+  { B: 2, S: 80, nHeads: 2, nKv: 1, hd: 256 },
+];
+
+for (const c of CASES) {
+  const { B, S, nHeads, nKv, hd } = c;
+  Deno.test(`blocked attention forward gives the per-(row, head) kernel's bits (B=${B}, S=${S}, heads ${nHeads}/${nKv}, hd=${hd})`, async () => {
+    const gpu = await getGpu();
+    const M = B * S;
+    const qh = randn(M * nHeads * hd, 11), kh = randn(M * nKv * hd, 12, 1.5);
+    const vh = randn(M * nKv * hd, 13);
+    const bufs = {
+      q: uploadBuffer(gpu, qh, "q"),
+      kc: uploadBuffer(gpu, kh, "kc"),
+      vc: uploadBuffer(gpu, vh, "vc"),
+    };
+    assert.ok(planBlocked(gpu, M, nHeads / nKv, hd), "the blocked kernel must apply here");
+    // Training/prefill layout: every position of every sequence, consecutive rows.
+    const seq = Uint32Array.from({ length: M }, (_, m) => Math.floor(m / S));
+    const pos = Uint32Array.from({ length: M }, (_, m) => m % S);
+    const [oNew, lNew] = await forward(gpu, c, bufs, seq, pos, "auto");
+    const [oOld, lOld] = await forward(gpu, c, bufs, seq, pos, "rowwise");
+    assert.ok(oNew.some((x) => x !== 0));
+    assertSameBits(oNew, oOld, "out", ["blocked", "rowwise"]);
+    assertSameBits(lNew, lOld, "lse", ["blocked", "rowwise"]);
+    for (const m of [0, 63, 64, S - 1, M - 1]) {
+      for (const h of [0, nHeads - 1]) {
+        const r = refRow(c, qh, kh, vh, m, seq[m], pos[m], h);
+        const at = (m * nHeads + h) * hd;
+        assertClose(oNew.slice(at, at + hd), r.out, 2e-5, 1e-4, `out row ${m} head ${h}`);
+        assertClose(lNew.slice(m * nHeads + h, m * nHeads + h + 1), [r.lse], 2e-5, 1e-5, "lse");
+      }
+    }
+    // Packed rows of different sequences in one block, out of order.
+    const mix = [S - 1, S, 5, 2 * S - 1, 64, 0, S + Math.min(70, S - 1), (B - 1) * S + 65];
+    const mSeq = Uint32Array.from(mix, (m) => seq[m]), mPos = Uint32Array.from(mix, (m) => pos[m]);
+    const mq = new Float32Array(mix.length * nHeads * hd);
+    const r = nHeads * hd;
+    mix.forEach((m, i) => mq.set(qh.slice(m * r, (m + 1) * r), i * r));
+    const mixed = { ...bufs, q: uploadBuffer(gpu, mq, "mixed q") };
+    // Decode layout (M <= DECODE_MAX_ROWS): one row per block, one block per (row, kv head).
+    assert.ok(mix.length <= DECODE_MAX_ROWS);
+    const [dOut, dLse] = await forward(gpu, c, mixed, mSeq, mPos, "auto");
+    // The same rows padded past the decode size, so they run in multi-row blocks.
+    const pad = Math.max(0, DECODE_MAX_ROWS + 1 - mix.length);
+    const big = (a: Uint32Array, x: number) => Uint32Array.from([...a, ...new Array(pad).fill(x)]);
+    const bq = new Float32Array((mix.length + pad) * r);
+    bq.set(mq);
+    const padded = { ...bufs, q: uploadBuffer(gpu, bq, "padded q") };
+    const [pOut, pLse] = await forward(gpu, c, padded, big(mSeq, 0), big(mPos, 3), "auto");
+    mix.forEach((m, i) => {
+      const want = oOld.slice(m * r, (m + 1) * r);
+      assertSameBits(dOut.slice(i * r, (i + 1) * r), want, `decode row ${i}`, [
+        "decode",
+        "prefill",
+      ]);
+      assertSameBits(pOut.slice(i * r, (i + 1) * r), want, `packed row ${i}`, [
+        "packed",
+        "prefill",
+      ]);
+      const wl = lOld.slice(m * nHeads, (m + 1) * nHeads);
+      assertSameBits(dLse.slice(i * nHeads, (i + 1) * nHeads), wl, `decode lse ${i}`);
+      assertSameBits(pLse.slice(i * nHeads, (i + 1) * nHeads), wl, `packed lse ${i}`);
+    });
+  });
+}
+
+Deno.test("blocked attention: the narrow staging slice and odd block shapes give the same bits", async () => {
+  const gpu = await getGpu();
+  const c = { B: 2, S: 90, nHeads: 6, nKv: 2, hd: 72 };
+  const M = c.B * c.S;
+  const bufs = {
+    q: uploadBuffer(gpu, randn(M * c.nHeads * c.hd, 21), "q"),
+    kc: uploadBuffer(gpu, randn(M * c.nKv * c.hd, 22), "kc"),
+    vc: uploadBuffer(gpu, randn(M * c.nKv * c.hd, 23), "vc"),
+  };
+  const seq = Uint32Array.from({ length: M }, (_, m) => Math.floor(m / c.S));
+  const pos = Uint32Array.from({ length: M }, (_, m) => m % c.S);
+  const [oOld, lOld] = await forward(gpu, c, bufs, seq, pos, "rowwise");
+  // R = 5 rows (blocks straddle the two sequences), one head per block, 16-wide slices.
+  for (const plan of [{ R: 5, HS: 1, CH: 16, UT: 1 }, { R: 1, HS: 3, CH: 16, UT: 3 }]) {
+    const out = createBuffer(gpu, oOld.byteLength, "out"),
+      lse = createBuffer(gpu, lOld.byteLength, "lse");
+    const rec = new Recorder(gpu);
+    const sb = uploadBuffer(gpu, seq, "seq"), pb = uploadBuffer(gpu, pos, "pos");
+    attentionBlocked(
+      rec,
+      { ...plan, bytes: 0 },
+      [bufs.q, bufs.kc, bufs.vc, sb, pb, out, lse],
+      M,
+      c.nHeads,
+      c.nKv,
+      c.hd,
+      c.S,
+      0.3,
+    );
+    await rec.submit();
+    const what = JSON.stringify(plan);
+    assertSameBits(await readF32(gpu, out), oOld, `out ${what}`, ["blocked", "rowwise"]);
+    assertSameBits(await readF32(gpu, lse), lOld, `lse ${what}`, ["blocked", "rowwise"]);
+  }
+});
+
+Deno.test("blocked attention plans fit WebGPU's guaranteed 16 KiB of workgroup memory", () => {
+  const small = {
+    device: {
+      limits: { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 },
+    },
+  } as unknown as Gpu;
+  for (const hd of [8, 64, 72, 128, 256]) {
+    for (const group of [1, 2, 3, 4, 6, 8, 16]) {
+      for (const M of [1, DECODE_MAX_ROWS, 512]) {
+        const plan = planBlocked(small, M, group, hd);
+        assert.ok(plan, `hd ${hd}, group ${group}, M ${M}: no plan`);
+        assert.ok(
+          plan.bytes <= 16384 && group % plan.HS === 0 && (plan.R * plan.HS) % plan.UT === 0,
+        );
+        assert.ok(plan.UT * 64 <= 256);
+        if (M <= DECODE_MAX_ROWS) assert.equal(plan.R, 1);
+      }
+    }
+  }
+  // The 3B shape (24 heads over 8 kv heads, hd 128): a whole group per block, two rows in prefill.
+  assert.deepEqual(
+    { ...planBlocked(small, 512, 3, 128), bytes: 0 },
+    { R: 2, HS: 3, CH: 32, UT: 3, bytes: 0 },
+  );
+});
