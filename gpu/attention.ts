@@ -24,6 +24,7 @@ import { f32, grid, kernel, type Recorder } from "./recorder.ts";
 import { serialTreeReduceWgsl, treeReduceWgsl } from "./reduce.ts";
 import { useSerial } from "./serial.ts";
 import { attentionBlocked, planBlocked } from "./attention_blocked.ts";
+import { attentionBackwardBlocked, planBackwardBlocked } from "./attention_backward_blocked.ts";
 
 /** Keys (forward, dq) or queries (dk/dv) handled per tile; also the workgroup size. */
 export const TILE = 64;
@@ -463,6 +464,26 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }`;
 }
 
+/**
+ * Records D[r] = out[r,:]·dout[r,:] (d ascending) for `rows` (row, head) pairs into the first
+ * `rows` floats of `delta`: the backward's first step (attentionBackward stages it in dq).
+ */
+export function attentionDelta(
+  rec: Recorder,
+  out: GPUBuffer,
+  dout: GPUBuffer,
+  delta: GPUBuffer,
+  rows: number,
+  hd: number,
+): void {
+  rec.dispatch(
+    kernel(rec.gpu, `attentionDelta_hd${hd}`, deltaWgsl(hd)),
+    [out, dout, delta],
+    [rows],
+    grid(rec.gpu, Math.ceil(rows / TILE)),
+  );
+}
+
 /** dk, dv for one (sequence, key position, kv head) per workgroup. */
 function backwardKvWgsl(hd: number): string {
   const nd = Math.ceil(hd / TILE);
@@ -652,19 +673,22 @@ export function attentionBackward(
   nKv: number,
   hd: number,
   scale: number,
+  variant: AttentionVariant = "auto",
 ): void {
   checkShapes("attentionBackward", nHeads, nKv, hd);
   const gpu = rec.gpu;
   const rows = B * S * nHeads;
   const params = [B, S, nHeads, nKv, f32(scale)];
-  rec.dispatch(
-    kernel(gpu, `attentionDelta_hd${hd}`, deltaWgsl(hd)),
-    [out, dout, dq],
-    [rows],
-    grid(gpu, Math.ceil(rows / TILE)),
-  );
-  const serialKv = useSerial(gpu, serialLoops("dkv", S, hd, nHeads / nKv));
-  const serialQ = useSerial(gpu, serialLoops("dq", S, hd, 1));
+  attentionDelta(rec, out, dout, dq, rows, hd);
+  const auto = variant === "auto";
+  const serialKv = auto && useSerial(gpu, serialLoops("dkv", S, hd, nHeads / nKv));
+  const serialQ = auto && useSerial(gpu, serialLoops("dq", S, hd, 1));
+  const plan = auto && !serialKv && !serialQ ? planBackwardBlocked(gpu, nHeads / nKv, hd) : null;
+  if (plan) {
+    const bufs = { q, kc, vc, out, lse, dout, dq, dk, dv };
+    attentionBackwardBlocked(rec, plan, bufs, B, S, nHeads, nKv, hd, scale);
+    return;
+  }
   rec.dispatch(
     serialKv
       ? kernel(gpu, `attentionBackwardKvSerial_hd${hd}`, backwardKvSerialWgsl(hd))

@@ -7,7 +7,17 @@ import assert from "node:assert/strict";
 import { getGpu, type Gpu } from "../gpu/device.ts";
 import { createBuffer, readF32, uploadBuffer } from "../gpu/buffers.ts";
 import { Recorder } from "../gpu/recorder.ts";
-import { attention, type AttentionVariant } from "../gpu/attention.ts";
+import {
+  attention,
+  attentionBackward,
+  attentionDelta,
+  type AttentionVariant,
+} from "../gpu/attention.ts";
+import {
+  attentionBackwardBlocked,
+  type BackwardPlan,
+  planBackwardBlocked,
+} from "../gpu/attention_backward_blocked.ts";
 import { attentionBlocked, DECODE_MAX_ROWS, planBlocked } from "../gpu/attention_blocked.ts";
 import { assertClose, randn } from "./helpers.ts";
 import { assertSameBits } from "./gpu_kernel_helpers.ts";
@@ -208,4 +218,107 @@ Deno.test("blocked attention plans fit WebGPU's guaranteed 16 KiB of workgroup m
     { ...planBlocked(small, 512, 3, 128), bytes: 0 },
     { R: 2, HS: 3, CH: 32, UT: 3, bytes: 0 },
   );
+});
+
+/** Training-layout backward (dq, dk, dv) in the workgroup style, or with a forced block plan. */
+async function backward(
+  gpu: Gpu,
+  c: Case,
+  seed: number,
+  how: AttentionVariant | BackwardPlan,
+): Promise<Float32Array[]> {
+  const { B, S, nHeads, nKv, hd } = c;
+  const M = B * S;
+  const q = uploadBuffer(gpu, randn(M * nHeads * hd, seed), "q");
+  const kc = uploadBuffer(gpu, randn(M * nKv * hd, seed + 1, 1.5), "kc");
+  const vc = uploadBuffer(gpu, randn(M * nKv * hd, seed + 2), "vc");
+  const dout = uploadBuffer(gpu, randn(M * nHeads * hd, seed + 3), "dout");
+  const seq = uploadBuffer(gpu, Uint32Array.from({ length: M }, (_, m) => Math.floor(m / S)), "s");
+  const pos = uploadBuffer(gpu, Uint32Array.from({ length: M }, (_, m) => m % S), "p");
+  const out = createBuffer(gpu, M * nHeads * hd * 4, "out");
+  const lse = createBuffer(gpu, M * nHeads * 4, "lse");
+  const dq = createBuffer(gpu, M * nHeads * hd * 4, "dq");
+  const dk = createBuffer(gpu, M * nKv * hd * 4, "dk");
+  const dv = createBuffer(gpu, M * nKv * hd * 4, "dv");
+  const own = gpu.info.kernels;
+  gpu.info.kernels = "workgroup";
+  try {
+    const rec = new Recorder(gpu);
+    attention(rec, q, kc, vc, seq, pos, out, lse, M, nHeads, nKv, hd, S, 0.3, "rowwise");
+    if (typeof how === "string") {
+      attentionBackward(
+        rec,
+        q,
+        kc,
+        vc,
+        out,
+        lse,
+        dout,
+        dq,
+        dk,
+        dv,
+        B,
+        S,
+        nHeads,
+        nKv,
+        hd,
+        0.3,
+        how,
+      );
+    } else {
+      // The delta kernel first (as attentionBackward records it), then the forced plan.
+      attentionDelta(rec, out, dout, dq, M * nHeads, hd);
+      const bufs = { q, kc, vc, out, lse, dout, dq, dk, dv };
+      attentionBackwardBlocked(rec, how, bufs, B, S, nHeads, nKv, hd, 0.3);
+    }
+    await rec.submit();
+  } finally {
+    gpu.info.kernels = own;
+  }
+  return await Promise.all([dq, dk, dv].map((b) => readF32(gpu, b)));
+}
+
+for (const c of CASES) {
+  const { B, S, nHeads, nKv, hd } = c;
+  Deno.test(`blocked attention backward gives the per-row kernels' bits (B=${B}, S=${S}, heads ${nHeads}/${nKv}, hd=${hd})`, async () => {
+    const gpu = await getGpu();
+    assert.ok(planBackwardBlocked(gpu, nHeads / nKv, hd), "the blocked kernels must apply here");
+    const got = await backward(gpu, c, 31, "auto");
+    const want = await backward(gpu, c, 31, "rowwise");
+    ["dq", "dk", "dv"].forEach((name, i) => {
+      assert.ok(got[i].some((x) => x !== 0), `${name}: all zero`);
+      assertSameBits(got[i], want[i], name, ["blocked", "rowwise"]);
+    });
+  });
+}
+
+Deno.test("blocked attention backward: narrow slices and odd block shapes give the same bits", async () => {
+  const gpu = await getGpu();
+  const c = { B: 2, S: 90, nHeads: 6, nKv: 2, hd: 72 };
+  const want = await backward(gpu, c, 41, "rowwise");
+  const plans: BackwardPlan[] = [
+    { R: 5, HS: 1, UTq: 1, KB: 3, UTk: 3, CH: 16 },
+    { R: 1, HS: 3, UTq: 3, KB: 1, UTk: 1, CH: 32 },
+  ];
+  for (const plan of plans) {
+    const got = await backward(gpu, c, 41, plan);
+    ["dq", "dk", "dv"].forEach((name, i) =>
+      assertSameBits(got[i], want[i], `${name} ${JSON.stringify(plan)}`, ["blocked", "rowwise"])
+    );
+  }
+});
+
+Deno.test("blocked attention backward plans fit WebGPU's guaranteed 16 KiB of workgroup memory", () => {
+  const limits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
+  const small = { device: { limits } } as unknown as Gpu;
+  for (const hd of [8, 64, 72, 128, 256]) {
+    for (const group of [1, 2, 3, 4, 6, 8, 16]) {
+      const plan = planBackwardBlocked(small, group, hd);
+      assert.ok(plan, `hd ${hd}, group ${group}: no plan`);
+      const bytes = (U: number) => 4 * (2 * U * hd + 2 * U * 64 + 2 * 64 * (plan.CH + 1)) + 64;
+      assert.ok(bytes(plan.R * plan.HS) <= 16384 && bytes(plan.KB) <= 16384);
+      assert.ok(group % plan.HS === 0 && (plan.R * plan.HS) % plan.UTq === 0);
+      assert.ok(plan.KB % plan.UTk === 0 && plan.UTq * 64 <= 256 && plan.UTk * 64 <= 256);
+    }
+  }
 });
