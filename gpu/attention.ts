@@ -6,17 +6,27 @@
  * [B, S, nKv, hd]; seq, pos u32 [M]; lse [M, nHeads]. Query head h reads kv head
  * g = h / (nHeads / nKv).
  *
- * Determinism: the forward runs one workgroup per (row, head) and walks the keys in tiles of
- * {@link TILE} aligned at j = 0, so a row at position p does exactly the same arithmetic whether
- * it is one of many prefill rows or the only decode row of its sequence: same tiles, same
- * per-key dot products (d ascending), same tree reductions, same online-softmax updates. The
- * backward reduces over query rows (i ascending, in tiles) and over the heads of a group (h
- * ascending) inside one workgroup per output row; no atomics anywhere.
+ * Determinism: the arithmetic of each output is fixed per (row, head), as the per-(row, head)
+ * workgroup kernels below lay it out: the forward walks the keys in tiles of {@link TILE}
+ * aligned at j = 0, so a row at position p does exactly the same arithmetic whether it is one of
+ * many prefill rows or the only decode row of its sequence: same tiles, same per-key dot products
+ * (d ascending), same tree reductions, same online-softmax updates. The backward reduces over
+ * query rows (i ascending, in tiles aligned at the key) and over the heads of a group (h
+ * ascending) for each key; no atomics anywhere.
  *
- * On CPU adapters (`gpu.info.kernels === "serial"`) each of those workgroups is replaced by one
- * invocation that replays its lanes' arithmetic in the same order with no barriers (barriers are
- * what make the workgroup kernels slow on lavapipe); the bits are the same. Long rows fall back
- * to the workgroup kernels (llvmpipe caps an invocation's loop iterations: gpu/serial.ts).
+ * On a GPU the blocked kernels replay that arithmetic with the operands staged in workgroup
+ * memory and shared: the forward (gpu/attention_blocked.ts) and dq one workgroup per (block of
+ * query rows, heads of one kv group) with K/V tiles staged, the forward's one-row blocks being
+ * the decode kernel (one workgroup per (sequence, kv head)); dk/dv one workgroup per (block of
+ * keys, kv head) with q/dout tiles staged (both in gpu/attention_backward_blocked.ts). The
+ * per-(row, head) kernels stay as their reference (tests, bench-attention) and as the fallback
+ * when a block does not fit.
+ *
+ * On CPU adapters (`gpu.info.kernels === "serial"`) each per-(row, head) workgroup is replaced by
+ * one invocation that replays its lanes' arithmetic in the same order with no barriers (barriers
+ * are what make the workgroup kernels slow on lavapipe); the bits are the same. Long rows fall
+ * back to the workgroup (blocked) kernels (llvmpipe caps an invocation's loop iterations:
+ * gpu/serial.ts).
  *
  * @module
  */
@@ -396,10 +406,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }
 
 /**
- * Which forward kernel `attention` records: "auto" (the serial replay on CPU adapters, else the
- * query-blocked kernel of gpu/attention_blocked.ts), or "rowwise" (the per-(row, head)
- * workgroup kernel, kept as the reference the blocked kernel is tested and benchmarked against,
- * and the fallback when a block does not fit the device's workgroup memory).
+ * Which kernels `attention` and `attentionBackward` record: "auto" (the serial replays on CPU
+ * adapters, else the blocked kernels), or "rowwise" (the per-(row, head) workgroup kernels, kept
+ * as the reference the blocked ones are tested and benchmarked against, and the fallback when a
+ * block does not fit the device's workgroup memory).
  */
 export type AttentionVariant = "auto" | "rowwise";
 

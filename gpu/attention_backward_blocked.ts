@@ -43,16 +43,19 @@ function largestDivisorAtMost(n: number, cap: number): number {
   return 1;
 }
 
-/** Workgroup bytes: two hd vectors per unit, two 64-lane rows per unit, two staged slices. */
-function bytesOf(U: number, hd: number, CH: number): number {
-  return 4 * (2 * U * hd + 2 * U * T + 2 * T * (CH + 1)) + 64;
+/**
+ * Workgroup memory of a backward kernel with U units (bytes): two hd vectors and two 64-lane
+ * rows per unit, two staged slices.
+ */
+export function backwardBlockBytes(U: number, hd: number, CH: number): number {
+  return 4 * (2 * U * hd + 2 * U * T + 2 * T * (Math.min(CH, hd) + 1)) + 64;
 }
 
 /** Chooses the backward's block shapes, or null when one unit per workgroup does not fit. */
 export function planBackwardBlocked(gpu: Gpu, group: number, hd: number): BackwardPlan | null {
   const memLimit = gpu.device.limits.maxComputeWorkgroupStorageSize;
   const sets = Math.floor(Math.min(256, gpu.device.limits.maxComputeInvocationsPerWorkgroup) / T);
-  const fit = (U: number) => [32, 16].find((CH) => bytesOf(U, hd, CH) <= memLimit);
+  const fit = (U: number) => [32, 16].find((CH) => backwardBlockBytes(U, hd, CH) <= memLimit);
   let q: { R: number; HS: number; CH: number } | null = null;
   for (let HS = Math.min(group, MAX_UNITS); HS >= 1 && !q; HS--) {
     if (group % HS !== 0) continue;
@@ -76,15 +79,26 @@ export function planBackwardBlocked(gpu: Gpu, group: number, hd: number): Backwa
   };
 }
 
-const HEADER = (hd: number, CH: number, UT: number, U: number) => /* wgsl */ `
+/** Slices of KW dims for 64 keys or rows (stride KS); chunks of VK keys or rows of VW dims. */
+function widths(hd: number, CH: number) {
+  const KW = Math.min(CH, hd), KS = KW + 1, VW = Math.min(T, hd);
+  return { KW, KS, VW, VK: Math.min(T, Math.floor((T * KS) / VW)) };
+}
+
+const HEADER = (hd: number, CH: number, UT: number, U: number) => {
+  const { KW, KS, VW, VK } = widths(hd, CH);
+  return /* wgsl */ `
 struct P { B: u32, S: u32, nHeads: u32, nKv: u32, scale: f32 }
 const HD = ${hd}u;
 const T = ${T}u;
 const U = ${U}u;
 const UT = ${UT}u;
-const CH = ${CH}u;
-const KS = ${CH + 1}u; // slice row stride (CH + 1: lanes read different banks)
+const KW = ${KW}u;
+const KS = ${KS}u; // slice row stride (KW + 1: lanes read different banks)
+const VW = ${VW}u;
+const VK = ${VK}u;
 const WG = ${UT * T}u;`;
+};
 
 function dqWgsl(hd: number, plan: BackwardPlan): string {
   const { R, HS, UTq: UT, CH } = plan;
@@ -104,8 +118,8 @@ const HS = ${HS}u;
 var<workgroup> qs: array<f32, ${U * hd}>;
 var<workgroup> dos: array<f32, ${U * hd}>;
 var<workgroup> dsc: array<f32, ${U * T}>;
-var<workgroup> ks: array<f32, ${T * (CH + 1)}>;
-var<workgroup> vs: array<f32, ${T * (CH + 1)}>;
+var<workgroup> ks: array<f32, ${T * widths(hd, CH).KS}>;
+var<workgroup> vs: array<f32, ${T * widths(hd, CH).KS}>;
 @compute @workgroup_size(${UT * T})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
@@ -160,22 +174,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let j = t * T + l;
     var s = array<f32, ${UPT}>(); // explicit: naga may not re-zero a loop's locals
     var dp = array<f32, ${UPT}>();
-    for (var d0 = 0u; d0 < HD; d0 += CH) {
+    for (var d0 = 0u; d0 < HD; d0 += KW) {
       workgroupBarrier();
-      for (var x = lid; x < T * CH; x += WG) {
-        let key = x / CH;
-        let d = d0 + x % CH;
+      for (var x = lid; x < T * KW; x += WG) {
+        let key = x / KW;
+        let d = d0 + x % KW;
         var a: f32 = 0.0;
         var c: f32 = 0.0;
         if (t * T + key <= blockLast && d < HD) {
           a = kc[base + (t * T + key) * kvStride + d];
           c = vc[base + (t * T + key) * kvStride + d];
         }
-        ks[key * KS + x % CH] = a;
-        vs[key * KS + x % CH] = c;
+        ks[key * KS + x % KW] = a;
+        vs[key * KS + x % KW] = c;
       }
       workgroupBarrier();
-      let dEnd = min(CH, HD - d0);
+      let dEnd = min(KW, HD - d0);
       for (var k = 0u; k < ${UPT}u; k++) {
         if (on[k] && j <= last[k]) {
           let qb = (ut + k * UT) * HD + d0;
@@ -199,11 +213,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     for (var c = 0u; c < ${ND}u; c++) {
       let d = c * T + l;
       var a = array<f32, ${UPT}>();
-      for (var j0 = 0u; j0 < tileEnd; j0 += CH) {
+      for (var j0 = 0u; j0 < tileEnd; j0 += VK) {
         workgroupBarrier();
-        for (var x = lid; x < CH * T; x += WG) {
-          let key = j0 + x / T;
-          let dk = c * T + x % T;
+        for (var x = lid; x < VK * VW; x += WG) {
+          let key = j0 + x / VW;
+          let dk = c * T + x % VW;
           var v: f32 = 0.0;
           if (key < tileEnd && dk < HD) { v = kc[base + (t * T + key) * kvStride + dk]; }
           ks[x] = v;
@@ -212,9 +226,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         for (var k = 0u; k < ${UPT}u; k++) {
           if (on[k] && t * T <= last[k] && d < HD) {
             let pb = (ut + k * UT) * T;
-            let jEnd = min(min(T, last[k] + 1u - t * T), j0 + CH);
+            let jEnd = min(min(T, last[k] + 1u - t * T), j0 + VK);
             var sum = a[k];
-            for (var jj = j0; jj < jEnd; jj++) { sum = sum + dsc[pb + jj] * ks[(jj - j0) * T + l]; }
+            for (var jj = j0; jj < jEnd; jj++) { sum = sum + dsc[pb + jj] * ks[(jj - j0) * VW + l]; }
             a[k] = sum;
           }
         }
@@ -257,8 +271,8 @@ var<workgroup> ks: array<f32, ${U * hd}>;
 var<workgroup> vs: array<f32, ${U * hd}>;
 var<workgroup> probs: array<f32, ${U * T}>;
 var<workgroup> dsc: array<f32, ${U * T}>;
-var<workgroup> qst: array<f32, ${T * (CH + 1)}>;
-var<workgroup> dst: array<f32, ${T * (CH + 1)}>;
+var<workgroup> qst: array<f32, ${T * widths(hd, CH).KS}>;
+var<workgroup> dst: array<f32, ${T * widths(hd, CH).KS}>;
 @compute @workgroup_size(${UT * T})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
@@ -294,11 +308,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       let rh = (b * p.S + i) * p.nHeads + h;
       var s = array<f32, ${UPT}>(); // explicit: naga may not re-zero a loop's locals
       var dp = array<f32, ${UPT}>();
-      for (var d0 = 0u; d0 < HD; d0 += CH) {
+      for (var d0 = 0u; d0 < HD; d0 += KW) {
         workgroupBarrier();
-        for (var x = lid; x < T * CH; x += WG) {
-          let r = i0 + x / CH;
-          let d = d0 + x % CH;
+        for (var x = lid; x < T * KW; x += WG) {
+          let r = i0 + x / KW;
+          let d = d0 + x % KW;
           var a: f32 = 0.0;
           var c: f32 = 0.0;
           if (r < p.S && d < HD) {
@@ -306,11 +320,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
             a = q[at];
             c = dout[at];
           }
-          qst[(x / CH) * KS + x % CH] = a;
-          dst[(x / CH) * KS + x % CH] = c;
+          qst[(x / KW) * KS + x % KW] = a;
+          dst[(x / KW) * KS + x % KW] = c;
         }
         workgroupBarrier();
-        let dEnd = min(CH, HD - d0);
+        let dEnd = min(KW, HD - d0);
         for (var k = 0u; k < ${UPT}u; k++) {
           let j = j0 + ut + k * UT;
           if (j < p.S && i >= j && i < p.S) {
@@ -340,11 +354,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       let rowsHere = min(T, p.S - i0);
       for (var c = 0u; c < ${ND}u; c++) {
         let d = c * T + l;
-        for (var r0 = 0u; r0 < rowsHere; r0 += CH) {
+        for (var r0 = 0u; r0 < rowsHere; r0 += VK) {
           workgroupBarrier();
-          for (var x = lid; x < CH * T; x += WG) {
-            let r = r0 + x / T;
-            let dd = c * T + x % T;
+          for (var x = lid; x < VK * VW; x += WG) {
+            let r = r0 + x / VW;
+            let dd = c * T + x % VW;
             var a: f32 = 0.0;
             var e: f32 = 0.0;
             if (r < rowsHere && dd < HD) {
@@ -363,7 +377,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
               let ai = k * ${ND}u + c;
               var sv = av[ai];
               var sk = ak[ai];
-              let rEnd = min(rowsHere, r0 + CH);
+              let rEnd = min(rowsHere, r0 + VK);
               for (var r = r0; r < rEnd; r++) {
                 let row = i0 + r;
                 if (row >= j) {
@@ -373,8 +387,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                     sv = 0.0;
                     sk = 0.0;
                   }
-                  sv = sv + probs[pb + r] * dst[(r - r0) * T + l];
-                  sk = sk + dsc[pb + r] * qst[(r - r0) * T + l];
+                  sv = sv + probs[pb + r] * dst[(r - r0) * VW + l];
+                  sk = sk + dsc[pb + r] * qst[(r - r0) * VW + l];
                 }
               }
               av[ai] = sv;

@@ -53,7 +53,7 @@ function largestDivisorAtMost(n: number, cap: number): number {
 
 /** Workgroup memory of a plan: q of every unit, probabilities and tree scratch, the K/V stage. */
 function planBytes(U: number, hd: number, CH: number): number {
-  return 4 * (U * hd + 2 * U * T + T * (CH + 1)) + 64;
+  return 4 * (U * hd + 2 * U * T + T * (Math.min(CH, hd) + 1)) + 64;
 }
 
 /**
@@ -83,7 +83,10 @@ export function planBlocked(gpu: Gpu, M: number, group: number, hd: number): Blo
 
 function blockedWgsl(hd: number, plan: BlockPlan): string {
   const { R, HS, CH, UT } = plan;
-  const U = R * HS, UPT = U / UT, ND = Math.ceil(hd / T), KS = CH + 1;
+  const U = R * HS, UPT = U / UT, ND = Math.ceil(hd / T);
+  // K slices: KW dims of 64 keys (no wider than hd); V chunks: VK keys of VW dims (a lane each).
+  const KW = Math.min(CH, hd), KS = KW + 1, VW = Math.min(T, hd);
+  const VK = Math.min(T, Math.floor((T * KS) / VW));
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> kc: array<f32>;
@@ -100,8 +103,10 @@ const R = ${R}u;
 const HS = ${HS}u;
 const U = ${U}u;
 const UT = ${UT}u;
-const CH = ${CH}u;
-const KS = ${KS}u; // K slice row stride (CH + 1: lanes read different banks)
+const KW = ${KW}u;
+const KS = ${KS}u; // K slice row stride (KW + 1: lanes read different banks)
+const VW = ${VW}u;
+const VK = ${VK}u;
 const WG = ${UT * T}u;
 var<workgroup> qs: array<f32, ${U * hd}>;
 var<workgroup> probs: array<f32, ${U * T}>;
@@ -195,19 +200,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let nTiles = segLast / T + 1u;
     for (var t = 0u; t < nTiles; t++) {
       let j = t * T + l;
-      // Scores: K staged in slices of CH dims; each lane keeps its key's running dot.
+      // Scores: K staged in slices of KW dims; each lane keeps its key's running dot.
       var dot = array<f32, ${UPT}>(); // explicit: naga may not re-zero a loop's locals
-      for (var d0 = 0u; d0 < HD; d0 += CH) {
+      for (var d0 = 0u; d0 < HD; d0 += KW) {
         workgroupBarrier();
-        for (var i = lid; i < T * CH; i += WG) {
-          let key = i / CH;
-          let d = d0 + i % CH;
+        for (var i = lid; i < T * KW; i += WG) {
+          let key = i / KW;
+          let d = d0 + i % KW;
           var x: f32 = 0.0;
           if (t * T + key <= segLast && d < HD) { x = kc[base + (t * T + key) * kvStride + d]; }
-          kv[key * KS + i % CH] = x;
+          kv[key * KS + i % KW] = x;
         }
         workgroupBarrier();
-        let dEnd = min(CH, HD - d0);
+        let dEnd = min(KW, HD - d0);
         for (var k = 0u; k < ${UPT}u; k++) {
           if (on[k] && j <= last[k]) {
             let qb = (ut + k * UT) * HD + d0;
@@ -249,16 +254,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           mRun[k] = mNew[k];
         }
       }
-      // P·V: V staged in chunks of CH keys by 64 dims; each lane keeps its dim's running sum.
+      // P·V: V staged in chunks of VK keys by VW dims; each lane keeps its dim's running sum.
       let tileEnd = min(T, segLast + 1u - t * T);
       for (var c = 0u; c < ${ND}u; c++) {
         let d = c * T + l;
         var a = array<f32, ${UPT}>();
-        for (var j0 = 0u; j0 < tileEnd; j0 += CH) {
+        for (var j0 = 0u; j0 < tileEnd; j0 += VK) {
           workgroupBarrier();
-          for (var i = lid; i < CH * T; i += WG) {
-            let key = j0 + i / T;
-            let dv = c * T + i % T;
+          for (var i = lid; i < VK * VW; i += WG) {
+            let key = j0 + i / VW;
+            let dv = c * T + i % VW;
             var x: f32 = 0.0;
             if (key < tileEnd && dv < HD) { x = vc[base + (t * T + key) * kvStride + dv]; }
             kv[i] = x;
@@ -267,9 +272,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           for (var k = 0u; k < ${UPT}u; k++) {
             if (on[k] && t * T <= last[k] && d < HD) {
               let pb = (ut + k * UT) * T;
-              let jEnd = min(min(T, last[k] + 1u - t * T), j0 + CH);
+              let jEnd = min(min(T, last[k] + 1u - t * T), j0 + VK);
               var s = a[k];
-              for (var jj = j0; jj < jEnd; jj++) { s = s + probs[pb + jj] * kv[(jj - j0) * T + l]; }
+              for (var jj = j0; jj < jEnd; jj++) { s = s + probs[pb + jj] * kv[(jj - j0) * VW + l]; }
               a[k] = s;
             }
           }

@@ -15,6 +15,7 @@ import {
 } from "../gpu/attention.ts";
 import {
   attentionBackwardBlocked,
+  backwardBlockBytes,
   type BackwardPlan,
   planBackwardBlocked,
 } from "../gpu/attention_backward_blocked.ts";
@@ -315,7 +316,7 @@ Deno.test("blocked attention backward plans fit WebGPU's guaranteed 16 KiB of wo
     for (const group of [1, 2, 3, 4, 6, 8, 16]) {
       const plan = planBackwardBlocked(small, group, hd);
       assert.ok(plan, `hd ${hd}, group ${group}: no plan`);
-      const bytes = (U: number) => 4 * (2 * U * hd + 2 * U * 64 + 2 * 64 * (plan.CH + 1)) + 64;
+      const bytes = (U: number) => backwardBlockBytes(U, hd, plan.CH);
       assert.ok(bytes(plan.R * plan.HS) <= 16384 && bytes(plan.KB) <= 16384);
       assert.ok(group % plan.HS === 0 && (plan.R * plan.HS) % plan.UTq === 0);
       assert.ok(plan.KB % plan.UTk === 0 && plan.UTq * 64 <= 256 && plan.UTk * 64 <= 256);
