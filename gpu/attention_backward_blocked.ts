@@ -20,7 +20,7 @@ import type { Gpu } from "./device.ts";
 import { f32, grid, kernel, type Recorder } from "./recorder.ts";
 
 const T = 64;
-const MAX_UNITS = 8;
+const MAX_UNITS = 16;
 
 /** Block shape of the backward kernels (see the module notes). */
 export interface BackwardPlan {
@@ -64,8 +64,8 @@ export function planBackwardBlocked(gpu: Gpu, group: number, hd: number): Backwa
       if (CH) q = { R, HS, CH };
     }
   }
-  let KB = MAX_UNITS;
-  while (KB > 1 && fit(KB) === undefined) KB--;
+  // Key blocks with a divisor that fills several 64-lane sets (11 keys would run on 64 lanes).
+  const KB = [16, 12, 8, 6, 4, 2, 1].find((n) => n <= MAX_UNITS && fit(n) !== undefined) ?? 1;
   const chK = fit(KB);
   if (!q || chK === undefined) return null;
   const CH = Math.min(q.CH, chK);

@@ -26,7 +26,7 @@ import { f32, grid, kernel, type Recorder } from "./recorder.ts";
 /** Keys per tile and lanes per (row, head) unit: the per-(row, head) kernel's TILE. */
 const T = 64;
 /** Units (row, head) per workgroup at most. */
-const MAX_UNITS = 8;
+const MAX_UNITS = 16;
 /** Rows per block at most in the decode layout (M at most this many rows): one. */
 export const DECODE_MAX_ROWS = 32;
 

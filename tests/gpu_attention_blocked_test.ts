@@ -214,10 +214,10 @@ Deno.test("blocked attention plans fit WebGPU's guaranteed 16 KiB of workgroup m
       }
     }
   }
-  // The 3B shape (24 heads over 8 kv heads, hd 128): a whole group per block, two rows in prefill.
+  // The 3B shape (24 heads over 8 kv heads, hd 128): a whole group per block, three rows in prefill.
   assert.deepEqual(
     { ...planBlocked(small, 512, 3, 128), bytes: 0 },
-    { R: 2, HS: 3, CH: 32, UT: 3, bytes: 0 },
+    { R: 3, HS: 3, CH: 16, UT: 3, bytes: 0 },
   );
 });
 
