@@ -147,7 +147,14 @@ Deno.test("bench-attention times blocked and row-wise kernels per pass and check
       shapes: [
         { name: "t", pass: "prefill", B: 2, S: 70, ...sh },
         { name: "t", pass: "decode", B: 3, S: 70, ...sh },
-        { name: "t", pass: "backward", B: 1, S: 70, ...sh },
+        {
+          name: "t",
+          pass: "backward",
+          B: 1,
+          S: 70,
+          ...sh,
+          kernels: ["blocked", "rowwise"],
+        },
       ],
       kernels: ["blocked", "rowwise", "serial"],
       targetMs: 5,
@@ -155,13 +162,14 @@ Deno.test("bench-attention times blocked and row-wise kernels per pass and check
       peaks: { f32Gflops: 1000, memoryGBps: 50 },
     });
     const r = m.result;
-    assert.equal(r.cases.length, 9); // 3 passes x 3 kernels
+    assert.equal(r.cases.length, 8); // 2 passes x 3 kernels, the backward (its own list) x 2
+    assert.ok(r.cases.every((c: Record<string, unknown>) => !("kernels" in c)));
     for (const c of r.cases) {
       assert.ok(c.msPerOp > 0 && c.gflops > 0 && c.gbps > 0, JSON.stringify(c));
       assert.ok(Math.abs(c.fractionOfF32Peak - c.gflops / 1000) < 1e-12);
     }
     assert.equal(r.blockedSpeedup.length, 3);
-    assert.equal(r.table.length, 18);
+    assert.equal(r.table.length, 16);
     const bits = JSON.parse(await Deno.readTextFile(join(m.dir, "bits.json")));
     assert.deepEqual(bits.checks.map((c: { pass: string }) => c.pass), [
       "prefill",

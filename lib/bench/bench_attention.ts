@@ -42,8 +42,12 @@ const Shape = z.strictObject({
   nHeads: z.number().int().positive(),
   nKv: z.number().int().positive(),
   hd: z.number().int().positive().max(256),
+  /** Kernels to time on this shape, instead of the manifest's `kernels`. */
+  kernels: z.array(z.enum(KERNELS)).min(1).optional(),
 });
 type ShapeSpec = z.output<typeof Shape>;
+/** A shape without its kernel list: what bench.json and bits.json record per case. */
+type ShapeDims = Omit<ShapeSpec, "kernels">;
 
 /** The default shapes: Llama-3.2-3B attention (24 heads over 8 kv heads, hd 128). */
 const DEFAULT_SHAPES: z.input<typeof Shape>[] = [
@@ -78,7 +82,7 @@ export const BenchAttentionSchema = z.strictObject({
 export type BenchAttentionParams = z.output<typeof BenchAttentionSchema>;
 
 /** One timed case of bench.json. */
-export interface AttentionCase extends ShapeSpec {
+export interface AttentionCase extends ShapeDims {
   kernel: KernelVariant;
   /** Fastest repeat (lib/bench/gpu_timing.ts) and the median repeat, ms per op. */
   msPerOp: number;
@@ -92,7 +96,7 @@ export interface AttentionCase extends ShapeSpec {
 }
 
 /** One shape's bit check of bits.json. */
-export interface AttentionBitCheck extends ShapeSpec {
+export interface AttentionBitCheck extends ShapeDims {
   /** f32 words of the outputs (out and lse, or dq, dk, dv) compared. */
   words: number;
   /** Words where the blocked kernels differ from the row-wise ones. */
@@ -218,7 +222,7 @@ export interface BenchAttentionResult {
   peaks: AdapterPeaks;
   cases: AttentionCase[];
   /** Per shape: row-wise ms / blocked ms (> 1: the blocked kernels are faster). */
-  blockedSpeedup: (ShapeSpec & { ratio: number })[];
+  blockedSpeedup: (ShapeDims & { ratio: number })[];
   table: BenchRow[];
 }
 
@@ -240,21 +244,23 @@ export async function benchAttention(
       const first = await outputsOf(gpu, o, "blocked");
       const again = await outputsOf(gpu, o, "blocked");
       const before = await outputsOf(gpu, o, "rowwise");
+      const { kernels: _, ...shape } = s;
       bits.push({
-        ...s,
+        ...shape,
         words: first.reduce((a, x) => a + x.length, 0),
         rowwiseMismatches: mismatches(first, before),
         rerunMismatches: mismatches(first, again),
       });
-      const times = await timePerOp(gpu, p.kernels.map((k) => (r: Recorder) => o.record(r, k)), {
+      const kernels = s.kernels ?? p.kernels;
+      const times = await timePerOp(gpu, kernels.map((k) => (r: Recorder) => o.record(r, k)), {
         targetMs: p.targetMs,
         repeats: p.repeats,
       });
-      for (const [i, kernel] of p.kernels.entries()) {
+      for (const [i, kernel] of kernels.entries()) {
         const t = times[i];
         const gflops = flops(s) / (t.msPerOp * 1e6), gbps = bytes(s) / (t.msPerOp * 1e6);
         const c: AttentionCase = {
-          ...s,
+          ...shape,
           kernel,
           msPerOp: t.msPerOp,
           medianMsPerOp: t.medianMsPerOp,
@@ -274,7 +280,8 @@ export async function benchAttention(
   const blockedSpeedup = p.shapes.flatMap((s) => {
     const of = (k: KernelVariant) => cases.find((c) => c.kernel === k && sameShape(c, s));
     const b = of("blocked"), r = of("rowwise");
-    return b && r ? [{ ...s, ratio: r.msPerOp / b.msPerOp }] : [];
+    const { kernels: _, ...shape } = s;
+    return b && r ? [{ ...shape, ratio: r.msPerOp / b.msPerOp }] : [];
   });
   const table: BenchRow[] = cases.flatMap((c) => {
     const label = `${c.name} ${c.pass} B=${c.B} S=${c.S} heads ${c.nHeads}/${c.nKv} hd=${c.hd} ` +
@@ -309,7 +316,7 @@ export async function benchAttention(
   };
 }
 
-const sameShape = (a: ShapeSpec, b: ShapeSpec) =>
+const sameShape = (a: ShapeDims, b: ShapeDims) =>
   a.name === b.name && a.pass === b.pass && a.B === b.B && a.S === b.S &&
   a.nHeads === b.nHeads && a.nKv === b.nKv && a.hd === b.hd;
 
