@@ -25,13 +25,14 @@
  * On CPU adapters (`gpu.info.kernels === "serial"`) each per-(row, head) workgroup is replaced by
  * one invocation that replays its lanes' arithmetic in the same order with no barriers (barriers
  * are what make the workgroup kernels slow on lavapipe); the bits are the same. Long rows fall
- * back to the workgroup (blocked) kernels (llvmpipe caps an invocation's loop iterations:
+ * back to the per-(row, head) workgroup kernels (llvmpipe caps an invocation's loop iterations:
  * gpu/serial.ts).
  *
  * @module
  */
 import { f32, grid, kernel, type Recorder } from "./recorder.ts";
 import { serialTreeReduceWgsl, treeReduceWgsl } from "./reduce.ts";
+import type { Gpu } from "./device.ts";
 import { useSerial } from "./serial.ts";
 import { attentionBlocked, planBlocked } from "./attention_blocked.ts";
 import { attentionBackwardBlocked, planBackwardBlocked } from "./attention_backward_blocked.ts";
@@ -414,6 +415,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 export type AttentionVariant = "auto" | "rowwise";
 
 /**
+ * Whether the blocked kernels replace the per-(row, head) workgroup kernels: in the workgroup
+ * (GPU) style only. On a CPU adapter the rows too long for the serial kernels keep the
+ * per-(row, head) kernels, so the serial style runs what it ran before: on lavapipe the blocked
+ * kernels measured 1.0-2.3x the per-(row, head) ones for prefill and backward but 0.4-0.7x for
+ * decode rows with hd <= 64 (bench-attention-cpu), where lanes gather what a GPU broadcasts.
+ */
+function useBlocked(gpu: Gpu, variant: AttentionVariant): boolean {
+  return variant === "auto" && gpu.info.kernels === "workgroup";
+}
+
+/**
  * Records causal GQA attention for M query rows: for row m and head h (kv head
  * g = h / (nHeads/nKv)), out[m,h,:] = softmax over j <= pos[m] of (q[m,h]·kc[seq[m],j,g] * scale)
  * applied to vc[seq[m],j,g,:]; lse[m,h] = log-sum-exp of the scaled scores (for the backward).
@@ -439,7 +451,7 @@ export function attention(
 ): void {
   checkShapes("attention", nHeads, nKv, hd);
   const serial = variant === "auto" && useSerial(rec.gpu, serialLoops("forward", S, hd, 1));
-  const plan = variant === "rowwise" ? null : planBlocked(rec.gpu, M, nHeads / nKv, hd);
+  const plan = useBlocked(rec.gpu, variant) ? planBlocked(rec.gpu, M, nHeads / nKv, hd) : null;
   if (!serial && plan) {
     attentionBlocked(rec, plan, [q, kc, vc, seq, pos, out, lse], M, nHeads, nKv, hd, S, scale);
     return;
@@ -693,7 +705,7 @@ export function attentionBackward(
   const auto = variant === "auto";
   const serialKv = auto && useSerial(gpu, serialLoops("dkv", S, hd, nHeads / nKv));
   const serialQ = auto && useSerial(gpu, serialLoops("dq", S, hd, 1));
-  const plan = auto && !serialKv && !serialQ ? planBackwardBlocked(gpu, nHeads / nKv, hd) : null;
+  const plan = useBlocked(gpu, variant) ? planBackwardBlocked(gpu, nHeads / nKv, hd) : null;
   if (plan) {
     const bufs = { q, kc, vc, out, lse, dout, dq, dk, dv };
     attentionBackwardBlocked(rec, plan, bufs, B, S, nHeads, nKv, hd, scale);
