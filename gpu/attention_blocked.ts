@@ -7,10 +7,10 @@
  * Same bits as the per-(row, head) kernel in gpu/attention.ts: staging changes where operands are
  * read from, not the arithmetic. Each unit walks the same 64-key tiles aligned at j = 0; lane l of
  * the unit computes key t·64 + l's dot product d ascending (`dot = dot + q[d]·k[d]`, the K tile
- * staged in slices of CH dims, the running dot kept across slices); max and sum use the same tree
+ * staged in slices of up to CH dims, the running dot kept across slices); max and sum use the same tree
  * pairs as gpu/reduce.ts over the 64 lanes (masked lanes contribute NEG_BIG and 0 as before); the
  * online-softmax update and the P·V sum (`a = a + p[jj]·v[jj][d]`, jj ascending over the tile,
- * then `acc = acc·alpha + a`) are the same expressions. V is staged in chunks of CH keys, the
+ * then `acc = acc·alpha + a`) are the same expressions. V is staged in chunks of keys, the
  * running `a` kept across chunks.
  *
  * Rows of a block may belong to different sequences (packed prefill chunks, decode batches): the
@@ -27,7 +27,7 @@ import { f32, grid, kernel, type Recorder } from "./recorder.ts";
 const T = 64;
 /** Units (row, head) per workgroup at most. */
 const MAX_UNITS = 16;
-/** Rows per block at most in the decode layout (M at most this many rows): one. */
+/** Forward calls of at most this many rows (decode: one row per sequence) get one-row blocks. */
 export const DECODE_MAX_ROWS = 32;
 
 const NEG_BIG = "-3.0e38";
