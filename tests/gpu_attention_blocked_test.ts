@@ -290,7 +290,52 @@ for (const c of CASES) {
       assert.ok(got[i].some((x) => x !== 0), `${name}: all zero`);
       assertSameBits(got[i], want[i], name, ["blocked", "rowwise"]);
     });
+    if (hd <= 16) {
+      const ref = backwardRef(c, 31);
+      ["dq", "dk", "dv"].forEach((name, i) => assertClose(got[i], ref[i], 1e-4, 1e-3, name));
+    }
   });
+}
+
+/** f64 reference dq, dk, dv for backward()'s inputs (the same seeds), training layout. */
+function backwardRef(c: Case, seed: number): Float64Array[] {
+  const { B, S, nHeads, nKv, hd } = c;
+  const M = B * S;
+  const q = randn(M * nHeads * hd, seed), k = randn(M * nKv * hd, seed + 1, 1.5);
+  const v = randn(M * nKv * hd, seed + 2), w = randn(M * nHeads * hd, seed + 3);
+  const dq = new Float64Array(q.length), dk = new Float64Array(k.length);
+  const dv = new Float64Array(v.length);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < nHeads; h++) {
+      const g = Math.floor(h / (nHeads / nKv));
+      for (let i = 0; i < S; i++) {
+        const qo = ((b * S + i) * nHeads + h) * hd,
+          kv = (j: number) => ((b * S + j) * nKv + g) * hd;
+        const s: number[] = [], dp: number[] = [];
+        for (let j = 0; j <= i; j++) {
+          let a = 0, e = 0;
+          for (let d = 0; d < hd; d++) {
+            a += q[qo + d] * k[kv(j) + d];
+            e += w[qo + d] * v[kv(j) + d];
+          }
+          s.push(a * 0.3);
+          dp.push(e);
+        }
+        const mx = Math.max(...s), ex = s.map((x) => Math.exp(x - mx));
+        const z = ex.reduce((a, x) => a + x, 0), p = ex.map((x) => x / z);
+        const D = p.reduce((a, x, j) => a + x * dp[j], 0);
+        for (let j = 0; j <= i; j++) {
+          const ds = p[j] * (dp[j] - D);
+          for (let d = 0; d < hd; d++) {
+            dq[qo + d] += 0.3 * ds * k[kv(j) + d];
+            dk[kv(j) + d] += 0.3 * ds * q[qo + d];
+            dv[kv(j) + d] += p[j] * w[qo + d];
+          }
+        }
+      }
+    }
+  }
+  return [dq, dk, dv];
 }
 
 Deno.test("blocked attention backward: narrow slices and odd block shapes give the same bits", async () => {
