@@ -6,23 +6,36 @@
  * [B, S, nKv, hd]; seq, pos u32 [M]; lse [M, nHeads]. Query head h reads kv head
  * g = h / (nHeads / nKv).
  *
- * Determinism: the forward runs one workgroup per (row, head) and walks the keys in tiles of
- * {@link TILE} aligned at j = 0, so a row at position p does exactly the same arithmetic whether
- * it is one of many prefill rows or the only decode row of its sequence: same tiles, same
- * per-key dot products (d ascending), same tree reductions, same online-softmax updates. The
- * backward reduces over query rows (i ascending, in tiles) and over the heads of a group (h
- * ascending) inside one workgroup per output row; no atomics anywhere.
+ * Determinism: the arithmetic of each output is fixed per (row, head), as the per-(row, head)
+ * workgroup kernels below lay it out: the forward walks the keys in tiles of {@link TILE}
+ * aligned at j = 0, so a row at position p does exactly the same arithmetic whether it is one of
+ * many prefill rows or the only decode row of its sequence: same tiles, same per-key dot products
+ * (d ascending), same tree reductions, same online-softmax updates. The backward reduces over
+ * query rows (i ascending, in tiles aligned at the key) and over the heads of a group (h
+ * ascending) for each key; no atomics anywhere.
  *
- * On CPU adapters (`gpu.info.kernels === "serial"`) each of those workgroups is replaced by one
- * invocation that replays its lanes' arithmetic in the same order with no barriers (barriers are
- * what make the workgroup kernels slow on lavapipe); the bits are the same. Long rows fall back
- * to the workgroup kernels (llvmpipe caps an invocation's loop iterations: gpu/serial.ts).
+ * On a GPU the blocked kernels replay that arithmetic with the operands staged in workgroup
+ * memory and shared: the forward (gpu/attention_blocked.ts) and dq one workgroup per (block of
+ * query rows, heads of one kv group) with K/V tiles staged, the forward's one-row blocks being
+ * the decode kernel (one workgroup per (sequence, kv head)); dk/dv one workgroup per (block of
+ * keys, kv head) with q/dout tiles staged (both in gpu/attention_backward_blocked.ts). The
+ * per-(row, head) kernels stay as their reference (tests, bench-attention) and as the fallback
+ * when a block does not fit.
+ *
+ * On CPU adapters (`gpu.info.kernels === "serial"`) each per-(row, head) workgroup is replaced by
+ * one invocation that replays its lanes' arithmetic in the same order with no barriers (barriers
+ * are what make the workgroup kernels slow on lavapipe); the bits are the same. Long rows fall
+ * back to the per-(row, head) workgroup kernels (llvmpipe caps an invocation's loop iterations:
+ * gpu/serial.ts).
  *
  * @module
  */
 import { f32, grid, kernel, type Recorder } from "./recorder.ts";
 import { serialTreeReduceWgsl, treeReduceWgsl } from "./reduce.ts";
+import type { Gpu } from "./device.ts";
 import { useSerial } from "./serial.ts";
+import { attentionBlocked, planBlocked } from "./attention_blocked.ts";
+import { attentionBackwardBlocked, planBackwardBlocked } from "./attention_backward_blocked.ts";
 
 /** Keys (forward, dq) or queries (dk/dv) handled per tile; also the workgroup size. */
 export const TILE = 64;
@@ -394,6 +407,25 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }
 
 /**
+ * Which kernels `attention` and `attentionBackward` record: "auto" (the serial replays on CPU
+ * adapters, else the blocked kernels), or "rowwise" (the per-(row, head) workgroup kernels, kept
+ * as the reference the blocked ones are tested and benchmarked against, and the fallback when a
+ * block does not fit the device's workgroup memory).
+ */
+export type AttentionVariant = "auto" | "rowwise";
+
+/**
+ * Whether the blocked kernels replace the per-(row, head) workgroup kernels: in the workgroup
+ * (GPU) style only. On a CPU adapter the rows too long for the serial kernels keep the
+ * per-(row, head) kernels, so the serial style runs what it ran before: on lavapipe the blocked
+ * kernels measured 1.0-2.3x the per-(row, head) ones for prefill and backward but 0.4-0.7x for
+ * decode rows with hd <= 64 (bench-attention-cpu), where lanes gather what a GPU broadcasts.
+ */
+function useBlocked(gpu: Gpu, variant: AttentionVariant): boolean {
+  return variant === "auto" && gpu.info.kernels === "workgroup";
+}
+
+/**
  * Records causal GQA attention for M query rows: for row m and head h (kv head
  * g = h / (nHeads/nKv)), out[m,h,:] = softmax over j <= pos[m] of (q[m,h]·kc[seq[m],j,g] * scale)
  * applied to vc[seq[m],j,g,:]; lse[m,h] = log-sum-exp of the scaled scores (for the backward).
@@ -415,9 +447,15 @@ export function attention(
   hd: number,
   S: number,
   scale: number,
+  variant: AttentionVariant = "auto",
 ): void {
   checkShapes("attention", nHeads, nKv, hd);
-  const serial = useSerial(rec.gpu, serialLoops("forward", S, hd, 1));
+  const serial = variant === "auto" && useSerial(rec.gpu, serialLoops("forward", S, hd, 1));
+  const plan = useBlocked(rec.gpu, variant) ? planBlocked(rec.gpu, M, nHeads / nKv, hd) : null;
+  if (!serial && plan) {
+    attentionBlocked(rec, plan, [q, kc, vc, seq, pos, out, lse], M, nHeads, nKv, hd, S, scale);
+    return;
+  }
   const k = serial
     ? kernel(rec.gpu, `attentionSerial_hd${hd}`, attentionSerialWgsl(hd))
     : kernel(rec.gpu, `attention_hd${hd}`, attentionWgsl(hd));
@@ -446,6 +484,26 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   for (var d = 0u; d < ${hd}u; d++) { s = s + out[id * ${hd}u + d] * dout[id * ${hd}u + d]; }
   delta[id] = s;
 }`;
+}
+
+/**
+ * Records D[r] = out[r,:]·dout[r,:] (d ascending) for `rows` (row, head) pairs into the first
+ * `rows` floats of `delta`: the backward's first step (attentionBackward stages it in dq).
+ */
+export function attentionDelta(
+  rec: Recorder,
+  out: GPUBuffer,
+  dout: GPUBuffer,
+  delta: GPUBuffer,
+  rows: number,
+  hd: number,
+): void {
+  rec.dispatch(
+    kernel(rec.gpu, `attentionDelta_hd${hd}`, deltaWgsl(hd)),
+    [out, dout, delta],
+    [rows],
+    grid(rec.gpu, Math.ceil(rows / TILE)),
+  );
 }
 
 /** dk, dv for one (sequence, key position, kv head) per workgroup. */
@@ -637,19 +695,22 @@ export function attentionBackward(
   nKv: number,
   hd: number,
   scale: number,
+  variant: AttentionVariant = "auto",
 ): void {
   checkShapes("attentionBackward", nHeads, nKv, hd);
   const gpu = rec.gpu;
   const rows = B * S * nHeads;
   const params = [B, S, nHeads, nKv, f32(scale)];
-  rec.dispatch(
-    kernel(gpu, `attentionDelta_hd${hd}`, deltaWgsl(hd)),
-    [out, dout, dq],
-    [rows],
-    grid(gpu, Math.ceil(rows / TILE)),
-  );
-  const serialKv = useSerial(gpu, serialLoops("dkv", S, hd, nHeads / nKv));
-  const serialQ = useSerial(gpu, serialLoops("dq", S, hd, 1));
+  attentionDelta(rec, out, dout, dq, rows, hd);
+  const auto = variant === "auto";
+  const serialKv = auto && useSerial(gpu, serialLoops("dkv", S, hd, nHeads / nKv));
+  const serialQ = auto && useSerial(gpu, serialLoops("dq", S, hd, 1));
+  const plan = useBlocked(gpu, variant) ? planBackwardBlocked(gpu, nHeads / nKv, hd) : null;
+  if (plan) {
+    const bufs = { q, kc, vc, out, lse, dout, dq, dk, dv };
+    attentionBackwardBlocked(rec, plan, bufs, B, S, nHeads, nKv, hd, scale);
+    return;
+  }
   rec.dispatch(
     serialKv
       ? kernel(gpu, `attentionBackwardKvSerial_hd${hd}`, backwardKvSerialWgsl(hd))

@@ -7,10 +7,11 @@ import { tinyTestConfig } from "../lib/model/random_model.ts";
 import { benchModelKind } from "../lib/bench/bench_model.ts";
 import { benchTrainKind } from "../lib/bench/bench_train.ts";
 import { benchMatmulKind } from "../lib/bench/bench_matmul.ts";
+import { benchAttentionKind } from "../lib/bench/bench_attention.ts";
 import { adapterPeaks, KNOWN_ADAPTERS } from "../lib/bench/adapter_peaks.ts";
 import { writeReport } from "../lib/report/report.ts";
 
-const kinds = [benchModelKind, benchTrainKind, benchMatmulKind];
+const kinds = [benchModelKind, benchTrainKind, benchMatmulKind, benchAttentionKind];
 
 async function runBench(dir: string, name: string, body: Record<string, unknown>) {
   const file = join(dir, `${name}.jsonc`);
@@ -150,6 +151,59 @@ Deno.test("bench-matmul times engine and tiled kernels, relates them to the peak
     const html = await Deno.readTextFile(rep.htmlPath);
     assert.match(html, /Benchmark \(bench\.json\)/);
     assert.match(html, /f32 peak 1000 GFLOP\/s/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("bench-attention times blocked and row-wise kernels per pass and checks their bits", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bench-att-" });
+  try {
+    const sh = { nHeads: 6, nKv: 2, hd: 20 };
+    const m = await runBench(dir, "batt", {
+      kind: "bench-attention",
+      shapes: [
+        { name: "t", pass: "prefill", B: 2, S: 70, ...sh },
+        { name: "t", pass: "decode", B: 3, S: 70, ...sh },
+        {
+          name: "t",
+          pass: "backward",
+          B: 1,
+          S: 70,
+          ...sh,
+          kernels: ["blocked", "rowwise"],
+        },
+      ],
+      kernels: ["blocked", "rowwise", "serial"],
+      targetMs: 5,
+      repeats: 1,
+      peaks: { f32Gflops: 1000, memoryGBps: 50 },
+    });
+    const r = m.result;
+    assert.equal(r.cases.length, 8); // 2 passes x 3 kernels, the backward (its own list) x 2
+    assert.ok(r.cases.every((c: Record<string, unknown>) => !("kernels" in c)));
+    for (const c of r.cases) {
+      assert.ok(c.msPerOp > 0 && c.gflops > 0 && c.gbps > 0, JSON.stringify(c));
+      assert.ok(Math.abs(c.fractionOfF32Peak - c.gflops / 1000) < 1e-12);
+    }
+    assert.equal(r.blockedSpeedup.length, 3);
+    assert.equal(r.table.length, 16);
+    const bits = JSON.parse(await Deno.readTextFile(join(m.dir, "bits.json")));
+    assert.deepEqual(bits.checks.map((c: { pass: string }) => c.pass), [
+      "prefill",
+      "decode",
+      "backward",
+    ]);
+    // out + lse words (prefill 140 rows, decode 3 rows), dq + dk + dv (backward).
+    assert.deepEqual(bits.checks.map((c: { words: number }) => c.words), [
+      140 * 6 * 21,
+      3 * 6 * 21,
+      70 * 6 * 20 + 2 * 70 * 2 * 20,
+    ]);
+    for (const c of bits.checks) {
+      assert.equal(c.rowwiseMismatches, 0);
+      assert.equal(c.rerunMismatches, 0);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

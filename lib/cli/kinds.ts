@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { benchAttentionKind } from "../bench/bench_attention.ts";
 import { benchMatmulKind } from "../bench/bench_matmul.ts";
 import { benchModelKind } from "../bench/bench_model.ts";
 import { benchOnnxKind } from "../bench/bench_onnx.ts";
@@ -28,6 +29,7 @@ export const KINDS: readonly ExperimentKind[] = [
   benchTrainKind,
   benchOnnxKind,
   benchMatmulKind,
+  benchAttentionKind,
   // Built with the catalogue it draws its members' kinds from (lib/sweep imports no catalogue).
   sweepKind({ kinds: () => KINDS, experimentsDir: EXPERIMENTS_DIR, projectRoot: PROJECT_ROOT }),
 ];
