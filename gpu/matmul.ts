@@ -23,7 +23,9 @@
  * Frozen models may store their weights as packed BF16 (two per u32 word, element 2i in the low
  * half): {@link matmulBf16W} is the same template with only B's load changed to widen each value
  * exactly (a 16-bit shift into the high half of an f32), so it gives the very bits `matmul` gives
- * on the same weights widened to f32.
+ * on the same weights widened to f32. The input gradient takes packed weights the same way
+ * (`matmulGradInput(..., "bf16")`: a model trained with precision "bf16" reads its packed
+ * compute copy in the backward too).
  *
  * @module
  */
@@ -194,8 +196,11 @@ export function matmulGradInputTiled(
   K: number,
   N: number,
   accumulate = false,
+  format: "f32" | "bf16" = "f32",
 ): void {
-  dispatchTiled(rec, "matmulGradInput", true, false, dy, w, dx, M, N, K, accumulate);
+  const bf16 = format === "bf16";
+  const name = bf16 ? "matmulGradInputBf16W" : "matmulGradInput";
+  dispatchTiled(rec, name, true, false, dy, w, dx, M, N, K, accumulate, bf16);
 }
 
 /** {@link matmulGradWeight} with the 64x64 tiled kernel whatever the device (a reference). */
@@ -354,7 +359,11 @@ function product(
   }
 }
 
-/** Input gradient: dx[M,K] (+)= dy[M,N] · w[N,K]. Records only. */
+/**
+ * Input gradient: dx[M,K] (+)= dy[M,N] · w[N,K], with w f32 or (`format` "bf16") packed BF16
+ * (the compute copy of a model trained with precision "bf16"): the same kernel with only w's
+ * load widened, so the bits are those of the f32 product on the widened weights. Records only.
+ */
 export function matmulGradInput(
   rec: Recorder,
   dy: GPUBuffer,
@@ -364,8 +373,18 @@ export function matmulGradInput(
   K: number,
   N: number,
   accumulate = false,
+  format: "f32" | "bf16" = "f32",
 ): void {
-  product(rec, "matmulGradInput", true, false, dy, w, dx, M, N, K, accumulate);
+  if (format === "bf16") {
+    const need = packedBf16Bytes(N * K);
+    if (w.size < need) {
+      throw new Error(
+        `matmulGradInput: w holds ${w.size} bytes, [${N}, ${K}] packed BF16 needs ${need}`,
+      );
+    }
+  }
+  const name = format === "bf16" ? "matmulGradInputBf16W" : "matmulGradInput";
+  product(rec, name, true, false, dy, w, dx, M, N, K, accumulate, format);
 }
 
 /**

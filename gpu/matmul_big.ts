@@ -187,7 +187,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
 
 /**
  * Records C[rows, cols] (+)= A · B with the large-tile kernel (operand conventions of
- * gpu/matmul.ts's tiled kernel; `bBf16`: B is packed BF16, k-contiguous). Records only.
+ * gpu/matmul.ts's tiled kernel; `bBf16`: B is packed BF16, either layout). Records only.
  */
 export function matmulBig(
   rec: Recorder,

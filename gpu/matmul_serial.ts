@@ -36,7 +36,7 @@ export interface SerialLayout {
   aKContiguous: boolean;
   /** B stored [C, I] (else [I, C]). */
   bKContiguous: boolean;
-  /** B holds packed BF16 words (forward layout only). */
+  /** B holds packed BF16 words (read by scalar loads in either layout). */
   bBf16: boolean;
   /** Whether each operand may be read as vec4s (alignment of its contiguous axis). */
   aVec: boolean;
@@ -188,7 +188,7 @@ export function serialMatmulFits(inner: number): boolean {
 
 /**
  * Records C[rows, cols] (+)= A · B in the serial style (see the module doc); operands in the
- * tiled kernel's conventions. `bBf16`: B is packed BF16 (k-contiguous B only). With `residual`,
+ * tiled kernel's conventions. `bBf16`: B is packed BF16 (either layout). With `residual`,
  * C = residual + A·B.
  */
 export function matmulSerial(
@@ -215,7 +215,6 @@ export function matmulSerial(
     throw new Error(`${name}: inner dimension ${inner} is past the serial kernel's loop budget`);
   }
   const bBf16 = opts.bBf16 ?? false;
-  if (bBf16 && !bKContiguous) throw new Error(`${name}: BF16 B must be k-contiguous`);
   // A vec4 along an axis needs that axis's length to keep every row start 16-byte aligned.
   const layout: SerialLayout = {
     aKContiguous,
