@@ -15,7 +15,8 @@
  */
 import { createBuffer } from "../../gpu/buffers.ts";
 import type { Recorder } from "../../gpu/recorder.ts";
-import { matmul, matmulGradInput, matmulGradWeight } from "../../gpu/matmul.ts";
+import { matmulGradWeight } from "../../gpu/matmul.ts";
+import { linear, linearGradInput } from "./linear.ts";
 import { embeddingBackward } from "../../gpu/embedding.ts";
 import { rmsnormBackward } from "../../gpu/rmsnorm.ts";
 import { ropeBackward } from "../../gpu/rope.ts";
@@ -137,7 +138,6 @@ function recordBackward(
   if (dlogp.size < M * 4) {
     throw new Error(`backward: dlogp holds ${dlogp.size / 4} floats, want ${M}`);
   }
-  const head = model.w(model.headName);
   const ch = pass.chunk;
 
   // LM head and log-softmax, chunk by chunk; dxf (the final norm's output gradient) into dxn.
@@ -148,14 +148,14 @@ function recordBackward(
     if (!single) {
       // The forward kept only the last chunk's logits: recompute this chunk's.
       pass.headChunkInput(rec, r0, n);
-      matmul(rec, ch.xf, head, ch.logits, n, D, V);
+      linear(rec, model, model.headName, ch.xf, ch.logits, n, D, V);
       rec.copy(pass.lse, r0 * 4, ch.lse, 0, n * 4);
       rec.copy(dlogp, r0 * 4, s.dlogp, 0, n * 4);
       dlogpC = s.dlogp;
       dxfC = s.dxf;
     }
     tokenLogprobsBackward(rec, ch.logits, ch.lse, ch.targets, dlogpC, s.dlogits, n, V);
-    matmulGradInput(rec, s.dlogits, head, dxfC, n, D, V);
+    linearGradInput(rec, model, model.headName, s.dlogits, dxfC, n, D, V);
     matmulGradWeight(rec, s.dlogits, ch.xf, grad(grads, model.headName), n, D, V, true);
     if (!single) rec.copy(s.dxf, 0, s.dxn, r0 * D * 4, n * D * 4);
   }
@@ -195,11 +195,11 @@ function recordLayerBackward(
   const g = (n: string) => grad(grads, p + n);
 
   // MLP: out = h + down(silu(gate(xn2)) * up(xn2)).
-  matmulGradInput(rec, s.dres, w("mlp.down_proj.weight"), s.dact, M, I, D);
+  linearGradInput(rec, model, p + "mlp.down_proj.weight", s.dres, s.dact, M, I, D);
   matmulGradWeight(rec, s.dres, a.act, g("mlp.down_proj.weight"), M, I, D, true);
   swigluBackward(rec, s.dact, a.gate, a.up, s.dgate, s.dup, M * I);
-  matmulGradInput(rec, s.dgate, w("mlp.gate_proj.weight"), s.dxn, M, D, I);
-  matmulGradInput(rec, s.dup, w("mlp.up_proj.weight"), s.dxn, M, D, I, true);
+  linearGradInput(rec, model, p + "mlp.gate_proj.weight", s.dgate, s.dxn, M, D, I);
+  linearGradInput(rec, model, p + "mlp.up_proj.weight", s.dup, s.dxn, M, D, I, true);
   matmulGradWeight(rec, s.dgate, a.xn2, g("mlp.gate_proj.weight"), M, D, I, true);
   matmulGradWeight(rec, s.dup, a.xn2, g("mlp.up_proj.weight"), M, D, I, true);
   rmsnormBackward(
@@ -216,7 +216,7 @@ function recordLayerBackward(
   );
 
   // Attention: h = x + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1))).
-  matmulGradInput(rec, s.dres, w("self_attn.o_proj.weight"), s.datt, M, H * hd, D);
+  linearGradInput(rec, model, p + "self_attn.o_proj.weight", s.dres, s.datt, M, H * hd, D);
   matmulGradWeight(rec, s.dres, a.att, g("self_attn.o_proj.weight"), M, H * hd, D, true);
   attentionBackward(
     rec,
@@ -238,9 +238,9 @@ function recordLayerBackward(
   );
   ropeBackward(rec, s.dq, s.dq, pass.pos, model.invFreq, M, H, hd);
   ropeBackward(rec, s.dk, s.dk, pass.pos, model.invFreq, M, G, hd);
-  matmulGradInput(rec, s.dq, w("self_attn.q_proj.weight"), s.dxn, M, D, H * hd);
-  matmulGradInput(rec, s.dk, w("self_attn.k_proj.weight"), s.dxn, M, D, G * hd, true);
-  matmulGradInput(rec, s.dv, w("self_attn.v_proj.weight"), s.dxn, M, D, G * hd, true);
+  linearGradInput(rec, model, p + "self_attn.q_proj.weight", s.dq, s.dxn, M, D, H * hd);
+  linearGradInput(rec, model, p + "self_attn.k_proj.weight", s.dk, s.dxn, M, D, G * hd, true);
+  linearGradInput(rec, model, p + "self_attn.v_proj.weight", s.dv, s.dxn, M, D, G * hd, true);
   matmulGradWeight(rec, s.dq, a.xn1, g("self_attn.q_proj.weight"), M, D, H * hd, true);
   matmulGradWeight(rec, s.dk, a.xn1, g("self_attn.k_proj.weight"), M, D, G * hd, true);
   matmulGradWeight(rec, s.dv, a.xn1, g("self_attn.v_proj.weight"), M, D, G * hd, true);

@@ -1,13 +1,21 @@
 /**
  * The weight-reading ops of a pass, dispatched by how the weight is stored: f32 weights use
- * `matmul` / `embedding`, packed BF16 weights (frozen models) `matmulBf16W` / `embeddingBf16`.
+ * `matmul` / `embedding`, packed BF16 weights (frozen models, and the compute copies of a model
+ * trained with precision "bf16") `matmulBf16W` / `embeddingBf16`, and the input gradient
+ * `matmulGradInput` in the weight's format.
  * Both kernels of a pair share their WGSL and reduction order, so a BF16-stored model gives the
  * same bits as the same weights widened to f32.
  *
  * @module
  */
 import type { Recorder } from "../../gpu/recorder.ts";
-import { matmul, matmulBf16W, matmulResidual, matmulShared } from "../../gpu/matmul.ts";
+import {
+  matmul,
+  matmulBf16W,
+  matmulGradInput,
+  matmulResidual,
+  matmulShared,
+} from "../../gpu/matmul.ts";
 import { embedding, embeddingBf16 } from "../../gpu/embedding.ts";
 import type { LlamaModel } from "./llama.ts";
 
@@ -65,6 +73,25 @@ export function linearResidual(
   N: number,
 ): void {
   matmulResidual(rec, x, model.w(name), r, y, M, K, N, model.isBf16(name) ? "bf16" : "f32");
+}
+
+/**
+ * The input gradient through the model's weight `name`: dx[M,K] (+)= dy[M,N] · W[N,K], W in its
+ * storage (the packed compute copy under precision "bf16"). Records only.
+ */
+export function linearGradInput(
+  rec: Recorder,
+  model: LlamaModel,
+  name: string,
+  dy: GPUBuffer,
+  dx: GPUBuffer,
+  M: number,
+  K: number,
+  N: number,
+  accumulate = false,
+): void {
+  const format = model.isBf16(name) ? "bf16" : "f32";
+  matmulGradInput(rec, dy, model.w(name), dx, M, K, N, accumulate, format);
 }
 
 /** y[t,:] = embed_tokens[tokens[t],:] for T token ids (u32), in the table's storage. */

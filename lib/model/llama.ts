@@ -6,6 +6,13 @@
  * packed BF16 matrices with f32 norm weights; the passes pick the kernel per weight
  * (linear.ts), and a BF16 model refuses gradients.
  *
+ * A trained model may compute in BF16 (precision "bf16", {@link LlamaModel.usePrecision}): its
+ * f32 weights stay the masters (what AdamW updates and checkpoints save), and each matrix gets a
+ * packed-BF16 compute copy that every pass reads ({@link LlamaModel.w}), refreshed from the
+ * masters after each optimizer step ({@link LlamaModel.packComputeCopies}). Generation and the
+ * training forward then read the same packed values through kernels of the same per-element
+ * order, so their log-probs agree bit for bit, as in f32.
+ *
  * The passes themselves live next door: layer.ts (one decoder layer, shared by all passes),
  * forward.ts (training/scoring pass over planned activations), backward.ts (its reverse) and
  * generate.ts (prefill + KV-cache decode).
@@ -15,8 +22,11 @@
 import type { Gpu } from "../../gpu/device.ts";
 import { createBuffer, uploadBuffer } from "../../gpu/buffers.ts";
 import { ropeInvFreq } from "../../gpu/rope.ts";
-import { expectedTensors, type LlamaConfig, loadLlamaConfig } from "./config.ts";
+import { expectedTensors, isNormWeight, type LlamaConfig, loadLlamaConfig } from "./config.ts";
+import { packBf16Gpu } from "../../gpu/bf16.ts";
+import { Recorder } from "../../gpu/recorder.ts";
 import {
+  createPackedBf16Buffer,
   isPackedBf16,
   type LoadOptions,
   type LoadProgress,
@@ -25,6 +35,12 @@ import {
   type Weights,
   type WeightStorage,
 } from "./weights.ts";
+
+/**
+ * The precision a trained model computes in: "f32", or "bf16" (packed-BF16 compute copies of
+ * the matrices beside f32 master weights; see the module doc).
+ */
+export type WeightPrecision = "f32" | "bf16";
 
 /** Options of {@link LlamaModel.load}. */
 export interface LlamaLoadOptions extends LoadOptions {
@@ -39,6 +55,8 @@ export class LlamaModel {
   /** "bf16" when any weight is packed BF16: then the model is frozen (forward only). */
   readonly storage: WeightStorage;
   #shapes: Map<string, number[]>;
+  /** Packed-BF16 compute copies of the matrices (precision "bf16"), by HF name. */
+  #compute: Weights = new Map();
   #invFreq: GPUBuffer | null = null;
   #destroyed = false;
 
@@ -106,6 +124,56 @@ export class LlamaModel {
     return n;
   }
 
+  /** "bf16" once {@link usePrecision} gave the matrices packed compute copies, else "f32". */
+  get precision(): WeightPrecision {
+    return this.#compute.size > 0 ? "bf16" : "f32";
+  }
+
+  /**
+   * Sets the precision the passes compute in. "bf16" (f32 weights only) makes a packed-BF16
+   * compute copy of every matrix from its f32 master (rounded to nearest even on the GPU, so a
+   * model loaded from a checkpoint gets the very copies it trained with) and submits the packs;
+   * "f32" changes nothing. Call once, before any pass reads the weights.
+   */
+  usePrecision(precision: WeightPrecision): void {
+    if (precision === "f32") return;
+    this.requireTrainable('precision "bf16"');
+    if (this.#compute.size > 0) throw new Error('model: precision "bf16" was already set');
+    for (const name of this.#shapes.keys()) {
+      if (isNormWeight(name)) continue;
+      this.#compute.set(
+        name,
+        createPackedBf16Buffer(this.gpu, this.paramNumel(name), `${name} (bf16 compute)`),
+      );
+    }
+    const rec = new Recorder(this.gpu);
+    this.packComputeCopies(rec);
+    void rec.submit();
+  }
+
+  /**
+   * Records the refresh of every compute copy from its master (precision "bf16"; nothing in
+   * f32): after each optimizer step, in the same submission, so the next pass reads the update.
+   */
+  packComputeCopies(rec: Recorder): void {
+    for (const [name, copy] of this.#compute) {
+      packBf16Gpu(rec, this.master(name), copy, this.paramNumel(name));
+    }
+  }
+
+  /**
+   * The f32 master of a weight: what the optimizer updates and checkpoints save (the weight
+   * itself unless precision is "bf16").
+   */
+  master(name: string): GPUBuffer {
+    if (this.#destroyed) {
+      throw new Error(`model weights: ${name} was freed (the model's destroy() was called)`);
+    }
+    const b = this.weights.get(name);
+    if (!b) throw new Error(`model weights: missing tensor ${name}`);
+    return b;
+  }
+
   /** Whether the weight `name` is stored as packed BF16 (else f32). */
   isBf16(name: string): boolean {
     return isPackedBf16(this.w(name));
@@ -121,14 +189,13 @@ export class LlamaModel {
     }
   }
 
-  /** A weight by HF name (clear error when absent, or when the model was freed). */
+  /**
+   * The weight every pass reads, by HF name: its packed compute copy under precision "bf16",
+   * else the weight itself (clear error when absent, or when the model was freed).
+   */
   w(name: string): GPUBuffer {
-    if (this.#destroyed) {
-      throw new Error(`model weights: ${name} was freed (the model's destroy() was called)`);
-    }
-    const b = this.weights.get(name);
-    if (!b) throw new Error(`model weights: missing tensor ${name}`);
-    return b;
+    const b = this.master(name);
+    return this.#compute.get(name) ?? b;
   }
 
   /** HF name of the LM head weight: `lm_head.weight`, or the embedding when tied. */
@@ -163,6 +230,8 @@ export class LlamaModel {
     if (this.#destroyed) return;
     this.#destroyed = true;
     for (const b of new Set(this.weights.values())) b.destroy();
+    for (const b of this.#compute.values()) b.destroy();
+    this.#compute.clear();
     this.#invFreq?.destroy();
     this.#invFreq = null;
   }

@@ -54,12 +54,23 @@ export function frozenLoadOptions(storage: WeightStorageChoice): LoadOptions {
   return { storage, roundToBf16: storage === "bf16" };
 }
 
+/** Element counts of buffers this module created, so readback needs no shapes. */
+const elementCounts = new WeakMap<GPUBuffer, number>();
+
 /** Buffers holding packed BF16 rather than f32 (made by {@link loadWeights}). */
 const packedBuffers = new WeakSet<GPUBuffer>();
 
 /** Whether a weight buffer holds packed BF16 (two values per u32, gpu/bf16.ts) rather than f32. */
 export function isPackedBf16(buf: GPUBuffer): boolean {
   return packedBuffers.has(buf);
+}
+
+/** A buffer for `n` packed BF16 values, known to {@link isPackedBf16} and readback. */
+export function createPackedBf16Buffer(gpu: Gpu, n: number, label: string): GPUBuffer {
+  const buf = createBuffer(gpu, packedBf16Bytes(n), label);
+  packedBuffers.add(buf);
+  elementCounts.set(buf, n);
+  return buf;
 }
 
 /** Progress of {@link loadWeights}, reported after each chunk. */
@@ -86,9 +97,6 @@ export interface LoadOptions {
    */
   roundToBf16?: boolean;
 }
-
-/** Element counts of buffers this module created, so readback needs no shapes. */
-const elementCounts = new WeakMap<GPUBuffer, number>();
 
 const CHUNK_BYTES = 64 << 20;
 const FLUSH_BYTES = 512 << 20;

@@ -55,12 +55,17 @@ export interface ParameterSource {
   paramNames(): string[];
   paramShape(name: string): number[];
   w(name: string): GPUBuffer;
+  /** The f32 master the optimizer updates, where it differs from `w` (a bf16-precision model). */
+  master?(name: string): GPUBuffer;
 }
 
-/** Every parameter of a model as a {@link TrainableParam} (its own weight buffer is updated). */
+/**
+ * Every parameter of a model as a {@link TrainableParam} (its own weight buffer, or its f32
+ * master under precision "bf16", is updated).
+ */
 export function trainableParams(model: ParameterSource): TrainableParam[] {
   return model.paramNames().map((name) => {
-    const buffer = model.w(name);
+    const buffer = model.master ? model.master(name) : model.w(name);
     if (isPackedBf16(buffer)) {
       throw new Error(
         `trainableParams: ${name} is stored as BF16 (a frozen model: forward only); ` +

@@ -104,7 +104,11 @@ export async function trainStep<M extends MicroBatch>(
       const dlogp = uploadBuffer(gpu, l.dlogp, "train.dlogp");
       try {
         pass.backward(bwd, dlogp, opt.grads);
-        if (k === micro.length - 1) report = opt.recordStep(bwd, lr);
+        if (k === micro.length - 1) {
+          report = opt.recordStep(bwd, lr);
+          // Precision "bf16": the passes read packed copies of the updated masters.
+          pass.model.packComputeCopies(bwd);
+        }
         await bwd.submit();
       } finally {
         dlogp.destroy();
