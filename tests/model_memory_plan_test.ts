@@ -15,6 +15,7 @@ import { tinyTestConfig } from "../lib/model/random_model.ts";
 import { AdamW, trainableParams } from "../lib/train/optimizer.ts";
 import {
   backwardPlan,
+  computeCopyBytes,
   forwardPassPlan,
   generationPlan,
   optimizerPlan,
@@ -67,6 +68,13 @@ Deno.test("the memory plan equals the bytes the allocators create", async () => 
     assert.ok(names.length > 0);
     const sizes = names.reduce((a, n) => a + w.result.w(n).size, 0);
     assert.equal(sizes, weightBytes(c, storage), `weights ${storage}`);
+  }
+  // The compute copies of precision "bf16" (none in f32).
+  for (const precision of ["f32", "bf16"] as const) {
+    const m = LlamaModel.synthetic(gpu, c, 1);
+    const copies = await tracked(gpu, "", () => m.usePrecision(precision));
+    assert.equal(copies.live, computeCopyBytes(c, precision), `compute copies ${precision}`);
+    m.destroy();
   }
   const model = LlamaModel.synthetic(gpu, c, 1);
   const V = c.vocabSize;

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { loadManifest } from "../lib/manifest/load.ts";
 import { KINDS } from "../lib/cli/kinds.ts";
 import { planPeak, rlMemoryPlan, type RlPlanParams } from "../lib/rl/memory_plan.ts";
-import { planTotal } from "../lib/model/memory_plan.ts";
+import { computeCopyBytes, planTotal } from "../lib/model/memory_plan.ts";
+import { resolveModelConfig } from "../lib/model/config_field.ts";
 import { cli, ROOT } from "./cli_helpers.ts";
 
 const load = (name: string) =>
@@ -27,6 +28,22 @@ Deno.test("llama3b-lsp and llama3b-grpo plan under 75 GB (80 GB with 5 GB to spa
       assert.match(names, new RegExp(phase), name);
     }
   }
+});
+
+Deno.test("precision bf16 adds the policy's packed compute copies to the persistent plan", async () => {
+  const params = load("llama3b-lsp").params as unknown as RlPlanParams;
+  const f32 = await rlMemoryPlan(params);
+  const bf16 = await rlMemoryPlan({ ...params, precision: { weights: "bf16" } });
+  const line = bf16.persistent.find((l) => l.what === "policy compute copies (packed bf16)");
+  const c = await resolveModelConfig(
+    "experiments/assets/lsp/llama-3.2-3b-instruct-config.json",
+    "config",
+  );
+  assert.equal(line?.bytes, computeCopyBytes(c, "bf16"));
+  // 2 bytes per matrix parameter (the 3B's tied embedding once).
+  assert.ok(Math.abs(line!.bytes - 6.43e9) < 0.01e9, `${line!.bytes}`);
+  assert.equal(planTotal(bf16.persistent) - planTotal(f32.persistent), line!.bytes);
+  assert.ok(!f32.persistent.some((l) => l.what.includes("compute copies")));
 });
 
 Deno.test("exp --dry-run prints the memory plan on stderr, the manifest alone on stdout", async () => {

@@ -18,6 +18,7 @@ import { ModelConfigField, resolveModelConfig } from "../model/config_field.ts";
 import { type AdapterPeaks, adapterPeaks, fractionOf, PeaksField } from "./adapter_peaks.ts";
 import type { BenchRow } from "./gpu_timing.ts";
 import { decodeBytesPerStep, forwardFlopsPerToken } from "./model_costs.ts";
+import { PrecisionSchema, weightPrecisionOf } from "../model/precision.ts";
 
 /** Parameters of `bench-model`. */
 export const BenchModelSchema = z.strictObject({
@@ -42,6 +43,8 @@ export const BenchModelSchema = z.strictObject({
   repeats: z.number().int().positive().default(3),
   /** Peaks to use instead of the table of known adapters (lib/bench/adapter_peaks.ts). */
   peaks: PeaksField,
+  /** `{ weights: "bf16" }`: generate from packed-BF16 compute copies (absent: f32). */
+  precision: PrecisionSchema,
 });
 
 /** Parsed `bench-model` parameters. */
@@ -91,13 +94,14 @@ export function benchModelReport(
   peaks: AdapterPeaks,
 ): BenchModelReport {
   const decodeCtx = p.promptLen + p.newTokens / 2;
-  const stepBytes = decodeBytesPerStep(config, p.batch, decodeCtx);
+  const bf16 = weightPrecisionOf(p.precision) === "bf16";
+  const stepBytes = decodeBytesPerStep(config, p.batch, decodeCtx, bf16 ? 2 : 4);
   const ceiling = peaks.memoryGBps === null ? null : p.batch * peaks.memoryGBps * 1e9 / stepBytes;
   const decodeFraction = ceiling === null ? null : r.decodeTokensPerSecond / ceiling;
   const prefillGflops = r.prefillTokensPerSecond * forwardFlopsPerToken(config, p.promptLen / 2) /
     1e9;
   const prefillFraction = fractionOf(prefillGflops, peaks.f32Gflops);
-  const shape = `batch ${p.batch}, prompt ${p.promptLen}`;
+  const shape = `batch ${p.batch}, prompt ${p.promptLen}${bf16 ? ", bf16 weights" : ""}`;
   return {
     ...r,
     peaks,
@@ -195,6 +199,7 @@ async function run(ctx: RunContext, p: BenchModelParams): Promise<void> {
   }
   ctx.log(`making synthetic weights (${config.numLayers} layers, hidden ${config.hiddenSize})`);
   const model = LlamaModel.synthetic(gpu, config, ctx.seed);
+  model.usePrecision(weightPrecisionOf(p.precision));
   const measure = (q: BenchModelParams, pipelined?: boolean) =>
     benchModel(
       model,
@@ -227,7 +232,7 @@ async function run(ctx: RunContext, p: BenchModelParams): Promise<void> {
     result.table[0].case += ", pipelined";
     result.table.splice(1, 0, {
       ...result.table[0],
-      case: `decode (batch ${p.batch}, prompt ${p.promptLen}, ${p.newTokens} new), not pipelined`,
+      case: result.table[0].case.replace(", pipelined", ", not pipelined"),
       value: off.decodeTokensPerSecond,
       fraction: result.decodeCeilingTokensPerSecond === null
         ? null

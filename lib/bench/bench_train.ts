@@ -21,6 +21,7 @@ import type { LlamaConfig } from "../model/config.ts";
 import { type AdapterPeaks, adapterPeaks, fractionOf, PeaksField } from "./adapter_peaks.ts";
 import type { BenchRow } from "./gpu_timing.ts";
 import { forwardFlopsPerToken } from "./model_costs.ts";
+import { PrecisionSchema, weightPrecisionOf } from "../model/precision.ts";
 
 /** Parameters of `bench-train`. */
 export const BenchTrainSchema = z.strictObject({
@@ -38,6 +39,8 @@ export const BenchTrainSchema = z.strictObject({
   repeats: z.number().int().positive().default(3),
   /** Peaks to use instead of the table of known adapters (lib/bench/adapter_peaks.ts). */
   peaks: PeaksField,
+  /** `{ weights: "bf16" }`: train through packed-BF16 compute copies of f32 masters. */
+  precision: PrecisionSchema,
 });
 
 /** Parsed `bench-train` parameters. */
@@ -77,7 +80,10 @@ export function benchTrainReport(
   const fwd = fractionOf(r.forwardTokensPerSecond * perToken / 1e9, peaks.f32Gflops);
   const train = fractionOf(r.trainTokensPerSecond * 3 * perToken / 1e9, peaks.f32Gflops);
   const of = peaks.f32Gflops === null ? null : `f32 peak ${peaks.f32Gflops} GFLOP/s`;
-  const shape = `batch ${p.batch} x ${p.seqLen}${p.recompute ? ", recompute" : ""}`;
+  const bf16 = weightPrecisionOf(p.precision) === "bf16";
+  const shape = `batch ${p.batch} x ${p.seqLen}${p.recompute ? ", recompute" : ""}${
+    bf16 ? ", bf16 weights" : ""
+  }`;
   return {
     ...r,
     peaks,
@@ -173,6 +179,7 @@ async function run(ctx: RunContext, p: BenchTrainParams): Promise<void> {
     throw new Error(`config: bench-train needs a LlamaForCausalLM, got ${config.architecture}`);
   }
   const model = LlamaModel.synthetic(gpu, config, ctx.seed);
+  model.usePrecision(weightPrecisionOf(p.precision));
   const result = benchTrainReport(
     config,
     p,

@@ -24,6 +24,7 @@ import { createBuffer, uploadBuffer } from "../../gpu/buffers.ts";
 import { ropeInvFreq } from "../../gpu/rope.ts";
 import { expectedTensors, isNormWeight, type LlamaConfig, loadLlamaConfig } from "./config.ts";
 import { packBf16Gpu } from "../../gpu/bf16.ts";
+import type { WeightPrecision } from "./precision.ts";
 import { Recorder } from "../../gpu/recorder.ts";
 import {
   createPackedBf16Buffer,
@@ -35,12 +36,6 @@ import {
   type Weights,
   type WeightStorage,
 } from "./weights.ts";
-
-/**
- * The precision a trained model computes in: "f32", or "bf16" (packed-BF16 compute copies of
- * the matrices beside f32 master weights; see the module doc).
- */
-export type WeightPrecision = "f32" | "bf16";
 
 /** Options of {@link LlamaModel.load}. */
 export interface LlamaLoadOptions extends LoadOptions {

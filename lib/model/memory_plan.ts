@@ -38,6 +38,21 @@ export function weightBytes(c: LlamaConfig, storage: WeightStorage): number {
   return total;
 }
 
+/**
+ * The packed-BF16 compute copies of a model trained with precision "bf16" (one per matrix,
+ * beside the f32 masters; LlamaModel.usePrecision). 0 in f32.
+ */
+export function computeCopyBytes(c: LlamaConfig, precision: "f32" | "bf16"): number {
+  if (precision === "f32") return 0;
+  let total = 0;
+  for (const [name, shape] of expectedTensors(c)) {
+    if (!isNormWeight(name)) {
+      total += allocatedBytes(packedBf16Bytes(shape.reduce((a, b) => a * b, 1)));
+    }
+  }
+  return total;
+}
+
 /** One parameter's element count per tensor, in f32 bytes as allocated (gradients, m, v). */
 function perTensorF32(c: LlamaConfig): number {
   let total = 0;

@@ -9,6 +9,7 @@
 import type { Gpu } from "../../gpu/device.ts";
 import type { RunContext } from "../experiment/kind.ts";
 import { LlamaModel } from "../model/llama.ts";
+import { weightPrecisionOf } from "../model/precision.ts";
 import { type ChatTokenizer, loadTokenizer } from "../model/tokenizer.ts";
 import { RewardModel } from "../rewards/reward_model.ts";
 import { TASK_REWARDS, type TaskReward } from "../rewards/reward.ts";
@@ -67,6 +68,7 @@ export async function loadActors(
     policy = await loadModelSource(gpu, p.model, "model");
     reference = await loadModelSource(gpu, p.model, "model", p.reference.storage);
   }
+  policy.model.usePrecision(weightPrecisionOf(p.precision));
   if (policy.bundle) await ctx.recordParent(policy.bundle.dir);
   const tokenizer = await loadTokenizer(policy.tokenizerDir);
   if (tokenizer.vocabSize > policy.model.config.vocabSize) {

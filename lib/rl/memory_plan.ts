@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { type LlamaConfig, loadLlamaConfig } from "../model/config.ts";
 import {
   backwardPlan,
+  computeCopyBytes,
   forwardPassPlan,
   generationPlan,
   optimizerPlan,
@@ -23,6 +24,7 @@ import {
   weightBytes,
 } from "../model/memory_plan.ts";
 import type { WeightStorage, WeightStorageChoice } from "../model/weights.ts";
+import { type WeightPrecision, weightPrecisionOf } from "../model/precision.ts";
 import { resolveModelConfig } from "../model/config_field.ts";
 import { latestCheckpoint } from "../train/checkpoint.ts";
 import type { ModelSource } from "../data/model_source.ts";
@@ -86,6 +88,8 @@ export const promptTokens = (text: string): number => Math.ceil(text.length / 3)
 export interface RlPlanParams {
   model: ModelSource;
   reference: { storage: WeightStorageChoice };
+  /** Absent: f32 (no compute copies). */
+  precision?: { weights: WeightPrecision };
   queries: number;
   answersPerQuery: number;
   rowsPerPass: number;
@@ -129,8 +133,17 @@ export async function rlMemoryPlan(
   const persistent: PlanLine[] = [
     { what: "policy weights (f32)", bytes: weightBytes(c, "f32") },
     ...optimizerPlan(c),
-    { what: `reference weights (${refStorage})`, bytes: weightBytes(c, refStorage) },
   ];
+  const precision = weightPrecisionOf(p.precision);
+  if (precision === "bf16") {
+    persistent.push({
+      what: "policy compute copies (packed bf16)",
+      bytes: computeCopyBytes(c, precision),
+    });
+  }
+  persistent.push(
+    { what: `reference weights (${refStorage})`, bytes: weightBytes(c, refStorage) },
+  );
   if (p.reward.kind === "model") {
     const rm = await plannedConfig(p.reward.model, "reward.model");
     const st = plannedStorage(p.reward.storage, rm.config, p.reward.model.synthetic !== undefined);

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { WEIGHT_STORAGE_CHOICES } from "../model/weights.ts";
+import { PrecisionSchema } from "../model/precision.ts";
 import { TASK_REWARDS } from "../rewards/reward.ts";
 import { EvalSchema } from "../eval/evaluation.ts";
 import { OptimizerSchema } from "../train/optimizer_schema.ts";
@@ -53,6 +54,8 @@ const common = {
   reference: z.strictObject({
     storage: z.enum(WEIGHT_STORAGE_CHOICES).default("auto"),
   }).prefault({}),
+  /** `{ weights: "bf16" }`: the policy computes with packed-BF16 copies of f32 masters. */
+  precision: PrecisionSchema,
   iterations: z.number().int().min(1),
   /** N: queries per iteration (= batchSize * gradAccum, as the paper's table). */
   queries: z.number().int().min(1).default(8),

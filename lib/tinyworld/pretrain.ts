@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { defineKind, type RunContext } from "../experiment/kind.ts";
 import { generateReplies, type ReplyOptions } from "../model/chat_replies.ts";
 import { LlamaModel } from "../model/llama.ts";
+import { weightPrecisionOf } from "../model/precision.ts";
 import { type ChatTokenizer, loadTokenizer } from "../model/tokenizer.ts";
 import { runSft, sftInputs, SftSchema } from "../train/sft.ts";
 import { latestCheckpoint } from "../train/checkpoint.ts";
@@ -170,6 +171,7 @@ async function runTinyPretrain(ctx: RunContext, p: TinyPretrainParams): Promise<
   ctx.log(`evaluating ${ckpt} on the held-out set`);
   const gpu = await getGpu();
   const model = await LlamaModel.load(gpu, ckpt);
+  model.usePrecision(weightPrecisionOf(p.precision)); // evaluated as it trained
   const tok = await loadTokenizer(ckpt);
   const report = await evaluateTinyModel(model, tok, e, ctx.seed);
   const text = formatTinyEval(report);

@@ -32,6 +32,8 @@ import {
 } from "./data.ts";
 import { checkpointSaver, restoreTraining, resumeCheckpoint } from "./run_checkpoints.ts";
 
+import { PrecisionSchema, weightPrecisionOf } from "../model/precision.ts";
+
 const SftOptimizerSchema = OptimizerSchema.extend({ lr: z.number().positive().default(1e-5) });
 
 /** Parameters of the `sft` kind. */
@@ -68,6 +70,8 @@ export const SftSchema = z.strictObject({
   optimizer: SftOptimizerSchema.prefault({}),
   /** Save a checkpoint every K steps (0: only at the end). */
   checkpointEvery: z.number().int().min(0).default(0),
+  /** `{ weights: "bf16" }`: packed-BF16 compute copies, f32 masters (absent: f32). */
+  precision: PrecisionSchema,
 });
 
 /** Parsed `sft` parameters. */
@@ -95,6 +99,7 @@ export async function runSft(ctx: RunContext, p: SftParams): Promise<void> {
     const config = await resolveModelConfig(p.model.synthetic, "model.synthetic");
     model = LlamaModel.synthetic(gpu, config, p.model.seed);
   }
+  model.usePrecision(weightPrecisionOf(p.precision));
   if (tok.vocabSize > model.config.vocabSize) {
     throw new Error(
       `${tokenizerDir}: tokenizer has ${tok.vocabSize} tokens but the model's vocab is ` +
