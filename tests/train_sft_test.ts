@@ -16,7 +16,7 @@ const EXAMPLES = [
   JSON.stringify({ messages: [{ role: "user", content: q }, { role: "assistant", content: a }] })
 ).join("\n");
 
-async function setup(dir: string, steps: number) {
+async function setup(dir: string, steps: number, extra: Record<string, unknown> = {}) {
   const model = join(dir, "model");
   await writeRandomModel(model, tinyTestConfig({ vocabSize: TINY_VOCAB_SIZE }), {
     dtype: "F32",
@@ -39,6 +39,7 @@ async function setup(dir: string, steps: number) {
       seqLen: 20,
       optimizer: { lr: 1e-2, schedule: "constant", maxGradNorm: 1 },
       checkpointEvery: 10,
+      ...extra,
     }),
   );
   return loadManifest(manifest, { experimentsDir: dir, kinds: [sftKind] });
@@ -90,6 +91,58 @@ Deno.test("sft over-fits a small batch end to end, and resumes bit-exactly", asy
       await Deno.readTextFile(join(a.bundleDir, "metrics.jsonl")),
     );
     for (const f of ["model.safetensors", "optimizer.safetensors", "state.json"]) {
+      const p = (d: string) => join(d, "checkpoints", `step-${steps}`, f);
+      assert.equal((await hashFile(p(bDir))).sha256, (await hashFile(p(a.bundleDir))).sha256, f);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sft with precision bf16 trains through the compute copies and resumes bit-exactly", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sft-bf16-test-" });
+  try {
+    const steps = 20;
+    const manifest = await setup(dir, steps, { precision: { weights: "bf16" } });
+    const common = { manifest, kinds: [sftKind], root: dir, resultsDir: dir };
+    const a = await runExperiment({ ...common, outDir: join(dir, "a") });
+    assert.equal(a.status, "completed", a.error);
+    const ma = await lines(join(a.bundleDir, "metrics.jsonl"));
+    const first = ma[0].loss, last = ma[steps - 1].loss;
+    console.log(`bf16: loss ${first.toFixed(3)} -> ${last.toFixed(4)}`);
+    assert.ok(first > 3 && last < 1, `loss ${first} -> ${last}`);
+    // The same first step in f32 computes another loss: the bf16 copies were in use.
+    const f32 = await runExperiment({
+      manifest: await setup(dir, 1),
+      kinds: [sftKind],
+      root: dir,
+      resultsDir: dir,
+      outDir: join(dir, "f32"),
+    });
+    assert.equal(f32.status, "completed", f32.error);
+    const f32First = (await lines(join(f32.bundleDir, "metrics.jsonl")))[0].loss;
+    assert.notEqual(f32First, first);
+    assert.ok(Math.abs(f32First - first) < 1e-2 * first, `f32 ${f32First} vs bf16 ${first}`);
+
+    // Interrupted after its step-10 checkpoint, then resumed: the masters re-pack exactly.
+    const ctl = new AbortController();
+    const bDir = join(dir, "b");
+    const watch = setInterval(async () => {
+      try {
+        await Deno.stat(join(bDir, "checkpoints", "step-10", "SHA256SUMS"));
+        ctl.abort(new DOMException("test interrupt", "AbortError"));
+      } catch { /* not yet */ }
+    }, 20);
+    const b1 = await runExperiment({ ...common, outDir: bDir, signal: ctl.signal });
+    clearInterval(watch);
+    assert.equal(b1.status, "interrupted", b1.error);
+    const b2 = await runExperiment({ ...common, outDir: bDir, resume: true });
+    assert.equal(b2.status, "completed", b2.error);
+    assert.equal(
+      await Deno.readTextFile(join(bDir, "metrics.jsonl")),
+      await Deno.readTextFile(join(a.bundleDir, "metrics.jsonl")),
+    );
+    for (const f of ["model.safetensors", "optimizer.safetensors"]) {
       const p = (d: string) => join(d, "checkpoints", `step-${steps}`, f);
       assert.equal((await hashFile(p(bDir))).sha256, (await hashFile(p(a.bundleDir))).sha256, f);
     }
