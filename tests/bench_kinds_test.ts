@@ -9,6 +9,7 @@ import { benchTrainKind } from "../lib/bench/bench_train.ts";
 import { benchMatmulKind } from "../lib/bench/bench_matmul.ts";
 import { benchAttentionKind } from "../lib/bench/bench_attention.ts";
 import { adapterPeaks, KNOWN_ADAPTERS } from "../lib/bench/adapter_peaks.ts";
+import { decodeBytesPerStep } from "../lib/bench/model_costs.ts";
 import { writeReport } from "../lib/report/report.ts";
 
 const kinds = [benchModelKind, benchTrainKind, benchMatmulKind, benchAttentionKind];
@@ -62,6 +63,25 @@ Deno.test("bench-model and bench-train write their figures (inline and file conf
     assert.ok(cmp.offDecodeTokensPerSecond > 0 && cmp.onDecodeTokensPerSecond > 0);
     assert.equal(cmp.ratio, cmp.onDecodeTokensPerSecond / cmp.offDecodeTokensPerSecond);
     assert.equal(both.result.table.length, 3); // decode pipelined, not pipelined; prefill
+
+    // Precision bf16: generation reads the packed compute copies; the ceiling counts 2 B/weight.
+    const mb = await runBench(dir, "bm-bf16", {
+      kind: "bench-model",
+      config,
+      batch: 2,
+      promptLen: 8,
+      newTokens: 6,
+      readbackEvery: 4,
+      warmup: 1,
+      repeats: 1,
+      precision: { weights: "bf16" },
+      peaks: { memoryGBps: 100, f32Gflops: null },
+    });
+    assert.ok(mb.result.decodeTokensPerSecond > 0);
+    assert.match(mb.result.table[0].case, /bf16 weights/);
+    const c = tinyTestConfig();
+    const bytes = (w: number) => decodeBytesPerStep(c, 2, 8 + 6 / 2, w);
+    assert.equal(mb.result.decodeCeilingTokensPerSecond, 2 * 100e9 / bytes(2));
 
     const cfgFile = join(dir, "config.json");
     await Deno.writeTextFile(cfgFile, JSON.stringify(config));
