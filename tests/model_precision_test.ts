@@ -126,6 +126,38 @@ for (const tie of [false, true]) {
   });
 }
 
+Deno.test("a bf16-precision policy and a bf16-stored reference of the same F32 checkpoint agree bit for bit", async () => {
+  const config = tinyTestConfig({ tieWordEmbeddings: true });
+  const ck = await checkpoints(config, 46);
+  try {
+    const policy = await bf16Model(ck.f32);
+    const reference = await LlamaModel.load(await getGpu(), ck.f32, {
+      storage: "bf16",
+      roundToBf16: true,
+    });
+    assert.equal(reference.storage, "bf16");
+    const tokens = Uint32Array.from(someTokens(B * S, config.vocabSize, 8));
+    const targets = tokens.map((_t, i) => (i % S === S - 1 ? 0 : tokens[i + 1]));
+    const logp = async (m: LlamaModel) => {
+      const rec = new Recorder(m.gpu);
+      const out = new ForwardPass(m, B, S, { forwardOnly: true }).forwardLogprobs(
+        rec,
+        tokens,
+        targets,
+      );
+      const read = rec.read(out.logp);
+      await rec.submit();
+      return new Float32Array(await read);
+    };
+    // So with reference.storage "bf16" the KL to the reference starts at exactly 0.
+    assert.deepEqual(bits(await logp(policy)), bits(await logp(reference)));
+    policy.destroy();
+    reference.destroy();
+  } finally {
+    await Deno.remove(ck.dir, { recursive: true });
+  }
+});
+
 const CFG: AdamWConfig = { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 1 };
 
 /** One AdamW step on a fixed batch that depends on the step number. */

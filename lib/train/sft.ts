@@ -31,7 +31,6 @@ import {
   tokenizeChat,
 } from "./data.ts";
 import { checkpointSaver, restoreTraining, resumeCheckpoint } from "./run_checkpoints.ts";
-
 import { PrecisionSchema, weightPrecisionOf } from "../model/precision.ts";
 
 const SftOptimizerSchema = OptimizerSchema.extend({ lr: z.number().positive().default(1e-5) });
