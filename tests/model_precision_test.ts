@@ -185,8 +185,27 @@ const GREEDY: GenerateOptions = {
   readbackEvery: 4,
 };
 
-/** Generation's log-probs, checked bit for bit against a training pass over the same tokens. */
+/**
+ * Generation's log-probs, checked bit for bit against a training pass over the same tokens, in
+ * both kernel styles (the GPU style runs the few-row, shared q|k|v and tiled kernels on packed
+ * weights), which must also agree with each other. Returns the greedy log-probs.
+ */
 async function generationMatchesTraining(model: LlamaModel, prompts: number[][]) {
+  const gpu = model.gpu, own = gpu.info.kernels;
+  const got: number[][] = [];
+  try {
+    for (const style of ["serial", "workgroup"] as const) {
+      gpu.info.kernels = style;
+      got.push(await generationMatchesTrainingIn(model, prompts));
+    }
+  } finally {
+    gpu.info.kernels = own;
+  }
+  assert.deepEqual(got[1], got[0], "the two kernel styles generate the same log-probs");
+  return got[0];
+}
+
+async function generationMatchesTrainingIn(model: LlamaModel, prompts: number[][]) {
   for (const opts of [GREEDY, { ...GREEDY, temperature: 0.9, topP: 0.9, seed: 5, stream: 2 }]) {
     const res = await generate(model, prompts, opts);
     const full = prompts.map((p, b) => [...p, ...res.tokens[b]]);
