@@ -36,7 +36,7 @@ export interface SerialLayout {
   aKContiguous: boolean;
   /** B stored [C, I] (else [I, C]). */
   bKContiguous: boolean;
-  /** B holds packed BF16 words (read by scalar loads in either layout). */
+  /** B holds packed BF16 words (either layout; vec2<u32> loads of 4 values where aligned). */
   bBf16: boolean;
   /** Whether each operand may be read as vec4s (alignment of its contiguous axis). */
   aVec: boolean;
@@ -62,14 +62,15 @@ function operandLoads(
   const arr = `${name}Flat`; // scalar view
   const v = `${name}Vec`; // vec4 view
   const scalarAt = (idx: string) => bf16 ? `bf16At(${idx})` : `${arr}[${idx}]`;
+  // Four consecutive elements from a multiple of 4: one vec4 (f32) or vec2<u32> (BF16) load.
+  const fourAt = (idx: string) => bf16 ? `widen4(${v}[${idx} / 4u])` : `${v}[${idx} / 4u]`;
   // Index of element (line i of the invocation, k) in the flat array, clamped to valid lines.
   const line = (i: number) => `min(${base} + ${i}u, ${extent} - 1u)`;
   if (kContig) {
     // [lines, I]: a vec4 of 4 consecutive k per line.
     const step = vec
-      ? range(count).map((i) => `let ${name}${i} = ${v}[(${line(i)} * p.inner + k) / 4u];`).join(
-        " ",
-      )
+      ? range(count).map((i) => `let ${name}${i} = ${fourAt(`(${line(i)} * p.inner + k)`)};`)
+        .join(" ")
       : range(count).map((i) =>
         `let ${name}${i} = vec4f(${
           range(4).map((j) => scalarAt(`${line(i)} * p.inner + k + ${j}u`)).join(", ")
@@ -86,9 +87,9 @@ function operandLoads(
   const step = range(4).map((j) =>
     range(groups).map((g) =>
       vec
-        ? `let ${name}${j}_${g} = ${v}[min((k + ${j}u) * ${extent} + ${base} + ${
-          4 * g
-        }u, arrayLength(&${v}) * 4u - 4u) / 4u];`
+        ? `let ${name}${j}_${g} = ${
+          fourAt(`min((k + ${j}u) * ${extent} + ${base} + ${4 * g}u, arrayLength(&${v}) * 4u - 4u)`)
+        };`
         : `let ${name}${j}_${g} = vec4f(${
           range(4).map((t) => scalarAt(`(k + ${j}u) * ${extent} + ${line(4 * g + t)}`)).join(", ")
         });`
@@ -109,7 +110,9 @@ function serialBindings(
     { name: "aFlat", type: "array<f32>", of: "a" as const },
     ...(l.aVec ? [{ name: "aVec", type: "array<vec4f>", of: "a" as const }] : []),
     { name: "bFlat", type: l.bBf16 ? "array<u32>" : "array<f32>", of: "b" as const },
-    ...(l.bVec ? [{ name: "bVec", type: "array<vec4f>", of: "b" as const }] : []),
+    ...(l.bVec
+      ? [{ name: "bVec", type: l.bBf16 ? "array<vec2<u32>>" : "array<vec4f>", of: "b" as const }]
+      : []),
     ...(l.epilogue === "residual" ? [{ name: "r", type: "array<f32>", of: "r" as const }] : []),
     { name: "y", type: "array<f32>", of: "y" as const, rw: true },
   ];
@@ -139,6 +142,10 @@ ${
       ? `fn bf16At(i: u32) -> f32 {
   let word = bFlat[i >> 1u];
   return bitcast<f32>(select(word << 16u, word & 0xffff0000u, (i & 1u) == 1u));
+}
+fn widen4(w: vec2<u32>) -> vec4f {
+  return vec4f(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u),
+               bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u));
 }`
       : ""
   }
@@ -221,7 +228,7 @@ export function matmulSerial(
     bKContiguous,
     bBf16,
     aVec: (aKContiguous ? inner : rows) % 4 === 0,
-    bVec: !bBf16 && (bKContiguous ? inner : cols) % 4 === 0,
+    bVec: (bKContiguous ? inner : cols) % 4 === 0,
     epilogue: opts.residual ? "residual" : opts.accumulate ? "accumulate" : "store",
   };
   const key = `matmulSerial.${+aKContiguous}${+bKContiguous}${+bBf16}${+layout.aVec}` +
