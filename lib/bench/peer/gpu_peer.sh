@@ -13,6 +13,8 @@
 #   bench-train      a SmolLM2-135M-shaped training step (4 x 1024 tokens) ...
 #   torch_train      ... and PyTorch eager f32 on the same shapes
 #   parity           `model logits` vs LlamaForCausalLM (f64) on the same random safetensors
+#   bench-attention  the attention kernels at 3B shapes, blocked vs per-(row, head), bit checks
+#   bench-model      decode at batch 1 with precision bf16 (packed compute copies)
 #   (if time is left) bench-train and torch_train at 3B shapes, parity at 3B shapes (2 layers)
 # then lib/bench/peer/summarize.py prints the table (also in OUT_DIR/summary.txt).
 #
@@ -74,6 +76,7 @@ bundle() { echo "$OUT/bundles/$1"; }
 CFG3B="$ROOT/experiments/assets/lsp/llama-3.2-3b-instruct-config.json"
 SMOL="$ROOT/experiments/assets/bench/smollm2-135m-config.json"
 MATMUL=bench-matmul
+ATTENTION=bench-attention
 TOKENS=1024
 # PEER_SMOKE=1 checks this script's plumbing on any machine (a CPU adapter included): the tiny
 # bench-matmul-cpu shapes, bench-model's small config for both models, 64-token rows. Its
@@ -82,7 +85,7 @@ if [ -n "${PEER_SMOKE:-}" ]; then
   SMALL="$OUT/small-config.json"
   (cd "$ROOT" && $DENO_RUN main.ts exp bench-model --dry-run 2>/dev/null) |
     $PY -c "import json,sys; json.dump(json.load(sys.stdin)['config'], open('$SMALL','w'))"
-  CFG3B=$SMALL SMOL=$SMALL MATMUL=bench-matmul-cpu TOKENS=64
+  CFG3B=$SMALL SMOL=$SMALL MATMUL=bench-matmul-cpu ATTENTION=bench-attention-cpu TOKENS=64
 fi
 note "OUT=$OUT ROOT=$ROOT DENO_RUN=$DENO_RUN VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-unset}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee -a "$SUMMARY"
@@ -127,6 +130,14 @@ step parity_make_smol 60 $PY "$PEER/parity.py" make "$SMOL" "$P1" 256 0
   --model "$P1" --tokens "$(cat "$P1/tokens.txt")" --out "$P1/logits_selfplay.safetensors"
 [ -f "$P1/logits_selfplay.safetensors" ] && step parity_compare_smol 60 $PY "$PEER/parity.py" \
   compare "$P1" "$OUT/logs/parity.jsonl"
+
+# (e) the attention kernels at 3B shapes (blocked vs per-(row, head), with bit checks) and decode
+# with precision bf16 (packed compute copies: half the weight bytes) at batch 1.
+step bench-attention 90 $DENO_RUN main.ts exp $ATTENTION --out "$(bundle bench-attention)"
+step bench-model-bf16-b1 120 $DENO_RUN main.ts exp bench-model \
+  --out "$(bundle bench-model-bf16-b1)" --set config="$CFG3B" --set batch=1 --set promptLen=64 \
+  --set newTokens=65 --set readbackEvery=8 --set warmup=1 --set repeats=2 \
+  --set precision.weights=bf16
 
 # If time is left: the 3B training step (1 x 512, recompute) and 3B parity cut to 2 layers.
 step bench-train-3b 150 $DENO_RUN main.ts exp bench-train --out "$(bundle bench-train-3b)" \

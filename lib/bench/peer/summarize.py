@@ -75,6 +75,23 @@ for b in (1, 32):
                      pct(e.get("prefillFractionOfF32Peak")), ""))
     else:
         rows.append(("decode tok/s", f"3B batch {b}", None, "", None, "", "", "", "missing"))
+e16 = bundle_json("bench-model-bf16-b1", "bench.json")
+e32 = bundle_json("bench-model-b1", "bench.json")
+if e16:
+    rows.append(("decode tok/s", "3B batch 1, precision bf16", e16["decodeTokensPerSecond"], "tok/s",
+                 e32 and e32["decodeTokensPerSecond"], "engine f32",
+                 ratio(e16["decodeTokensPerSecond"], e32 and e32["decodeTokensPerSecond"]),
+                 pct(e16.get("decodeFractionOfCeiling")), "ceiling counts 2 bytes a weight"))
+att = bundle_json("bench-attention", "bench.json")
+for c in (att or {}).get("cases", []):
+    if c["kernel"] != "blocked":
+        continue
+    row = next((r for r in att["cases"] if r["kernel"] == "rowwise" and r["name"] == c["name"]
+                and r["pass"] == c["pass"] and r["B"] == c["B"] and r["S"] == c["S"]), {})
+    rows.append(("attention GFLOP/s", f"{c['name']} {c['pass']} B{c['B']} S{c['S']}",
+                 c["gflops"], "GFLOP/s", row.get("gflops"), "per-(row, head) kernel",
+                 ratio(c["gflops"], row.get("gflops")), pct(c.get("fractionOfF32Peak")),
+                 f"bandwidth {pct(c.get('fractionOfBandwidth')).strip()}"))
 tt = lines(f"{O}/logs/torch_train.jsonl")
 for name, cfg in (("bench-train-smol", "smollm2"), ("bench-train-3b", "llama-3.2-3b")):
     e = bundle_json(name, "bench.json")
@@ -103,6 +120,12 @@ if bits:
               f"vs the 64x64 tiled kernel {c.get('tiledKernelMismatches', '?')}")
 else:
     print("  missing")
+abits = bundle_json("bench-attention", "bits.json")
+if abits:
+    print("\nattention bit checks (bench-attention bits.json: blocked vs per-(row, head), reruns):")
+    for c in abits["checks"]:
+        print(f"  {c['name']} {c['pass']:9} B{c['B']} S{c['S']} words {c['words']}: "
+              f"mismatches {c['rowwiseMismatches']}, rerun {c['rerunMismatches']}")
 print("\nlogits parity (engine vs transformers; target: within 1e-4 relative of f64):")
 for r in lines(f"{O}/logs/parity.jsonl"):
     for k in ("engineVsF64", "torchF32VsF64", "engineVsTorchF32"):
