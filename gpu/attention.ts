@@ -30,6 +30,11 @@
  *
  * @module
  */
+import {
+  BACKWARD_KV_BINDINGS_WGSL,
+  BACKWARD_Q_BINDINGS_WGSL,
+  FORWARD_BINDINGS_WGSL,
+} from "./attention_bindings.ts";
 import { f32, grid, kernel, type Recorder } from "./recorder.ts";
 import { serialTreeReduceWgsl, treeReduceWgsl } from "./reduce.ts";
 import type { Gpu } from "./device.ts";
@@ -110,15 +115,7 @@ const TREE_WGSL = treeReduceWgsl(TILE);
 function attentionWgsl(hd: number): string {
   const nd = Math.ceil(hd / TILE);
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> kc: array<f32>;
-@group(0) @binding(2) var<storage, read> vc: array<f32>;
-@group(0) @binding(3) var<storage, read> seq: array<u32>;
-@group(0) @binding(4) var<storage, read> pos: array<u32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
-struct P { M: u32, nHeads: u32, nKv: u32, S: u32, scale: f32 }
-@group(0) @binding(7) var<uniform> p: P;
+${FORWARD_BINDINGS_WGSL}
 const HD = ${hd}u;
 const T = ${TILE}u;
 var<workgroup> qs: array<f32, HD>;
@@ -207,15 +204,7 @@ export function serialLoops(
  */
 function attentionSerialWgsl(hd: number): string {
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> kc: array<f32>;
-@group(0) @binding(2) var<storage, read> vc: array<f32>;
-@group(0) @binding(3) var<storage, read> seq: array<u32>;
-@group(0) @binding(4) var<storage, read> pos: array<u32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
-struct P { M: u32, nHeads: u32, nKv: u32, S: u32, scale: f32 }
-@group(0) @binding(7) var<uniform> p: P;
+${FORWARD_BINDINGS_WGSL}
 const HD = ${hd}u;
 const T = ${TILE}u;
 ${serialTreeReduceWgsl(TILE)}
@@ -275,16 +264,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 /** dk, dv with one invocation per (sequence, key position, kv head): the serial replay. */
 function backwardKvSerialWgsl(hd: number): string {
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> kc: array<f32>;
-@group(0) @binding(2) var<storage, read> vc: array<f32>;
-@group(0) @binding(3) var<storage, read> lse: array<f32>;
-@group(0) @binding(4) var<storage, read> dout: array<f32>;
-@group(0) @binding(5) var<storage, read> delta: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dk: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dv: array<f32>;
-struct P { B: u32, S: u32, nHeads: u32, nKv: u32, scale: f32 }
-@group(0) @binding(8) var<uniform> p: P;
+${BACKWARD_KV_BINDINGS_WGSL}
 const HD = ${hd}u;
 const T = ${TILE}u;
 @compute @workgroup_size(${SERIAL_WG})
@@ -348,15 +328,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 /** dq with one invocation per (row, head): the serial replay. */
 function backwardQSerialWgsl(hd: number): string {
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> kc: array<f32>;
-@group(0) @binding(2) var<storage, read> vc: array<f32>;
-@group(0) @binding(3) var<storage, read> out: array<f32>;
-@group(0) @binding(4) var<storage, read> lse: array<f32>;
-@group(0) @binding(5) var<storage, read> dout: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dq: array<f32>;
-struct P { B: u32, S: u32, nHeads: u32, nKv: u32, scale: f32 }
-@group(0) @binding(7) var<uniform> p: P;
+${BACKWARD_Q_BINDINGS_WGSL}
 const HD = ${hd}u;
 const T = ${TILE}u;
 @compute @workgroup_size(${SERIAL_WG})
@@ -510,16 +482,7 @@ export function attentionDelta(
 function backwardKvWgsl(hd: number): string {
   const nd = Math.ceil(hd / TILE);
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> kc: array<f32>;
-@group(0) @binding(2) var<storage, read> vc: array<f32>;
-@group(0) @binding(3) var<storage, read> lse: array<f32>;
-@group(0) @binding(4) var<storage, read> dout: array<f32>;
-@group(0) @binding(5) var<storage, read> delta: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dk: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dv: array<f32>;
-struct P { B: u32, S: u32, nHeads: u32, nKv: u32, scale: f32 }
-@group(0) @binding(8) var<uniform> p: P;
+${BACKWARD_KV_BINDINGS_WGSL}
 const HD = ${hd}u;
 const T = ${TILE}u;
 var<workgroup> ks: array<f32, HD>;
@@ -597,15 +560,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 function backwardQWgsl(hd: number): string {
   const nd = Math.ceil(hd / TILE);
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> kc: array<f32>;
-@group(0) @binding(2) var<storage, read> vc: array<f32>;
-@group(0) @binding(3) var<storage, read> out: array<f32>;
-@group(0) @binding(4) var<storage, read> lse: array<f32>;
-@group(0) @binding(5) var<storage, read> dout: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dq: array<f32>;
-struct P { B: u32, S: u32, nHeads: u32, nKv: u32, scale: f32 }
-@group(0) @binding(7) var<uniform> p: P;
+${BACKWARD_Q_BINDINGS_WGSL}
 const HD = ${hd}u;
 const T = ${TILE}u;
 var<workgroup> qs: array<f32, HD>;

@@ -17,6 +17,7 @@
  * @module
  */
 import type { Gpu } from "./device.ts";
+import { BACKWARD_KV_BINDINGS_WGSL, BACKWARD_Q_BINDINGS_WGSL } from "./attention_bindings.ts";
 import { f32, grid, kernel, type Recorder } from "./recorder.ts";
 
 const T = 64;
@@ -88,7 +89,6 @@ function widths(hd: number, CH: number) {
 const HEADER = (hd: number, CH: number, UT: number, U: number) => {
   const { KW, KS, VW, VK } = widths(hd, CH);
   return /* wgsl */ `
-struct P { B: u32, S: u32, nHeads: u32, nKv: u32, scale: f32 }
 const HD = ${hd}u;
 const T = ${T}u;
 const U = ${U}u;
@@ -104,14 +104,7 @@ function dqWgsl(hd: number, plan: BackwardPlan): string {
   const { R, HS, UTq: UT, CH } = plan;
   const U = R * HS, UPT = U / UT, ND = Math.ceil(hd / T);
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> kc: array<f32>;
-@group(0) @binding(2) var<storage, read> vc: array<f32>;
-@group(0) @binding(3) var<storage, read> out: array<f32>;
-@group(0) @binding(4) var<storage, read> lse: array<f32>;
-@group(0) @binding(5) var<storage, read> dout: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dq: array<f32>;
-@group(0) @binding(7) var<uniform> p: P;
+${BACKWARD_Q_BINDINGS_WGSL}
 ${HEADER(hd, CH, UT, U)}
 const R = ${R}u;
 const HS = ${HS}u;
@@ -257,15 +250,7 @@ function dkvWgsl(hd: number, plan: BackwardPlan): string {
   const { KB, UTk: UT, CH } = plan;
   const U = KB, UPT = U / UT, ND = Math.ceil(hd / T);
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> kc: array<f32>;
-@group(0) @binding(2) var<storage, read> vc: array<f32>;
-@group(0) @binding(3) var<storage, read> lse: array<f32>;
-@group(0) @binding(4) var<storage, read> dout: array<f32>;
-@group(0) @binding(5) var<storage, read> delta: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dk: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dv: array<f32>;
-@group(0) @binding(8) var<uniform> p: P;
+${BACKWARD_KV_BINDINGS_WGSL}
 ${HEADER(hd, CH, UT, U)}
 var<workgroup> ks: array<f32, ${U * hd}>;
 var<workgroup> vs: array<f32, ${U * hd}>;

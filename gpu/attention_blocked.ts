@@ -21,6 +21,7 @@
  * @module
  */
 import type { Gpu } from "./device.ts";
+import { FORWARD_BINDINGS_WGSL } from "./attention_bindings.ts";
 import { f32, grid, kernel, type Recorder } from "./recorder.ts";
 
 /** Keys per tile and lanes per (row, head) unit: the per-(row, head) kernel's TILE. */
@@ -88,15 +89,7 @@ function blockedWgsl(hd: number, plan: BlockPlan): string {
   const KW = Math.min(CH, hd), KS = KW + 1, VW = Math.min(T, hd);
   const VK = Math.min(T, Math.floor((T * KS) / VW));
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> kc: array<f32>;
-@group(0) @binding(2) var<storage, read> vc: array<f32>;
-@group(0) @binding(3) var<storage, read> seq: array<u32>;
-@group(0) @binding(4) var<storage, read> pos: array<u32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
-struct P { M: u32, nHeads: u32, nKv: u32, S: u32, scale: f32 }
-@group(0) @binding(7) var<uniform> p: P;
+${FORWARD_BINDINGS_WGSL}
 const HD = ${hd}u;
 const T = ${T}u;
 const R = ${R}u;
