@@ -3,10 +3,20 @@ import assert from "node:assert/strict";
 import type { Gpu, KernelStyle } from "../gpu/device.ts";
 import { createBuffer, uploadBuffer } from "../gpu/buffers.ts";
 import { Recorder } from "../gpu/recorder.ts";
+import { packBf16Gpu, packedBf16Bytes } from "../gpu/bf16.ts";
 
 /** Uploads a copy of `data` (so later host edits do not race the queue). */
 export function up(gpu: Gpu, data: Float32Array | Uint32Array, label = "t"): GPUBuffer {
   return uploadBuffer(gpu, data.slice(), label);
+}
+
+/** Packs f32 values to BF16 on the GPU (rounding to nearest even), for the BF16 kernels. */
+export async function bf16Of(gpu: Gpu, w: Float32Array): Promise<GPUBuffer> {
+  const packed = createBuffer(gpu, packedBf16Bytes(w.length), "wBf16");
+  const rec = new Recorder(gpu);
+  packBf16Gpu(rec, up(gpu, w), packed, w.length);
+  await rec.submit();
+  return packed;
 }
 
 /** A zeroed f32 buffer of n elements. */

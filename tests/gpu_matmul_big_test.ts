@@ -14,21 +14,10 @@ import {
   matmulTiled,
 } from "../gpu/matmul.ts";
 import { matmulBig } from "../gpu/matmul_big.ts";
-import { packBf16Gpu, packedBf16Bytes } from "../gpu/bf16.ts";
-import { createBuffer } from "../gpu/buffers.ts";
-import { Recorder } from "../gpu/recorder.ts";
 import { randn } from "./helpers.ts";
-import { assertSameBits, run, up, zeros } from "./gpu_kernel_helpers.ts";
+import { assertSameBits, bf16Of, run, up, zeros } from "./gpu_kernel_helpers.ts";
 
 const NAMES: [string, string] = ["128x128 kernel", "64x64 kernel"];
-
-async function bf16Of(gpu: Gpu, w: Float32Array): Promise<GPUBuffer> {
-  const packed = createBuffer(gpu, packedBf16Bytes(w.length), "wBf16");
-  const rec = new Recorder(gpu);
-  packBf16Gpu(rec, up(gpu, w), packed, w.length);
-  await rec.submit();
-  return packed;
-}
 
 /** Runs body with the device's kernel style set to "workgroup" (the GPU paths), then restores. */
 async function asGpu<T>(gpu: Gpu, body: () => Promise<T>): Promise<T> {

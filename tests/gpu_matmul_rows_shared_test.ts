@@ -3,23 +3,13 @@
  * of the separate few-row and tiled products: 2 and 3 weights, f32 and packed BF16, column
  * counts that are and are not multiples of a workgroup's columns (so workgroups straddle parts).
  */
-import { getGpu, type Gpu } from "../gpu/device.ts";
+import { getGpu } from "../gpu/device.ts";
 import { matmulTiled } from "../gpu/matmul.ts";
 import { matmulRowsShared } from "../gpu/matmul_rows_shared.ts";
-import { packBf16Gpu, packedBf16Bytes } from "../gpu/bf16.ts";
-import { createBuffer } from "../gpu/buffers.ts";
 import { Recorder } from "../gpu/recorder.ts";
 import { randn } from "./helpers.ts";
-import { assertSameBits, run, up, zeros } from "./gpu_kernel_helpers.ts";
+import { assertSameBits, bf16Of, run, up, zeros } from "./gpu_kernel_helpers.ts";
 import assert from "node:assert/strict";
-
-async function bf16Of(gpu: Gpu, w: Float32Array): Promise<GPUBuffer> {
-  const packed = createBuffer(gpu, packedBf16Bytes(w.length), "wBf16");
-  const rec = new Recorder(gpu);
-  packBf16Gpu(rec, up(gpu, w), packed, w.length);
-  await rec.submit();
-  return packed;
-}
 
 /** [M, K, N per part]. */
 const CASES: [number, number, number[]][] = [

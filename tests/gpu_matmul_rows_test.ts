@@ -3,23 +3,11 @@
  * f32 and packed BF16 weights, every epilogue; and through the dispatchers in both kernel styles
  * the rows of a product at M = 1 and 32 (decode) equal the same rows at M = 3200 (training).
  */
-import { getGpu, type Gpu } from "../gpu/device.ts";
+import { getGpu } from "../gpu/device.ts";
 import { FEW_ROWS, matmul, matmulBf16W, matmulResidual, matmulTiled } from "../gpu/matmul.ts";
 import { matmulRows } from "../gpu/matmul_rows.ts";
-import { packBf16Gpu, packedBf16Bytes } from "../gpu/bf16.ts";
-import { createBuffer } from "../gpu/buffers.ts";
-import { Recorder } from "../gpu/recorder.ts";
 import { randn } from "./helpers.ts";
-import { assertSameBits, inBothStyles, run, up, zeros } from "./gpu_kernel_helpers.ts";
-
-/** Packs f32 weights to BF16 on the GPU (rounding), for the BF16 kernels. */
-async function bf16Of(gpu: Gpu, w: Float32Array): Promise<GPUBuffer> {
-  const packed = createBuffer(gpu, packedBf16Bytes(w.length), "wBf16");
-  const rec = new Recorder(gpu);
-  packBf16Gpu(rec, up(gpu, w), packed, w.length);
-  await rec.submit();
-  return packed;
-}
+import { assertSameBits, bf16Of, inBothStyles, run, up, zeros } from "./gpu_kernel_helpers.ts";
 
 const GT: [string, string] = ["few-row kernel", "tiled kernel"];
 const SMALL: [string, string] = ["few rows", "M = 3200"];

@@ -4,7 +4,6 @@
  * multiples of 4), packed BF16 weights, and every epilogue; and the engine's dispatchers give the
  * same bits in both kernel styles.
  */
-import type { Gpu } from "../gpu/device.ts";
 import { getGpu } from "../gpu/device.ts";
 import {
   matmul,
@@ -15,11 +14,8 @@ import {
   matmulTiled,
 } from "../gpu/matmul.ts";
 import { matmulSerial } from "../gpu/matmul_serial.ts";
-import { packBf16Gpu, packedBf16Bytes } from "../gpu/bf16.ts";
-import { createBuffer } from "../gpu/buffers.ts";
-import { Recorder } from "../gpu/recorder.ts";
 import { randn } from "./helpers.ts";
-import { assertSameBits, inBothStyles, run, up, zeros } from "./gpu_kernel_helpers.ts";
+import { assertSameBits, bf16Of, inBothStyles, run, up, zeros } from "./gpu_kernel_helpers.ts";
 
 const NAMES: [string, string] = ["serial kernel", "tiled kernel"];
 
@@ -35,14 +31,6 @@ const SHAPES: [number, number, number][] = [
   [64, 103, 64],
   [130, 33, 129],
 ];
-
-async function bf16Of(gpu: Gpu, w: Float32Array): Promise<GPUBuffer> {
-  const packed = createBuffer(gpu, packedBf16Bytes(w.length), "wBf16");
-  const rec = new Recorder(gpu);
-  packBf16Gpu(rec, up(gpu, w), packed, w.length);
-  await rec.submit();
-  return packed;
-}
 
 Deno.test("serial matmul equals the tiled kernel for all three products, bit for bit", async () => {
   const gpu = await getGpu();
