@@ -31,7 +31,7 @@ export const SLICE = 64;
 /** Row lanes per column (256 threads = COLS x LANES). */
 const LANES = 256 / COLS;
 /** Rows one workgroup covers (LANES lanes x ROWS rows each). */
-const WG_ROWS = LANES * ROWS;
+export const WG_ROWS = LANES * ROWS;
 
 /** How the epilogue combines the product with y. */
 export type Epilogue = "store" | "accumulate" | "residual";
@@ -84,14 +84,24 @@ const madd = (acc: string, xv: string, wv: string) =>
   `${acc} = ${acc} + ${xv}.x * ${wv}.x; ${acc} = ${acc} + ${xv}.y * ${wv}.y; ` +
   `${acc} = ${acc} + ${xv}.z * ${wv}.z; ${acc} = ${acc} + ${xv}.w * ${wv}.w;`;
 
-/** COLS columns per workgroup, weight slices staged in workgroup memory. */
-function rowsWgsl(format: WeightFormat, epilogue: Epilogue): string {
+/**
+ * The few-row kernel's `main` over `cols` output columns (a WGSL expression): `loadW(c, q)` is the
+ * WGSL of vec4 q of weight column c (both in range), `store(row, col, acc)` the statement that
+ * writes one output. gpu/matmul_rows_shared.ts builds on it, so both keep one arithmetic.
+ */
+export function rowsMainWgsl(
+  cols: string,
+  loadW: (c: string, q: string) => string,
+  store: (row: string, col: string, acc: string) => string,
+): string {
   const S4 = SLICE / 4; // vec4s per column per slice
   const STRIDE = S4 + 1; // padded row of the staged tile (spreads columns over banks)
   const LOADS = (COLS * S4) / 256; // vec4 loads per thread per slice
   const accs = Array.from({ length: ROWS }, (_, i) => i);
+  const load = (c: string, q: string) =>
+    `select(vec4f(0.0), ${loadW(`min(${c}, ${cols} - 1u)`, `min(${q}, K4 - 1u)`)},
+                    ${c} < ${cols} && ${q} < K4)`;
   return /* wgsl */ `
-${bindings(format, epilogue)}
 var<workgroup> tile: array<vec4f, ${COLS * STRIDE}>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -111,8 +121,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     let e = t + j * 256u;
     let c = n0 + e / ${S4}u;
     let q = e % ${S4}u;
-    pre[j] = select(vec4f(0.0), loadW(min(c, p.cols - 1u) * K4 + min(q, K4 - 1u)),
-                    c < p.cols && q < K4);
+    pre[j] = ${load("c", "q")};
   }
   for (var q0 = 0u; q0 < K4; q0 += ${S4}u) {
     workgroupBarrier();
@@ -126,8 +135,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
       let e = t + j * 256u;
       let c = n0 + e / ${S4}u;
       let q = q0 + ${S4}u + e % ${S4}u;
-      pre[j] = select(vec4f(0.0), loadW(min(c, p.cols - 1u) * K4 + min(q, K4 - 1u)),
-                      c < p.cols && q < K4);
+      pre[j] = ${load("c", "q")};
     }
     let qn = min(${S4}u, K4 - q0);
     for (var qq = 0u; qq < qn; qq++) {
@@ -138,15 +146,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   }
     }
   }
-  if (n < p.cols) {
+  if (n < ${cols}) {
     ${
     accs.map((i) => {
       const r = `r0 + ${i * LANES}u`;
-      return `if (${r} < p.rows) { finish((${r}) * p.ldy + p.col0 + n, a${i}); }`;
+      return `if (${r} < p.rows) { ${store(r, "n", `a${i}`)} }`;
     }).join("\n    ")
   }
   }
 }`;
+}
+
+/** COLS columns per workgroup, weight slices staged in workgroup memory. */
+function rowsWgsl(format: WeightFormat, epilogue: Epilogue): string {
+  return bindings(format, epilogue) + rowsMainWgsl(
+    "p.cols",
+    (c, q) => `loadW(${c} * K4 + ${q})`,
+    (row, col, acc) => `finish((${row}) * p.ldy + p.col0 + ${col}, ${acc});`,
+  );
 }
 
 /** Whether the few-row kernel can compute an inner dimension of K (vec4 weight rows). */

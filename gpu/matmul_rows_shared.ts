@@ -12,11 +12,8 @@
  *
  * @module
  */
-import { COLS, ROWS, SLICE, type WeightFormat } from "./matmul_rows.ts";
+import { COLS, rowsMainWgsl, type WeightFormat, WG_ROWS } from "./matmul_rows.ts";
 import { cdiv, kernel, type Recorder } from "./recorder.ts";
-
-const LANES = 256 / COLS;
-const WG_ROWS = LANES * ROWS;
 
 /** One weight of a shared product and where its columns go. */
 export interface SharedPart {
@@ -29,9 +26,7 @@ export interface SharedPart {
 
 /** WGSL of the fused kernel over `parts` weights; column c belongs to part i when c < end_i. */
 function sharedWgsl(parts: number, format: WeightFormat): string {
-  const S4 = SLICE / 4, STRIDE = S4 + 1, LOADS = (COLS * S4) / 256;
   const ids = Array.from({ length: parts }, (_, i) => i);
-  const accs = Array.from({ length: ROWS }, (_, i) => i);
   const wType = format === "f32" ? "vec4f" : "vec2u";
   const widen = format === "f32"
     ? (v: string) => v
@@ -50,9 +45,6 @@ function sharedWgsl(parts: number, format: WeightFormat): string {
     `${i === parts - 1 ? "" : `if (c < ${end(i)}) `}{ y${i}[row * (${end(i)} - ${start(i)}) + ` +
     `c - ${start(i)}] = v; return; }`
   ).join(" ");
-  const madd = (a: string) =>
-    `${a} = ${a} + xv.x * wv.x; ${a} = ${a} + xv.y * wv.y; ` +
-    `${a} = ${a} + xv.z * wv.z; ${a} = ${a} + xv.w * wv.w;`;
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<vec4f>;
 ${
@@ -69,56 +61,13 @@ struct P { rows: u32, inner: u32, e0: u32, e1: u32, e2: u32 }
 @group(0) @binding(${1 + 2 * parts}) var<uniform> p: P;
 fn loadW(c: u32, q: u32, K4: u32) -> vec4f { ${loadBranches} }
 fn store(row: u32, c: u32, v: f32) { ${storeBranches} }
-var<workgroup> tile: array<vec4f, ${COLS * STRIDE}>;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
-  let cols = ${end(parts - 1)};
-  let n0 = wid.x * ${COLS}u;
-  let col = t % ${COLS}u;
-  let lane = t / ${COLS}u;
-  let n = n0 + col;
-  let K4 = p.inner / 4u;
-  let last = p.rows - 1u;
-  let r0 = wid.y * ${WG_ROWS}u + lane;
-  ${accs.map((i) => `let xb${i} = min(r0 + ${i * LANES}u, last) * K4;`).join("\n  ")}
-  ${accs.map((i) => `var a${i} = 0.0;`).join(" ")}
-  var pre: array<vec4f, ${LOADS}>;
-  for (var j = 0u; j < ${LOADS}u; j++) {
-    let e = t + j * 256u;
-    let c = n0 + e / ${S4}u;
-    let q = e % ${S4}u;
-    pre[j] = select(vec4f(0.0), loadW(min(c, cols - 1u), min(q, K4 - 1u), K4), c < cols && q < K4);
-  }
-  for (var q0 = 0u; q0 < K4; q0 += ${S4}u) {
-    workgroupBarrier();
-    for (var j = 0u; j < ${LOADS}u; j++) {
-      let e = t + j * 256u;
-      tile[(e / ${S4}u) * ${STRIDE}u + e % ${S4}u] = pre[j];
-    }
-    workgroupBarrier();
-    for (var j = 0u; j < ${LOADS}u; j++) {
-      let e = t + j * 256u;
-      let c = n0 + e / ${S4}u;
-      let q = q0 + ${S4}u + e % ${S4}u;
-      pre[j] = select(vec4f(0.0), loadW(min(c, cols - 1u), min(q, K4 - 1u), K4),
-                      c < cols && q < K4);
-    }
-    let qn = min(${S4}u, K4 - q0);
-    for (var qq = 0u; qq < qn; qq++) {
-      let wv = tile[col * ${STRIDE}u + qq];
-      let q = q0 + qq;
-      ${accs.map((i) => `{ let xv = x[xb${i} + q]; ${madd(`a${i}`)} }`).join("\n      ")}
-    }
-  }
-  if (n < cols) {
-    ${
-    accs.map((i) => {
-      const r = `r0 + ${i * LANES}u`;
-      return `if (${r} < p.rows) { store(${r}, n, a${i}); }`;
-    }).join("\n    ")
-  }
-  }
-}`;
+${
+    rowsMainWgsl(
+      "p.e2", // the last end: ends are padded to three
+      (c, q) => `loadW(${c}, ${q}, K4)`,
+      (row, col, acc) => `store(${row}, ${col}, ${acc});`,
+    )
+  }`;
 }
 
 /**
