@@ -134,7 +134,11 @@ const tensorOfWorkgroup = (k: number): string =>
   Array.from({ length: k - 1 }, (_, j) => `  if (w >= p.t[${j + 1}].y) { j = ${j + 1}u; }`)
     .join("\n");
 
-function sumSquaresMultiWgsl(k: number): string {
+/**
+ * The multi-tensor sum-of-squares bindings (both styles): k gradients, the scratch, and per
+ * tensor n, its first workgroup (or group) in the dispatch, its groups, its scratch offset.
+ */
+function sumSquaresMultiBindings(k: number): string {
   const xs = Array.from(
     { length: k },
     (_, j) => `@group(0) @binding(${j}) var<storage, read> x${j}: array<f32>;`,
@@ -142,9 +146,13 @@ function sumSquaresMultiWgsl(k: number): string {
   return /* wgsl */ `
 ${xs}
 @group(0) @binding(${k}) var<storage, read_write> scratch: array<f32>;
-// Per tensor: n, its first workgroup in this dispatch, its groups, its scratch offset.
 struct P { t: array<vec4u, ${k}> }
-@group(0) @binding(${k + 1}) var<uniform> p: P;
+@group(0) @binding(${k + 1}) var<uniform> p: P;`;
+}
+
+function sumSquaresMultiWgsl(k: number): string {
+  return /* wgsl */ `
+${sumSquaresMultiBindings(k)}
 ${REDUCE_SUM_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -174,16 +182,8 @@ const SERIAL_TREE_WGSL = serialTreeReduceWgsl(WG);
  * per first-level group replays its WG lanes' strided sums and their tree, without barriers.
  */
 function sumSquaresMultiSerialWgsl(k: number): string {
-  const xs = Array.from(
-    { length: k },
-    (_, j) => `@group(0) @binding(${j}) var<storage, read> x${j}: array<f32>;`,
-  ).join("\n");
   return /* wgsl */ `
-${xs}
-@group(0) @binding(${k}) var<storage, read_write> scratch: array<f32>;
-// Per tensor: n, its first group in this dispatch, its groups, its scratch offset.
-struct P { t: array<vec4u, ${k}> }
-@group(0) @binding(${k + 1}) var<uniform> p: P;
+${sumSquaresMultiBindings(k)}
 ${SERIAL_TREE_WGSL}
 @compute @workgroup_size(${SERIAL_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,

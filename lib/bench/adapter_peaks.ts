@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { BenchRow } from "./gpu_timing.ts";
 import { z } from "zod";
 import type { GpuInfo } from "../../gpu/device.ts";
 
@@ -78,3 +79,31 @@ export function adapterPeaks(
 /** value / peak, or null when the peak is unknown. */
 export const fractionOf = (value: number, peak: number | null): number | null =>
   peak === null ? null : value / peak;
+
+/** What {@link throughputRows} reads of a timed case. */
+export interface ThroughputCase {
+  gflops: number;
+  gbps: number;
+  fractionOfF32Peak: number | null;
+  fractionOfBandwidth: number | null;
+}
+
+/** A timed case's two table rows: GFLOP/s against the f32 peak, GB/s against the bandwidth. */
+export function throughputRows(label: string, c: ThroughputCase, peaks: AdapterPeaks): BenchRow[] {
+  return [
+    {
+      case: label,
+      value: c.gflops,
+      unit: "GFLOP/s",
+      fraction: c.fractionOfF32Peak,
+      of: peaks.f32Gflops === null ? null : `f32 peak ${peaks.f32Gflops} GFLOP/s`,
+    },
+    {
+      case: label,
+      value: c.gbps,
+      unit: "GB/s",
+      fraction: c.fractionOfBandwidth,
+      of: peaks.memoryGBps === null ? null : `memory ${peaks.memoryGBps} GB/s`,
+    },
+  ];
+}

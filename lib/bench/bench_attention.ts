@@ -22,7 +22,13 @@ import { Recorder } from "../../gpu/recorder.ts";
 import { fillNormal } from "../../gpu/init.ts";
 import { attention, attentionBackward, type AttentionVariant } from "../../gpu/attention.ts";
 import { defineKind, type RunContext } from "../experiment/kind.ts";
-import { type AdapterPeaks, adapterPeaks, fractionOf, PeaksField } from "./adapter_peaks.ts";
+import {
+  type AdapterPeaks,
+  adapterPeaks,
+  fractionOf,
+  PeaksField,
+  throughputRows,
+} from "./adapter_peaks.ts";
 import { type BenchRow, timePerOp } from "./gpu_timing.ts";
 
 const PASSES = ["prefill", "decode", "backward"] as const;
@@ -286,22 +292,7 @@ export async function benchAttention(
   const table: BenchRow[] = cases.flatMap((c) => {
     const label = `${c.name} ${c.pass} B=${c.B} S=${c.S} heads ${c.nHeads}/${c.nKv} hd=${c.hd} ` +
       `(${c.kernel})`;
-    return [
-      {
-        case: label,
-        value: c.gflops,
-        unit: "GFLOP/s",
-        fraction: c.fractionOfF32Peak,
-        of: peaks.f32Gflops === null ? null : `f32 peak ${peaks.f32Gflops} GFLOP/s`,
-      },
-      {
-        case: label,
-        value: c.gbps,
-        unit: "GB/s",
-        fraction: c.fractionOfBandwidth,
-        of: peaks.memoryGBps === null ? null : `memory ${peaks.memoryGBps} GB/s`,
-      },
-    ];
+    return throughputRows(label, c, peaks);
   });
   const i = gpu.info;
   return {

@@ -30,7 +30,13 @@ import {
   matmulTiled,
 } from "../../gpu/matmul.ts";
 import { defineKind, type RunContext } from "../experiment/kind.ts";
-import { type AdapterPeaks, adapterPeaks, fractionOf, PeaksField } from "./adapter_peaks.ts";
+import {
+  type AdapterPeaks,
+  adapterPeaks,
+  fractionOf,
+  PeaksField,
+  throughputRows,
+} from "./adapter_peaks.ts";
 import { type BenchRow, timePerOp } from "./gpu_timing.ts";
 
 /** The four products lib/model dispatches. Every op does 2·M·K·N flops. */
@@ -298,22 +304,7 @@ export async function benchMatmul(
   });
   const table: BenchRow[] = cases.flatMap((c) => {
     const label = `${c.name} ${c.op} M=${c.M} K=${c.K} N=${c.N} (${c.kernel})`;
-    return [
-      {
-        case: label,
-        value: c.gflops,
-        unit: "GFLOP/s",
-        fraction: c.fractionOfF32Peak,
-        of: peaks.f32Gflops === null ? null : `f32 peak ${peaks.f32Gflops} GFLOP/s`,
-      },
-      {
-        case: label,
-        value: c.gbps,
-        unit: "GB/s",
-        fraction: c.fractionOfBandwidth,
-        of: peaks.memoryGBps === null ? null : `memory ${peaks.memoryGBps} GB/s`,
-      },
-    ];
+    return throughputRows(label, c, peaks);
   });
   const bits: BitCheck[] = [];
   for (const op of ["forward", "forwardBf16", "gradInput"] as const) {
