@@ -130,6 +130,7 @@ Deno.test("bench-matmul times engine and tiled kernels, relates them to the peak
       shapes: [
         { name: "decode", op: "forward", M: 2, K: 64, N: 40 },
         { name: "train", op: "gradWeight", M: 70, K: 12, N: 9 },
+        { name: "train", op: "gradInputBf16", M: 70, K: 12, N: 9 },
       ],
       targetMs: 5,
       repeats: 1,
@@ -138,19 +139,20 @@ Deno.test("bench-matmul times engine and tiled kernels, relates them to the peak
     });
     const r = m.result;
     assert.equal(r.peaks.source, "manifest");
-    assert.equal(r.cases.length, 4); // 2 shapes x (engine, tiled)
+    assert.equal(r.cases.length, 6); // 3 shapes x (engine, tiled)
     for (const c of r.cases) {
       assert.ok(c.msPerOp > 0 && c.gflops > 0 && c.gbps > 0, JSON.stringify(c));
       assert.ok(Math.abs(c.fractionOfF32Peak - c.gflops / 1000) < 1e-12);
       assert.ok(Math.abs(c.fractionOfBandwidth - c.gbps / 50) < 1e-12);
     }
-    assert.equal(r.engineSpeedup.length, 2);
-    assert.equal(r.table.length, 8); // GFLOP/s and GB/s per case
+    assert.equal(r.engineSpeedup.length, 3);
+    assert.equal(r.table.length, 12); // GFLOP/s and GB/s per case
     const bits = JSON.parse(await Deno.readTextFile(join(m.dir, "bits.json")));
     assert.deepEqual(bits.checks.map((c: { op: string }) => c.op), [
       "forward",
       "forwardBf16",
       "gradInput",
+      "gradInputBf16",
     ]);
     for (const c of bits.checks) {
       assert.deepEqual(c.rows.map((x: { M: number }) => x.M), [1, 5]);

@@ -39,8 +39,8 @@ import {
 } from "./adapter_peaks.ts";
 import { type BenchRow, timePerOp } from "./gpu_timing.ts";
 
-/** The four products lib/model dispatches. Every op does 2·M·K·N flops. */
-const OPS = ["forward", "forwardBf16", "gradInput", "gradWeight"] as const;
+/** The products lib/model dispatches. Every op does 2·M·K·N flops. */
+const OPS = ["forward", "forwardBf16", "gradInput", "gradInputBf16", "gradWeight"] as const;
 type Op = (typeof OPS)[number];
 
 /** Which implementation to time: the engine's dispatcher, or the 64x64 tiled kernel. */
@@ -52,7 +52,8 @@ const Shape = z.strictObject({
   name: z.string().min(1),
   /**
    * forward: y[M,N] = x[M,K]·w[N,K]ᵀ; forwardBf16: the same with packed BF16 w; gradInput:
-   * dx[M,K] = dy[M,N]·w[N,K]; gradWeight: dw[N,K] = dy[M,N]ᵀ·x[M,K].
+   * dx[M,K] = dy[M,N]·w[N,K]; gradInputBf16: the same with packed BF16 w (precision bf16
+   * training); gradWeight: dw[N,K] = dy[M,N]ᵀ·x[M,K].
    */
   op: z.enum(OPS),
   M: z.number().int().positive(),
@@ -68,6 +69,7 @@ const DEFAULT_SHAPES: z.input<typeof Shape>[] = [
   { name: "3B.gate_proj", op: "forward", M: 3200, K: 3072, N: 8192 },
   { name: "3B.down_proj", op: "forward", M: 3200, K: 8192, N: 3072 },
   { name: "3B.gate_proj", op: "gradInput", M: 3200, K: 3072, N: 8192 },
+  { name: "3B.gate_proj", op: "gradInputBf16", M: 3200, K: 3072, N: 8192 },
   { name: "3B.gate_proj", op: "gradWeight", M: 3200, K: 3072, N: 8192 },
   { name: "3B.lm_head_chunk", op: "forward", M: 523, K: 3072, N: 128256 },
   ...[1, 8, 32].flatMap((M) => [
@@ -122,7 +124,7 @@ export interface MatmulCase {
 
 /** One row-invariance check of bits.json. */
 export interface BitCheck {
-  op: "forward" | "forwardBf16" | "gradInput";
+  op: "forward" | "forwardBf16" | "gradInput" | "gradInputBf16";
   K: number;
   N: number;
   /** Rows compared at each count: mismatching f32 words against the largest count. */
@@ -135,7 +137,7 @@ export interface BitCheck {
 
 /** Bytes one op moves at least: both operands once and the output once. */
 function opBytes(op: Op, M: number, K: number, N: number): number {
-  const w = op === "forwardBf16" ? 2 : 4;
+  const w = op === "forwardBf16" || op === "gradInputBf16" ? 2 : 4;
   return op === "gradWeight" ? 4 * (M * N + M * K + N * K) : 4 * (M * K + M * N) + w * N * K;
 }
 
@@ -174,12 +176,18 @@ async function operands(gpu: Gpu, op: Op, M: number, K: number, N: number, varia
       : format === "bf16"
       ? (r) => matmulBf16W(r, x, w, y, M, K, N)
       : (r) => matmul(r, x, w, y, M, K, N);
-  } else if (op === "gradInput") {
+  } else if (op === "gradInput" || op === "gradInputBf16") {
     const dy = own(normalBuffer(gpu, rec, M * N, 3, 1, "dy"));
-    const w = own(normalBuffer(gpu, rec, N * K, 2, 0.02, "w"));
+    let w = own(normalBuffer(gpu, rec, N * K, 2, 0.02, "w"));
+    const format = op === "gradInputBf16" ? "bf16" : "f32";
+    if (format === "bf16") {
+      const packed = own(createBuffer(gpu, packedBf16Bytes(N * K), "wBf16"));
+      packBf16Gpu(rec, w, packed, N * K);
+      w = packed;
+    }
     const dx = own(createBuffer(gpu, M * K * 4, "dx"));
     const f = variant === "tiled" ? matmulGradInputTiled : matmulGradInput;
-    record = (r) => f(r, dy, w, dx, M, K, N);
+    record = (r) => f(r, dy, w, dx, M, K, N, false, format);
   } else {
     const dy = own(normalBuffer(gpu, rec, M * N, 3, 1, "dy"));
     const x = own(normalBuffer(gpu, rec, M * K, 1, 1, "x"));
@@ -203,11 +211,13 @@ async function bitCheck(
   const big = counts[counts.length - 1];
   const rec = new Recorder(gpu);
   // forward: x [big, K] times w [N, K]; gradInput: dy [big, N] times w [N, K] (rows of dx).
-  const inner = op === "gradInput" ? N : K, outCols = op === "gradInput" ? K : N;
+  const grad = op === "gradInput" || op === "gradInputBf16";
+  const bf16 = op === "forwardBf16" || op === "gradInputBf16";
+  const inner = grad ? N : K, outCols = grad ? K : N;
   const a = normalBuffer(gpu, rec, big * inner, 11, 1, "bits.a");
   let w = normalBuffer(gpu, rec, N * K, 12, 0.02, "bits.w");
   const owned = [a, w];
-  if (op === "forwardBf16") {
+  if (bf16) {
     const packed = createBuffer(gpu, packedBf16Bytes(N * K), "bits.wBf16");
     packBf16Gpu(rec, w, packed, N * K);
     owned.push(w = packed);
@@ -217,7 +227,7 @@ async function bitCheck(
       ? matmul(r, a, w, y, m, K, N)
       : op === "forwardBf16"
       ? matmulBf16W(r, a, w, y, m, K, N)
-      : matmulGradInput(r, a, w, y, m, K, N);
+      : matmulGradInput(r, a, w, y, m, K, N, false, bf16 ? "bf16" : "f32");
   const outs = counts.map((m) => createBuffer(gpu, m * outCols * 4, `bits.y${m}`));
   const again = createBuffer(gpu, big * outCols * 4, "bits.again");
   const tiled = createBuffer(gpu, big * outCols * 4, "bits.tiled");
@@ -225,8 +235,9 @@ async function bitCheck(
   counts.forEach((m, i) => product(rec, outs[i], m));
   product(rec, again, big);
   // The 64x64 tiled kernel, the engine's only kernel before issue 15, on the same product.
-  if (op === "gradInput") matmulGradInputTiled(rec, a, w, tiled, big, K, N);
-  else matmulTiled(rec, a, w, tiled, big, K, N, false, op === "forwardBf16" ? "bf16" : "f32");
+  const format = bf16 ? "bf16" : "f32";
+  if (grad) matmulGradInputTiled(rec, a, w, tiled, big, K, N, false, format);
+  else matmulTiled(rec, a, w, tiled, big, K, N, false, format);
   const reads = [...outs, again, tiled].map((b) => rec.read(b));
   await rec.submit();
   const got = (await Promise.all(reads)).map((ab) => new Uint32Array(ab));
@@ -307,7 +318,7 @@ export async function benchMatmul(
     return throughputRows(label, c, peaks);
   });
   const bits: BitCheck[] = [];
-  for (const op of ["forward", "forwardBf16", "gradInput"] as const) {
+  for (const op of ["forward", "forwardBf16", "gradInput", "gradInputBf16"] as const) {
     bits.push(await bitCheck(gpu, op, p.bitCheck.K, p.bitCheck.N, p.bitCheck.rows));
   }
   const i = gpu.info;

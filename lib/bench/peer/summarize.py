@@ -43,7 +43,7 @@ if mm:
     for c in mm["cases"]:
         if c["kernel"] != "engine":
             continue
-        op = "forward" if c["op"] == "forwardBf16" else c["op"]
+        op = {"forwardBf16": "forward", "gradInputBf16": "gradInput"}.get(c["op"], c["op"])
         t = torch_mm.get(("f32", c["name"], op, c["M"], c["K"], c["N"]), {}).get("gflops")
         tb = torch_mm.get(("bf16", c["name"], op, c["M"], c["K"], c["N"]), {}).get("gflops")
         tiled = next((s["ratio"] for s in mm["engineSpeedup"] if s["name"] == c["name"]

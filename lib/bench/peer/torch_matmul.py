@@ -15,7 +15,7 @@ for prec in ("f32", "tf32", "bf16"):
     dt = torch.bfloat16 if prec == "bf16" else torch.float32
     seen = set()
     for s in manifest["shapes"]:
-        op = "forward" if s["op"] == "forwardBf16" else s["op"]
+        op = {"forwardBf16": "forward", "gradInputBf16": "gradInput"}.get(s["op"], s["op"])
         key = (s["name"], op, s["M"], s["K"], s["N"])
         if key in seen:
             continue
