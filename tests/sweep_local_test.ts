@@ -20,6 +20,10 @@ Deno.test("local sweep: 2 workers, interrupt, tampered member refused, resume re
     const child = spawnCli(program, ["exp", manifest, "--out", out]);
     await waitForFile(join(out, "members/g/s0/bundle.json"));
     child.kill("SIGINT");
+    // A member that failed (not the test's interrupt) says why, instead of a missing listing below.
+    const g0Index = JSON.parse(await Deno.readTextFile(join(out, "members/g/s0/bundle.json")));
+    const g0Status = await Deno.readTextFile(join(out, "members/g/s0/status.json")).catch(() => "");
+    assert.equal(g0Index.status, "completed", `member g/s0 ended ${g0Index.status}: ${g0Status}`);
     const first = await child.output();
     const firstErr = new TextDecoder().decode(first.stderr);
     assert.equal(first.code, 130, firstErr);
