@@ -88,6 +88,36 @@ export interface ThroughputCase {
   fractionOfBandwidth: number | null;
 }
 
+/** A timed op's speed (lib/bench/gpu_timing.ts) as rates and fractions of the adapter's peaks. */
+export interface TimedThroughput extends ThroughputCase {
+  /** Fastest repeat and the median repeat, ms per op. */
+  msPerOp: number;
+  medianMsPerOp: number;
+  opsPerSubmit: number;
+}
+
+/**
+ * {@link TimedThroughput} of an op that does `flops` and must move at least `bytes` (each input
+ * read once, each output written once), timed as `t`.
+ */
+export function timedThroughput(
+  t: { msPerOp: number; medianMsPerOp: number; opsPerSubmit: number },
+  flops: number,
+  bytes: number,
+  peaks: AdapterPeaks,
+): TimedThroughput {
+  const gflops = flops / (t.msPerOp * 1e6), gbps = bytes / (t.msPerOp * 1e6);
+  return {
+    msPerOp: t.msPerOp,
+    medianMsPerOp: t.medianMsPerOp,
+    opsPerSubmit: t.opsPerSubmit,
+    gflops,
+    gbps,
+    fractionOfF32Peak: fractionOf(gflops, peaks.f32Gflops),
+    fractionOfBandwidth: fractionOf(gbps, peaks.memoryGBps),
+  };
+}
+
 /** A timed case's two table rows: GFLOP/s against the f32 peak, GB/s against the bandwidth. */
 export function throughputRows(label: string, c: ThroughputCase, peaks: AdapterPeaks): BenchRow[] {
   return [

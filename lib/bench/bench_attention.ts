@@ -25,9 +25,10 @@ import { defineKind, type RunContext } from "../experiment/kind.ts";
 import {
   type AdapterPeaks,
   adapterPeaks,
-  fractionOf,
   PeaksField,
   throughputRows,
+  type TimedThroughput,
+  timedThroughput,
 } from "./adapter_peaks.ts";
 import { type BenchRow, timePerOp } from "./gpu_timing.ts";
 
@@ -88,17 +89,8 @@ export const BenchAttentionSchema = z.strictObject({
 export type BenchAttentionParams = z.output<typeof BenchAttentionSchema>;
 
 /** One timed case of bench.json. */
-export interface AttentionCase extends ShapeDims {
+export interface AttentionCase extends ShapeDims, TimedThroughput {
   kernel: KernelVariant;
-  /** Fastest repeat (lib/bench/gpu_timing.ts) and the median repeat, ms per op. */
-  msPerOp: number;
-  medianMsPerOp: number;
-  opsPerSubmit: number;
-  gflops: number;
-  /** Minimum bytes an op must move (each input read once, each output written once). */
-  gbps: number;
-  fractionOfF32Peak: number | null;
-  fractionOfBandwidth: number | null;
 }
 
 /** One shape's bit check of bits.json. */
@@ -263,18 +255,10 @@ export async function benchAttention(
         repeats: p.repeats,
       });
       for (const [i, kernel] of kernels.entries()) {
-        const t = times[i];
-        const gflops = flops(s) / (t.msPerOp * 1e6), gbps = bytes(s) / (t.msPerOp * 1e6);
         const c: AttentionCase = {
           ...shape,
           kernel,
-          msPerOp: t.msPerOp,
-          medianMsPerOp: t.medianMsPerOp,
-          opsPerSubmit: t.opsPerSubmit,
-          gflops,
-          gbps,
-          fractionOfF32Peak: fractionOf(gflops, peaks.f32Gflops),
-          fractionOfBandwidth: fractionOf(gbps, peaks.memoryGBps),
+          ...timedThroughput(times[i], flops(s), bytes(s), peaks),
         };
         cases.push(c);
         await onCase?.(c);

@@ -33,9 +33,10 @@ import { defineKind, type RunContext } from "../experiment/kind.ts";
 import {
   type AdapterPeaks,
   adapterPeaks,
-  fractionOf,
   PeaksField,
   throughputRows,
+  type TimedThroughput,
+  timedThroughput,
 } from "./adapter_peaks.ts";
 import { type BenchRow, timePerOp } from "./gpu_timing.ts";
 
@@ -104,22 +105,13 @@ export const BenchMatmulSchema = z.strictObject({
 export type BenchMatmulParams = z.output<typeof BenchMatmulSchema>;
 
 /** One timed case of bench.json. */
-export interface MatmulCase {
+export interface MatmulCase extends TimedThroughput {
   name: string;
   op: Op;
   M: number;
   K: number;
   N: number;
   kernel: KernelVariant;
-  /** Fastest repeat (see lib/bench/gpu_timing.ts) and the median repeat, ms per op. */
-  msPerOp: number;
-  medianMsPerOp: number;
-  opsPerSubmit: number;
-  gflops: number;
-  /** Minimum bytes an op must move (each operand read once, the output written once). */
-  gbps: number;
-  fractionOfF32Peak: number | null;
-  fractionOfBandwidth: number | null;
 }
 
 /** One row-invariance check of bits.json. */
@@ -285,19 +277,10 @@ export async function benchMatmul(
         repeats: p.repeats,
       });
       for (const [i, kernel] of p.kernels.entries()) {
-        const t = times[i];
-        const gflops = (2 * s.M * s.K * s.N) / (t.msPerOp * 1e6);
-        const gbps = opBytes(s.op, s.M, s.K, s.N) / (t.msPerOp * 1e6);
         const c: MatmulCase = {
           ...s,
           kernel,
-          msPerOp: t.msPerOp,
-          medianMsPerOp: t.medianMsPerOp,
-          opsPerSubmit: t.opsPerSubmit,
-          gflops,
-          gbps,
-          fractionOfF32Peak: fractionOf(gflops, peaks.f32Gflops),
-          fractionOfBandwidth: fractionOf(gbps, peaks.memoryGBps),
+          ...timedThroughput(times[i], 2 * s.M * s.K * s.N, opBytes(s.op, s.M, s.K, s.N), peaks),
         };
         cases.push(c);
         await onCase?.(c);
